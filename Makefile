@@ -1,0 +1,63 @@
+# One entry point for people and CI. Every target bootstraps .venv from bare python3 first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+REGION ?= us-east-1
+export PATH := $(BIN):$(PATH)
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: venv test lint template unit e2e browser-deps build deploy run invoke bench clean
+
+$(STAMP): requirements-dev.txt constraints.txt layers/common/requirements.txt
+	@echo "Creating $(VENV) with pinned dependencies..." >&2
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt >&2
+	@touch $@
+
+venv: $(STAMP)
+
+## make test: lint, template checks, unit tests, end-to-end and browser tests.
+test: lint template browser-deps
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+template: $(STAMP)
+	$(BIN)/cfn-lint template.yaml
+	$(BIN)/sam validate --lint --region $(REGION)
+	$(BIN)/sam build --build-dir .aws-sam/build --region $(REGION)
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not e2e and not browser"
+
+e2e: $(STAMP) browser-deps
+	$(BIN)/python -m pytest -m "e2e or browser"
+
+browser-deps:
+	@bash local/ensure-chromium.sh
+
+## make build / make deploy: a real AWS account.
+build: $(STAMP)
+	$(BIN)/sam build --region $(REGION)
+
+deploy: build
+	$(BIN)/sam deploy --guided
+
+## make run: the whole stack on this machine, until Ctrl-C.
+run: $(STAMP)
+	@$(BIN)/python -m local.run
+
+## make invoke FUNCTION=<LogicalId> EVENT=<file>: one function against the stack `make run` started.
+invoke: $(STAMP)
+	@$(BIN)/python -m local.invoke "$(FUNCTION)" "$(EVENT)"
+
+## make bench: request counts and cold-import times, against baselines measured in the same run.
+bench: $(STAMP)
+	@$(BIN)/python -m tests.bench
+
+clean:
+	rm -rf .aws-sam .local test-artifacts

@@ -1,0 +1,97 @@
+"""Creates, from template.yaml's own definitions, every AWS resource the functions use, against
+whatever AWS endpoint boto3 is pointed at (moto in tests, the embedded moto server under `make run`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from local import template as tpl
+
+
+@dataclass
+class Stack:
+    """What CloudFormation would report: each resource's Ref and attributes, plus parameter values."""
+
+    refs: dict[str, str] = field(default_factory=dict)
+    attrs: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        env = tpl.resolve(tpl.functions()[logical_id].environment, self.refs, self.attrs)
+        return {key: str(value) for key, value in env.items()}
+
+
+def _table(client: Any, name: str, props: Mapping[str, Any]) -> str:
+    kwargs: dict[str, Any] = {
+        "TableName": name,
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+    }
+    if props.get("GlobalSecondaryIndexes"):
+        kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    arn = client.create_table(**kwargs)["TableDescription"]["TableArn"]
+    client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 50})
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl:
+        client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+    return arn
+
+
+def create(
+    parameters: Mapping[str, str],
+    *,
+    stack_name: str = "local",
+    client_credentials: Mapping[str, str] | None = None,
+    session: boto3.Session | None = None,
+) -> Stack:
+    """Create the template's tables, secret, queues, event buses and keys; return their identifiers.
+
+    `client_credentials` becomes the secret's value in place of the template's generated placeholder.
+    """
+    session = session or boto3.Session()
+    stack = Stack(refs={**tpl.parameter_defaults(), **parameters, "AWS::StackName": stack_name})
+    stack.refs.setdefault("AWS::Region", session.region_name or "us-east-1")
+    stack.refs.setdefault("AWS::AccountId", "123456789012")
+    stack.refs.setdefault("AWS::Partition", "aws")
+    all_resources = tpl.resources()
+    order = ["AWS::KMS::Key", "AWS::DynamoDB::Table", "AWS::SecretsManager::Secret", "AWS::SQS::Queue",
+             "AWS::Events::EventBus"]
+    for type_ in order:
+        for logical_id, resource in all_resources.items():
+            if resource["Type"] != type_:
+                continue
+            props = tpl.resolve(resource.get("Properties", {}), stack.refs, stack.attrs)
+            name = f"{stack_name}-{logical_id}"
+            if type_ == "AWS::KMS::Key":
+                meta = session.client("kms").create_key(Description=props.get("Description", ""))["KeyMetadata"]
+                stack.refs[logical_id], stack.attrs[(logical_id, "Arn")] = meta["KeyId"], meta["Arn"]
+            elif type_ == "AWS::DynamoDB::Table":
+                stack.refs[logical_id] = name
+                stack.attrs[(logical_id, "Arn")] = _table(session.client("dynamodb"), name, props)
+            elif type_ == "AWS::SecretsManager::Secret":
+                value = dict(client_credentials) if client_credentials else _placeholder_secret(props)
+                arn = session.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps(value))["ARN"]
+                stack.refs[logical_id] = arn
+            elif type_ == "AWS::SQS::Queue":
+                sqs = session.client("sqs")
+                url = sqs.create_queue(QueueName=name)["QueueUrl"]
+                arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+                stack.refs[logical_id], stack.attrs[(logical_id, "Arn")] = url, arn
+            elif type_ == "AWS::Events::EventBus":
+                bus_name = props.get("Name", name)
+                arn = session.client("events").create_event_bus(Name=bus_name)["EventBusArn"]
+                stack.refs[logical_id], stack.attrs[(logical_id, "Arn")] = bus_name, arn
+    return stack
+
+
+def _placeholder_secret(props: Mapping[str, Any]) -> dict[str, str]:
+    generate = props.get("GenerateSecretString", {})
+    value = json.loads(generate.get("SecretStringTemplate", "{}"))
+    if "GenerateStringKey" in generate:
+        value[generate["GenerateStringKey"]] = "generated-placeholder"
+    return value

@@ -1,0 +1,172 @@
+"""template.yaml as data: the one definition of routes, functions and resources that tests and the
+local stack read, so neither can drift from what SAM deploys."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_PATH = ROOT / "template.yaml"
+LAYER_PATH = ROOT / "layers" / "common"
+
+
+@dataclass(frozen=True)
+class Intrinsic:
+    """A CloudFormation function (`!Ref X`, `!GetAtt X.Arn`, `!Sub ...`) kept unresolved until asked."""
+
+    name: str
+    value: Any
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML loader that understands CloudFormation's short-form tags."""
+
+
+def _construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Intrinsic:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return Intrinsic("Ref" if suffix == "Ref" else f"Fn::{suffix}", value)
+
+
+_Loader.add_multi_constructor("!", _construct)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    function: str
+    auth: str  # "AWS_IAM" or "NONE"
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """The path as a regex whose named groups are the path parameters."""
+        parts = re.split(r"(\{[A-Za-z0-9_]+\+?\})", self.path)
+        regex = ""
+        for part in parts:
+            if part.startswith("{") and part.endswith("}"):
+                name = part[1:-1]
+                regex += f"(?P<{name.rstrip('+')}>.+)" if name.endswith("+") else f"(?P<{name}>[^/]+)"
+            else:
+                regex += re.escape(part)
+        return re.compile(f"^{regex}$")
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    code_uri: Path
+    handler: str
+    environment: dict[str, Any] = field(default_factory=dict)
+    timeout: int = 3
+
+
+@cache
+def load(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+
+
+def resources(template: Mapping[str, Any] | None = None, type_: str | None = None) -> dict[str, dict[str, Any]]:
+    template = template or load()
+    return {
+        logical_id: resource
+        for logical_id, resource in template["Resources"].items()
+        if type_ is None or resource["Type"] == type_
+    }
+
+
+def functions(template: Mapping[str, Any] | None = None) -> dict[str, FunctionSpec]:
+    template = template or load()
+    global_props = template.get("Globals", {}).get("Function", {})
+    global_env = global_props.get("Environment", {}).get("Variables", {})
+    specs = {}
+    for logical_id, resource in resources(template, "AWS::Serverless::Function").items():
+        props = resource["Properties"]
+        env = {**global_env, **props.get("Environment", {}).get("Variables", {})}
+        specs[logical_id] = FunctionSpec(
+            logical_id=logical_id,
+            code_uri=ROOT / props["CodeUri"],
+            handler=props.get("Handler", global_props.get("Handler", "app.lambda_handler")),
+            environment=env,
+            timeout=int(props.get("Timeout", global_props.get("Timeout", 3))),
+        )
+    return specs
+
+
+def routes(template: Mapping[str, Any] | None = None) -> list[Route]:
+    template = template or load()
+    apis = resources(template, "AWS::Serverless::Api")
+    found = []
+    for logical_id, resource in resources(template, "AWS::Serverless::Function").items():
+        for event in resource["Properties"].get("Events", {}).values():
+            if event["Type"] != "Api":
+                continue
+            props = event["Properties"]
+            api_id = props.get("RestApiId")
+            api = apis.get(api_id.value) if isinstance(api_id, Intrinsic) else None
+            default_auth = ((api or {}).get("Properties", {}).get("Auth", {})).get("DefaultAuthorizer", "NONE")
+            auth = props.get("Auth", {}).get("Authorizer", default_auth)
+            found.append(Route(props["Method"].upper(), props["Path"], logical_id, auth))
+    return found
+
+
+def parameter_defaults(template: Mapping[str, Any] | None = None) -> dict[str, str]:
+    template = template or load()
+    return {name: str(p["Default"]) for name, p in template.get("Parameters", {}).items() if "Default" in p}
+
+
+def resolve(value: Any, refs: Mapping[str, str], attrs: Mapping[tuple[str, str], str] | None = None) -> Any:
+    """Resolve intrinsics against known values: `refs` for !Ref and ${X}, `attrs` for !GetAtt."""
+    attrs = attrs or {}
+    if isinstance(value, Intrinsic):
+        if value.name == "Ref":
+            return refs[value.value]
+        if value.name == "Fn::GetAtt":
+            return attrs[tuple(value.value)]
+        if value.name == "Fn::Sub":
+            def substitute(match: re.Match[str]) -> str:
+                key = match.group(1)
+                if "." in key:
+                    return attrs[tuple(key.split(".", 1))]
+                return refs[key]
+
+            return re.sub(r"\$\{([A-Za-z0-9:._]+)\}", substitute, value.value)
+        raise ValueError(f"unsupported intrinsic {value.name}")
+    if isinstance(value, dict):
+        return {k: resolve(v, refs, attrs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, refs, attrs) for v in value]
+    return value
+
+
+def load_handler(logical_id: str) -> Callable[[dict[str, Any], Any], Any]:
+    """Import a function's handler the way Lambda does: its folder first, the layer beside it."""
+    spec = functions()[logical_id]
+    module_name, attr = spec.handler.rsplit(".", 1)
+    if str(LAYER_PATH) not in sys.path:
+        sys.path.insert(0, str(LAYER_PATH))
+    unique = f"functions_{spec.code_uri.name}_{module_name}"
+    module = sys.modules.get(unique)
+    if module is None:
+        file_spec = importlib.util.spec_from_file_location(unique, spec.code_uri / f"{module_name}.py")
+        assert file_spec and file_spec.loader
+        module = importlib.util.module_from_spec(file_spec)
+        sys.modules[unique] = module
+        file_spec.loader.exec_module(module)
+    return getattr(module, attr)
