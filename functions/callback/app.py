@@ -1,5 +1,66 @@
-"""Placeholder until the handler lands."""
+"""GET|POST /callback: Sage X3 sends the customer's browser here after consent; answer with a page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from x3link import wiring
+from x3link.callback_params import parse_callback
+from x3link.errors import X3LinkError
+from x3link.pages import error_page, success_page
+
+HTML = "text/html; charset=utf-8"
+NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+logger = Logger()
+metrics = Metrics()
+app = APIGatewayRestResolver()
 
 
-def lambda_handler(event: dict, context: object) -> dict:
-    return {"statusCode": 501, "body": "{}"}
+@app.exception_handler(X3LinkError)
+def failed(error: X3LinkError) -> Response:
+    logger.info("Pairing callback refused", extra={"error": error.code, "detail": error.message})
+    metrics.add_metric(name="PairingsFailed", unit=MetricUnit.Count, value=1)
+    return Response(
+        status_code=error.status, content_type=HTML, body=error_page(error.message), headers=NO_STORE
+    )
+
+
+@app.exception_handler(Exception)
+def crashed(error: Exception) -> Response:
+    logger.exception("Pairing callback failed unexpectedly")
+    return Response(
+        status_code=500,
+        content_type=HTML,
+        body=error_page("Something went wrong on our side."),
+        headers=NO_STORE,
+    )
+
+
+@app.get("/callback")
+@app.post("/callback")
+def callback() -> Response:
+    pairing = wiring.pairing_service().complete(parse_callback(app.current_event.raw_event))
+    logger.append_keys(tenant=pairing.tenant)
+    metrics.add_metric(name="PairingsCompleted", unit=MetricUnit.Count, value=1)
+    success_url = wiring.settings().success_url
+    if success_url:
+        return Response(status_code=303, headers={**NO_STORE, "Location": success_url}, body="")
+    return Response(
+        status_code=200,
+        content_type=HTML,
+        body=success_page(pairing.tenant, pairing.folders),
+        headers=NO_STORE,
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,5 +1,36 @@
-"""Placeholder until the handler lands."""
+"""GET /tenants/{tenant}/folders: the Sage X3 folders the customer granted, read with the tenant's tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from x3link import wiring
+from x3link.api import error_response, unexpected_error
+from x3link.errors import X3LinkError
+from x3link.folders import list_folders
+
+logger = Logger()
+metrics = Metrics()
+app = APIGatewayRestResolver()
+app.exception_handler(X3LinkError)(error_response)
+app.exception_handler(Exception)(unexpected_error)
 
 
-def lambda_handler(event: dict, context: object) -> dict:
-    return {"statusCode": 501, "body": "{}"}
+@app.get("/tenants/<tenant>/folders")
+def folders(tenant: str) -> dict[str, Any]:
+    logger.append_keys(tenant=tenant)
+    found = list_folders(tenant, wiring.token_keeper(), wiring.sage_client())
+    metrics.add_metric(name="FolderQueries", unit=MetricUnit.Count, value=1)
+    return {"folders": found}
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

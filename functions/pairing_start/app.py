@@ -1,5 +1,43 @@
-"""Placeholder until the handler lands."""
+"""POST /pairings: start pairing a tenant with its Sage X3 customer and hand back the consent link."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from x3link import wiring
+from x3link.api import error_response, unexpected_error
+from x3link.errors import BadRequest, X3LinkError
+from x3link.pairing import PairingRequest
+
+logger = Logger()
+metrics = Metrics()
+app = APIGatewayRestResolver()
+app.exception_handler(X3LinkError)(error_response)
+app.exception_handler(Exception)(unexpected_error)
 
 
-def lambda_handler(event: dict, context: object) -> dict:
-    return {"statusCode": 501, "body": "{}"}
+@app.post("/pairings")
+def start_pairing() -> Response:
+    try:
+        body = app.current_event.json_body
+    except (TypeError, ValueError):
+        raise BadRequest('The body must be JSON: {"tenant": ..., "customer": ...}.') from None
+    request = PairingRequest.parse(body)
+    logger.append_keys(tenant=request.tenant)
+    context = app.current_event.request_context
+    redirect_uri = wiring.settings().redirect_uri(context.domain_name, context.stage)
+    started = wiring.pairing_service().start(request, redirect_uri)
+    metrics.add_metric(name="PairingsStarted", unit=MetricUnit.Count, value=1)
+    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=started)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

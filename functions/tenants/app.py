@@ -1,5 +1,43 @@
-"""Placeholder until the handler lands."""
+"""GET and DELETE /tenants/{tenant}: what a tenant's pairing looks like (never its tokens), or forget it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from x3link import wiring
+from x3link.api import error_response, unexpected_error
+from x3link.errors import NotPaired, X3LinkError
+
+logger = Logger()
+app = APIGatewayRestResolver()
+app.exception_handler(X3LinkError)(error_response)
+app.exception_handler(Exception)(unexpected_error)
 
 
-def lambda_handler(event: dict, context: object) -> dict:
-    return {"statusCode": 501, "body": "{}"}
+@app.get("/tenants/<tenant>")
+def describe(tenant: str) -> dict[str, Any]:
+    logger.append_keys(tenant=tenant)
+    pairing = wiring.token_store().get(tenant)
+    if pairing is None:
+        raise NotPaired(f"Tenant {tenant!r} is not paired.")
+    return pairing.describe(time.time())
+
+
+@app.delete("/tenants/<tenant>")
+def forget(tenant: str) -> Response:
+    logger.append_keys(tenant=tenant)
+    if not wiring.token_store().delete(tenant):
+        raise NotPaired(f"Tenant {tenant!r} is not paired.")
+    logger.info("Pairing deleted")
+    return Response(status_code=204, body="")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,71 @@
+"""Settings read once from the function's environment, which template.yaml defines."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from x3link.endpoints import normalise
+from x3link.errors import ConfigurationError
+
+DEFAULT_SCOPE = "api.dataDelivery"
+STATE_LIFETIME_SECONDS = 600
+# Sage's access tokens live 5 minutes: refreshing 2 minutes early keeps a slow query from racing the expiry.
+REFRESH_MARGIN_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class Settings:
+    pairings_table: str
+    states_table: str
+    credentials_secret: str
+    events_bus: str
+    rescue_queue_url: str
+    sage_x3_url: str
+    allowed_endpoints: tuple[str, ...]
+    public_base_url: str = ""
+    success_url: str = ""
+    keep_alive_seconds: float = 7 * 86400
+    refresh_margin_seconds: float = REFRESH_MARGIN_SECONDS
+    state_lifetime_seconds: int = STATE_LIFETIME_SECONDS
+    sage_timeout_seconds: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def required(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                raise ConfigurationError(f"{name} is not set")
+            return value
+
+        try:
+            sage_x3_url = normalise(required("SAGE_X3_URL"))
+            extra = [part for part in env.get("SAGE_X3_ALLOWED_ENDPOINTS", "").split(",") if part.strip()]
+            allowed = tuple(dict.fromkeys([sage_x3_url, *(normalise(url) for url in extra)]))
+        except ValueError as exc:
+            raise ConfigurationError(f"Sage X3 endpoint configuration is invalid: {exc}") from exc
+        keep_alive_days = float(env.get("KEEP_ALIVE_DAYS") or 7)
+        margin = max(60.0, float(env.get("REFRESH_MARGIN_SECONDS") or REFRESH_MARGIN_SECONDS))
+        return cls(
+            pairings_table=required("PAIRINGS_TABLE"),
+            states_table=required("PAIRING_STATES_TABLE"),
+            credentials_secret=required("CLIENT_CREDENTIALS_SECRET"),
+            events_bus=required("PAIRING_EVENTS_BUS"),
+            rescue_queue_url=required("TOKEN_RESCUE_QUEUE_URL"),
+            sage_x3_url=sage_x3_url,
+            allowed_endpoints=allowed,
+            public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"),
+            success_url=env.get("PAIRING_SUCCESS_URL", ""),
+            keep_alive_seconds=keep_alive_days * 86400,
+            refresh_margin_seconds=margin,
+            sage_timeout_seconds=float(env.get("SAGE_X3_TIMEOUT_SECONDS") or 10),
+        )
+
+    def redirect_uri(self, domain_name: str, stage: str) -> str:
+        """The callback URL: the configured public base, else the execute-api URL the request came in on."""
+        if self.public_base_url:
+            return f"{self.public_base_url}/callback"
+        return f"https://{domain_name}/{stage}/callback"

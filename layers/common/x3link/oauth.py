@@ -1,0 +1,165 @@
+"""Sage X3's OAuth protocol as pure functions: build requests, parse answers. No I/O here.
+
+Sage's documentation leaves the token response loosely specified, so expiry comes from `expires_in`,
+else the JWT `exp` claim, else the documented lifetimes (5 minutes / 30 days).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from x3link.errors import UpstreamError
+
+ACCESS_TOKEN_LIFETIME = 300
+REFRESH_TOKEN_LIFETIME = 30 * 86400
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    client_id: str
+    client_secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """What one token response gave us. Tokens stay out of repr so they can never reach a log line."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    scope: str
+    access_token_expires_at: float
+    refresh_token_expires_at: float
+
+    @property
+    def folders(self) -> list[str]:
+        return folders_from_scope(self.scope)
+
+
+def authorization_url(
+    base_url: str, *, client_id: str, scope: str, customer: str, redirect_uri: str, state: str
+) -> str:
+    query = urlencode(
+        {
+            "client_id": client_id,
+            "scope": scope,
+            "customer": customer,
+            "redirect_uri": redirect_uri,
+            "state": state,
+        }
+    )
+    return f"{base_url}/token/authorise?{query}"
+
+
+def token_url(base_url: str) -> str:
+    return f"{base_url}/token"
+
+
+def code_grant(code: str, client: ClientCredentials, redirect_uri: str) -> dict[str, str]:
+    return {
+        "grant_type": "authorization_code",
+        "code": code,
+        "client_id": client.client_id,
+        "client_secret": client.client_secret,
+        "redirect_uri": redirect_uri,
+    }
+
+
+def refresh_grant(refresh_token: str, client: ClientCredentials) -> dict[str, str]:
+    return {
+        "grant_type": "refresh_token",
+        "refresh_token": refresh_token,
+        "client_id": client.client_id,
+        "client_secret": client.client_secret,
+    }
+
+
+def folders_from_scope(scope: str) -> list[str]:
+    return [item[len("folder.") :] for item in scope.split() if item.startswith("folder.") and len(item) > 7]
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, unverified: good for reading `exp`, never for a security decision."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        padded = parts[1] + "=" * (-len(parts[1]) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, binascii.Error):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _jwt_exp(token: str) -> float | None:
+    exp = jwt_claims(token).get("exp")
+    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+
+
+def _expires_in(payload: dict[str, Any]) -> float | None:
+    value = payload.get("expires_in")
+    try:
+        seconds = float(value) if value is not None and not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds is not None and seconds > 0 else None
+
+
+def parse_token_response(
+    payload: Any,
+    now: float,
+    *,
+    previous_refresh_token: str | None = None,
+    previous_refresh_expires_at: float | None = None,
+) -> TokenSet:
+    """Read a successful token response. A response without a refresh token keeps the previous one."""
+    if (
+        not isinstance(payload, dict)
+        or not isinstance(payload.get("access_token"), str)
+        or not payload["access_token"]
+    ):
+        raise UpstreamError("Sage X3's token response has no access token.")
+    access = payload["access_token"]
+    expires_in = _expires_in(payload)
+    if expires_in is not None:
+        access_expires_at = now + expires_in
+    else:
+        access_expires_at = _jwt_exp(access) or now + ACCESS_TOKEN_LIFETIME
+    refresh = payload.get("refresh_token")
+    if isinstance(refresh, str) and refresh:
+        refresh_expires_at = _jwt_exp(refresh) or now + REFRESH_TOKEN_LIFETIME
+    elif previous_refresh_token:
+        refresh, refresh_expires_at = (
+            previous_refresh_token,
+            previous_refresh_expires_at or now + REFRESH_TOKEN_LIFETIME,
+        )
+    else:
+        raise UpstreamError("Sage X3's token response has no refresh token.")
+    scope = payload.get("scope")
+    return TokenSet(
+        access_token=access,
+        refresh_token=refresh,
+        scope=scope if isinstance(scope, str) else "",
+        access_token_expires_at=access_expires_at,
+        refresh_token_expires_at=refresh_expires_at,
+    )
+
+
+# Sage answers {"message"} instead of OAuth's `invalid_grant`. These refusals are about the app, not the
+# pairing: a misconfigured or disabled app must not mark every customer's pairing as expired.
+_APP_LEVEL_REFUSALS = (
+    "missing required request parameters",
+    "invalid grant type",
+    "the application registered on sage business cloud is disabled",
+)
+
+
+def refusal_is_final(status: int, sage_message: str) -> bool:
+    """Whether a refused refresh grant means the pairing is dead (the documented gap: any 400/401/403/404)."""
+    if status not in (400, 401, 403, 404):
+        return False
+    return not sage_message.strip().lower().startswith(_APP_LEVEL_REFUSALS)

@@ -1,0 +1,113 @@
+"""The only code that speaks HTTP to Sage X3. Token calls never follow redirects and are never retried
+once sent (a replayed refresh would rotate twice); data reads retry what is safe to retry."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import urllib3
+from aws_lambda_powertools import Logger
+from urllib3.exceptions import HTTPError, MaxRetryError, TimeoutError
+from urllib3.util import Retry, Timeout
+
+from x3link.errors import GrantRefused, Unauthorised, UpstreamError, UpstreamTimeout
+
+logger = Logger(child=True)
+
+CONNECT_TIMEOUT = 3.0
+# Only connection failures before anything was sent: the request never reached Sage, a retry is safe.
+TOKEN_RETRY = Retry(
+    total=2, connect=2, read=0, status=0, other=0, redirect=0, raise_on_redirect=False, backoff_factor=0.2
+)
+READ_RETRY = Retry(
+    total=2,
+    connect=2,
+    read=1,
+    status=2,
+    other=0,
+    redirect=0,
+    raise_on_redirect=False,
+    status_forcelist=(502, 503, 504),
+    allowed_methods=frozenset({"GET"}),
+    backoff_factor=0.2,
+    raise_on_status=False,
+    respect_retry_after_header=False,
+)
+
+
+def _sage_message(body: bytes) -> str:
+    try:
+        message = json.loads(body).get("message", "")
+    except (ValueError, AttributeError):
+        return "no message"
+    return str(message)[:200] or "no message"
+
+
+class SageX3Client:
+    def __init__(self, http: urllib3.PoolManager | None = None, *, read_timeout: float = 10.0) -> None:
+        self._http = http or urllib3.PoolManager(num_pools=20, maxsize=10)
+        self._timeout = Timeout(connect=min(CONNECT_TIMEOUT, read_timeout), read=read_timeout)
+
+    def _send(self, method: str, url: str, *, timeout: Timeout, retries: Retry, **kwargs: Any) -> Any:
+        try:
+            return self._http.request(method, url, timeout=timeout, retries=retries, redirect=False, **kwargs)
+        except MaxRetryError as exc:
+            if isinstance(exc.reason, TimeoutError):
+                raise UpstreamTimeout("Sage X3 did not answer in time.") from None
+            raise UpstreamError("Sage X3 could not be reached.") from None
+        except TimeoutError:
+            raise UpstreamTimeout("Sage X3 did not answer in time.") from None
+        except HTTPError:
+            raise UpstreamError("The connection to Sage X3 failed.") from None
+
+    def token(self, base_url: str, grant: dict[str, str]) -> dict[str, Any]:
+        """POST a grant as JSON to `{base}/token`; 4xx raises GrantRefused, other failures UpstreamError."""
+        response = self._send(
+            "POST",
+            f"{base_url}/token",
+            body=json.dumps(grant).encode(),
+            timeout=self._timeout,
+            retries=TOKEN_RETRY,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        logger.debug(
+            "Sage X3 token call answered", extra={"status": response.status, "grant": grant["grant_type"]}
+        )
+        if response.status == 200:
+            try:
+                return json.loads(response.data)
+            except ValueError:
+                raise UpstreamError("Sage X3's token response is not JSON.") from None
+        if response.status == 429:
+            raise UpstreamError("Sage X3 is rate limiting token calls.")
+        if 400 <= response.status < 500:
+            raise GrantRefused(response.status, _sage_message(response.data))
+        raise UpstreamError(f"Sage X3's token endpoint failed ({response.status}).")
+
+    def get(self, url: str, access_token: str) -> Any:
+        """GET a JSON resource with a bearer token; 401 raises Unauthorised so the caller can refresh."""
+        response = self._send(
+            "GET",
+            url,
+            timeout=self._timeout,
+            retries=READ_RETRY,
+            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+        )
+        if response.status == 401:
+            raise Unauthorised("Sage X3 refused the access token.")
+        if response.status == 429:
+            raise UpstreamError("Sage X3 is rate limiting this customer's requests.")
+        if response.status != 200:
+            raise UpstreamError(f"Sage X3 answered {response.status}: {_sage_message(response.data)}")
+        try:
+            return json.loads(response.data)
+        except ValueError:
+            raise UpstreamError("Sage X3's answer is not JSON.") from None
+
+    def folders(self, base_url: str, access_token: str) -> list[Any]:
+        document = self.get(f"{base_url}/folders", access_token)
+        folders = document.get("folders") if isinstance(document, dict) else None
+        if not isinstance(folders, list):
+            raise UpstreamError("Sage X3's folder list has no folders.")
+        return folders
