@@ -12,6 +12,9 @@ for _name, _value in {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
+    # Read when a Powertools Logger is created: layer modules may be imported before any fixture runs.
+    "POWERTOOLS_SERVICE_NAME": "sage-x3-link",
+    "POWERTOOLS_METRICS_NAMESPACE": "SageX3Link",
 }.items():
     os.environ[_name] = _value
 os.environ.pop("AWS_ENDPOINT_URL", None)
@@ -33,7 +36,9 @@ from x3link import wiring  # noqa: E402
 @pytest.fixture
 def sage() -> Iterator[Emulator]:
     """A fresh Sage X3 with two regions: eu-prod is the configured gateway, us-prod an allowed other one."""
-    with Emulator(regions=("eu-prod", "us-prod"), client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as emulator:
+    with Emulator(
+        regions=("eu-prod", "us-prod"), client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+    ) as emulator:
         yield emulator
 
 
@@ -48,7 +53,12 @@ def stack(sage: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             },
             client_credentials={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
         )
-        for function in ("PairingStartFunction", "CallbackFunction", "FoldersFunction", "TokenRefreshFunction"):
+        for function in (
+            "PairingStartFunction",
+            "CallbackFunction",
+            "FoldersFunction",
+            "TokenRefreshFunction",
+        ):
             for key, value in created.function_environment(function).items():
                 monkeypatch.setenv(key, value)
         monkeypatch.setenv("SAGE_X3_TIMEOUT_SECONDS", "2")

@@ -12,8 +12,12 @@ from local import template as tpl
 from local.apigw_event import Caller, HttpRequest, Stage, build_event
 from local.lambda_context import for_function
 
-STAGE = Stage(name="prod", domain_name="abc123.execute-api.us-east-1.amazonaws.com", account_id="123456789012")
-SIGNED = Caller(source_ip="203.0.113.7", user_agent="pytest", access_key="AKIATESTING", account_id="123456789012")
+STAGE = Stage(
+    name="prod", domain_name="abc123.execute-api.us-east-1.amazonaws.com", account_id="123456789012"
+)
+SIGNED = Caller(
+    source_ip="203.0.113.7", user_agent="pytest", access_key="AKIATESTING", account_id="123456789012"
+)
 
 
 @dataclass
@@ -48,9 +52,12 @@ def call(
         raw_headers.setdefault("Content-Type", "application/json")
     raw = body.encode() if isinstance(body, str) else (body or b"")
     raw_query = query if isinstance(query, str) else urlencode(query or {})
-    request = HttpRequest(method=method, raw_path=path, raw_query=raw_query, headers=list(raw_headers.items()),
-                          body=raw)
-    event = build_event(request, resource=route.path, path_parameters=match.groupdict(), stage=STAGE, caller=SIGNED)
+    request = HttpRequest(
+        method=method, raw_path=path, raw_query=raw_query, headers=list(raw_headers.items()), body=raw
+    )
+    event = build_event(
+        request, resource=route.path, path_parameters=match.groupdict(), stage=STAGE, caller=SIGNED
+    )
     context = for_function(route.function, region="us-east-1", account_id=STAGE.account_id)
     result = tpl.load_handler(route.function)(event, context)
     result_headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
@@ -61,5 +68,6 @@ def call(
 
 def invoke(logical_id: str, event: dict[str, Any]) -> Any:
     """A non-API function, invoked with an event as its trigger would."""
-    return tpl.load_handler(logical_id)(event, for_function(logical_id, region="us-east-1",
-                                                                account_id=STAGE.account_id))
+    return tpl.load_handler(logical_id)(
+        event, for_function(logical_id, region="us-east-1", account_id=STAGE.account_id)
+    )

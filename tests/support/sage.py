@@ -17,13 +17,15 @@ def start_pairing(tenant: str, customer: str = "https://x3.acme.example", **extr
     return answer.json
 
 
-def pair(sage: Emulator, tenant: str, customer: str = "https://x3.acme.example",
-         folders: list[str] | None = None) -> Answer:
+def pair(
+    sage: Emulator, tenant: str, customer: str = "https://x3.acme.example", folders: list[str] | None = None
+) -> Answer:
     """The whole happy path: start, the customer accepts at Sage, the callback is delivered as Sage does."""
     link = start_pairing(tenant, customer)["authorization_url"]
     params = sage.approve(link, folders=folders)
-    answer = call("POST", "/callback", body=_form(params),
-                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+    answer = call(
+        "POST", "/callback", body=_form(params), headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert answer.status == 200, answer.body
     return answer
 

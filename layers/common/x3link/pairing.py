@@ -49,7 +49,7 @@ class PairingRequest:
         if unknown:
             raise BadRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
         tenant, customer, scope = body.get("tenant"), body.get("customer"), body.get("scope", DEFAULT_SCOPE)
-        if not isinstance(tenant, str) or not TENANT_PATTERN.match(tenant):
+        if not isinstance(tenant, str) or not TENANT_PATTERN.fullmatch(tenant):
             raise BadRequest(
                 "tenant must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."
             )
@@ -63,14 +63,18 @@ class PairingRequest:
 def _is_absolute_url(value: str) -> bool:
     if len(value) > MAX_CUSTOMER_LENGTH or any(ch.isspace() for ch in value):
         return False
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:  # e.g. an unbalanced "[" in the host, or port 99999
+        return False
     return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.username is None
 
 
 def _is_scope(value: str) -> bool:
     items = value.split()
     return 0 < len(items) <= 10 and all(
-        SCOPE_ITEM.match(item) and not item.startswith("folder.") for item in items
+        SCOPE_ITEM.fullmatch(item) and not item.startswith("folder.") for item in items
     )
 
 

@@ -68,6 +68,13 @@ class SweepSummary:
         }
 
 
+def _error_code(exc: Exception) -> str:
+    """AWS's error code, never its message (which may quote request values)."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "ClientError"))
+    return type(exc).__name__
+
+
 class TokenKeeper:
     def __init__(
         self,
@@ -171,7 +178,7 @@ class TokenKeeper:
             except STORE_ERRORS as exc:
                 logger.warning(
                     "Storing refreshed tokens failed",
-                    extra={"tenant": pairing.tenant, "attempt": attempt + 1, "error": type(exc).__name__},
+                    extra={"tenant": pairing.tenant, "attempt": attempt + 1, "error": _error_code(exc)},
                 )
                 self._sleep(self._timing.write_backoff_seconds * 2**attempt)
                 continue
@@ -256,7 +263,7 @@ class TokenKeeper:
                 summary.expired += 1
             except (X3LinkError, *STORE_ERRORS) as exc:
                 summary.failed += 1
-                message = exc.message if isinstance(exc, X3LinkError) else type(exc).__name__
+                message = exc.message if isinstance(exc, X3LinkError) else _error_code(exc)
                 summary.failures.append({"tenant": tenant, "error": message})
                 logger.warning("Keep-alive refresh failed", extra={"tenant": tenant, "error": message})
         return summary

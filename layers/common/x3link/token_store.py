@@ -207,7 +207,10 @@ class TokenStore:
                 "#version = #version + :one "
                 "REMOVE lease_owner, lease_until, refresh_failed_at",
                 ConditionExpression="#version = :version",
-                ExpressionAttributeNames={**_NAMES, **({"#scope": "scope"} if tokens.scope else {})},
+                ExpressionAttributeNames={
+                    "#version": "version",
+                    **({"#scope": "scope"} if tokens.scope else {}),
+                },
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
             )

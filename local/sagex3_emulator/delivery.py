@@ -1,0 +1,114 @@
+"""Data delivery (files exported from X3): list with paging, download by redirect, delete.
+
+Why: downloads go through a presigned-like URL the emulator serves itself (`/_files/<opaque>`, no
+auth, valid one hour), so the app's "follow the redirect, not the token" handling is exercised.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+from urllib.parse import quote, unquote
+
+from . import messages
+from .http_types import ApiError, Request, Response
+from .models import DownloadLink, Grant, iso_time
+from .state import State
+from .tokens import authenticate
+
+PAGE_SIZE = 50
+
+
+def granted_folder(req: Request, grant: Grant) -> str:
+    """The folder named in the path, when the token was granted it; else 403."""
+    folder = unquote(req.params["folder"])
+    if folder not in grant.folders:
+        raise ApiError(403, messages.FOLDER_FORBIDDEN)
+    return folder
+
+
+def _page_number(req: Request) -> int:
+    raw = req.arg("page")
+    if raw is None:
+        return 1
+    if not raw.isdigit() or int(raw) < 1:
+        raise ApiError(400, messages.INVALID_PAGE)
+    return int(raw)
+
+
+def delivery_get(state: State, req: Request) -> Response:
+    """`GET /v1/datadelivery/{FOLDER}/`: the listing, or with `?filename=` a redirect to the file."""
+    grant = authenticate(state, req)
+    folder = granted_folder(req, grant)
+    filename = req.arg("filename")
+    if filename is not None:
+        return _download_redirect(state, req, grant, folder, filename)
+    page = _page_number(req)
+    with state.lock:
+        files = sorted(state.delivery_folder(grant.customer_url, folder).items())
+    start = (page - 1) * PAGE_SIZE
+    chunk = files[start : start + PAGE_SIZE]
+    items = [
+        {
+            "key": name,
+            "downloadUrl": f"{folder}?filename={quote(name)}",
+            "lastModified": iso_time(stored.last_modified),
+            "checksum": stored.checksum,
+            "size": len(stored.content),
+            "deleteUrl": f"{folder}?filename={quote(name)}",
+        }
+        for name, stored in chunk
+    ]
+    truncated = start + PAGE_SIZE < len(files)
+    document: dict[str, Any] = {
+        "isTruncated": truncated,
+        "maxItems": str(PAGE_SIZE),
+        "itemsCount": len(items),
+        "items": items,
+    }
+    if truncated:
+        document["$next"] = f"{folder}?page={page + 1}"
+    if page > 1:
+        document["$previous"] = f"{folder}?page={page - 1}"
+    return Response.json(200, document)
+
+
+def _download_redirect(state: State, req: Request, grant: Grant, folder: str, filename: str) -> Response:
+    if not filename:
+        raise ApiError(400, messages.MISSING_PARAMETERS)
+    with state.lock:
+        if filename not in state.delivery_folder(grant.customer_url, folder):
+            raise ApiError(404, messages.FILE_NOT_FOUND)
+        opaque = secrets.token_urlsafe(24)
+        expires = state.now() + state.settings.link_lifetime
+        state.links[opaque] = DownloadLink(grant.customer_url, folder, filename, expires)
+    return Response(302, headers={"Location": f"{req.origin}/_files/{opaque}"})
+
+
+def delivery_delete(state: State, req: Request) -> Response:
+    """`DELETE /v1/datadelivery/{FOLDER}/?filename=NAME` → 204."""
+    grant = authenticate(state, req)
+    folder = granted_folder(req, grant)
+    filename = req.arg("filename")
+    if not filename:
+        raise ApiError(400, messages.MISSING_PARAMETERS)
+    with state.lock:
+        files = state.delivery_folder(grant.customer_url, folder)
+        if files.pop(filename, None) is None:
+            raise ApiError(404, messages.FILE_NOT_FOUND)
+    return Response(204)
+
+
+def serve_file(state: State, req: Request) -> Response:
+    """`GET /_files/<opaque>`: the presigned-like download, answering as S3 would."""
+    with state.lock:
+        link = state.links.get(req.params["link"])
+        if link is None:
+            return Response.s3_error(403, "AccessDenied", "Access Denied")
+        if state.now() >= link.expires_at:
+            return Response.s3_error(403, "AccessDenied", "Request has expired")
+        stored = state.delivery_folder(link.customer_url, link.folder).get(link.name)
+    if stored is None:
+        return Response.s3_error(404, "NoSuchKey", "The specified key does not exist.")
+    headers = {"Content-Type": "application/octet-stream", "ETag": f'"{stored.checksum}"'}
+    return Response(200, stored.content, headers)

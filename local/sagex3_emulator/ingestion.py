@@ -1,0 +1,86 @@
+"""Data ingestion (files imported into X3): upload URL, raw upload, tracking document.
+
+Why: the upload goes to a presigned-like URL on the emulator (`/_upload/<opaque>`, no auth), and the
+tracking status moves `awaiting_upload` → `awaiting_scan`, as the facts page describes.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from . import messages
+from .delivery import granted_folder
+from .http_types import ApiError, Request, Response
+from .models import StoredFile, Tracking, UploadSlot
+from .state import State
+from .tokens import authenticate
+
+
+def request_upload(state: State, req: Request) -> Response:
+    """`POST /v1/dataingestion/{FOLDER}?filename=NAME` → `{"uploadUrl", "trackingUrl"}`."""
+    grant = authenticate(state, req)
+    folder = granted_folder(req, grant)
+    filename = req.arg("filename")
+    if not filename:
+        raise ApiError(400, messages.MISSING_PARAMETERS)
+    with state.lock:
+        if filename in state.ingestion_folder(grant.customer_url, folder):
+            raise ApiError(403, messages.FILE_EXISTS)
+        now = state.now()
+        tracking_id = str(uuid.uuid4())
+        tracking_url = f"{req.base_url}/dataingestion/tracking/{tracking_id}"
+        state.tracking[tracking_id] = Tracking(
+            tracking_id=tracking_id,
+            url=tracking_url,
+            customer_url=grant.customer_url,
+            customer_code=grant.config_id,
+            folder=folder,
+            file_name=filename,
+            created_at=now,
+            last_status_update=now,
+        )
+        opaque = secrets.token_urlsafe(24)
+        expires = now + state.settings.link_lifetime
+        state.uploads[opaque] = UploadSlot(grant.customer_url, folder, filename, tracking_id, expires)
+    return Response.json(200, {"uploadUrl": f"{req.origin}/_upload/{opaque}", "trackingUrl": tracking_url})
+
+
+def _is_text(content: bytes) -> bool:
+    if b"\x00" in content:
+        return False
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def upload(state: State, req: Request) -> Response:
+    """`PUT /_upload/<opaque>`: store the raw bytes (text only; the size limit is checked earlier)."""
+    with state.lock:
+        slot = state.uploads.get(req.params["slot"])
+        if slot is None:
+            return Response.s3_error(403, "AccessDenied", "Access Denied")
+        if state.now() >= slot.expires_at:
+            return Response.s3_error(403, "AccessDenied", "Request has expired")
+        if not _is_text(req.body):
+            return Response.s3_error(400, "InvalidContent", "Only text files can be ingested")
+        stored = StoredFile(req.body, state.now())
+        state.ingestion_folder(slot.customer_url, slot.folder)[slot.name] = stored
+        tracking = state.tracking.get(slot.tracking_id)
+        if tracking is not None:
+            tracking.status = "awaiting_scan"
+            tracking.status_message = "The file was received and is waiting for the virus scan"
+            tracking.last_status_update = state.now()
+    return Response(200, headers={"ETag": f'"{stored.checksum}"'})
+
+
+def tracking(state: State, req: Request) -> Response:
+    """`GET /v1/dataingestion/tracking/{uuid}`: the tracking document, for its own customer only."""
+    grant = authenticate(state, req)
+    with state.lock:
+        record = state.tracking.get(req.params["tracking_id"])
+        if record is None or record.customer_url != grant.customer_url:
+            raise ApiError(404, messages.NOT_FOUND)
+        return Response.json(200, record.to_json())
