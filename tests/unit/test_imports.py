@@ -1,0 +1,38 @@
+"""Cold start guard: a handler imports only what it uses; test and local tooling never reach Lambda."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from local import template as tpl
+
+ROOT = Path(__file__).parents[2]
+NEVER_IN_LAMBDA = {"moto", "yaml", "local", "pytest", "boto3", "aws_xray_sdk", "pydantic"}
+
+
+def _imported_by(logical_id: str) -> set[str]:
+    spec = tpl.functions()[logical_id]
+    probe = (
+        "import json, sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import app; "
+        "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(spec.code_uri), str(ROOT / "layers/common")],
+        capture_output=True, text=True, check=True,
+        env={"PATH": "/usr/bin:/bin", "POWERTOOLS_SERVICE_NAME": "probe", "AWS_DEFAULT_REGION": "us-east-1"},
+    ).stdout
+    return set(json.loads(out))
+
+
+@pytest.mark.parametrize("logical_id", sorted(tpl.functions()))
+def test_handlers_import_no_tooling_and_defer_the_aws_sdk(logical_id: str) -> None:
+    assert _imported_by(logical_id) & NEVER_IN_LAMBDA == set()
+
+
+def test_the_tenants_handler_does_not_load_the_http_client() -> None:
+    assert "urllib3" not in _imported_by("TenantsFunction")
