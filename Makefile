@@ -57,7 +57,7 @@ invoke: $(STAMP)
 
 ## make bench: request counts and cold-import times, against baselines measured in the same run.
 bench: $(STAMP)
-	@$(BIN)/python -m tests.bench
+	@PYTHONPATH=layers/common $(BIN)/python -m tests.bench
 
 clean:
 	rm -rf .aws-sam .local test-artifacts

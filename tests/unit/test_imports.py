@@ -23,7 +23,9 @@ def _imported_by(logical_id: str) -> set[str]:
     )
     out = subprocess.run(
         [sys.executable, "-c", probe, str(spec.code_uri), str(ROOT / "layers/common")],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
         env={"PATH": "/usr/bin:/bin", "POWERTOOLS_SERVICE_NAME": "probe", "AWS_DEFAULT_REGION": "us-east-1"},
     ).stdout
     return set(json.loads(out))

@@ -31,7 +31,8 @@ def test_only_the_callback_is_public() -> None:
 
 
 def test_contract_function_names_exist() -> None:
-    assert {"PairingStartFunction", "CallbackFunction", "FoldersFunction", "TokenRefreshFunction"} <= set(FUNCTIONS)
+    contract = {"PairingStartFunction", "CallbackFunction", "FoldersFunction", "TokenRefreshFunction"}
+    assert contract <= set(FUNCTIONS)
 
 
 @pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
@@ -46,7 +47,10 @@ def test_every_function_reads_its_settings_from_the_template(logical_id: str) ->
     }
     env = tpl.resolve(FUNCTIONS[logical_id].environment, refs)
     settings = Settings.from_env({key: str(value) for key, value in env.items()})
-    assert settings.allowed_endpoints == ("https://api.eu-prod-sagex3.com/v1", "https://api.us-prod-sagex3.com/v1")
+    assert settings.allowed_endpoints == (
+        "https://api.eu-prod-sagex3.com/v1",
+        "https://api.us-prod-sagex3.com/v1",
+    )
     assert settings.keep_alive_seconds == 7 * 86400
 
 
@@ -77,8 +81,10 @@ def test_policies_name_resources_never_wildcards(logical_id: str) -> None:
 
 def test_only_the_functions_that_refresh_may_publish_or_rescue() -> None:
     def may(logical_id: str, action: str) -> bool:
-        return any(action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
-                   for s in _statements(logical_id))
+        return any(
+            action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+            for s in _statements(logical_id)
+        )
 
     assert {f for f in FUNCTIONS if may(f, "events:PutEvents")} == {"FoldersFunction", "TokenRefreshFunction"}
     assert {f for f in FUNCTIONS if may(f, "sqs:SendMessage")} == {"FoldersFunction", "TokenRefreshFunction"}
