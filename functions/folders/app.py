@@ -25,9 +25,8 @@ app.exception_handler(Exception)(unexpected_error)
 @app.get("/tenants/<tenant>/folders")
 def folders(tenant: str) -> dict[str, Any]:
     logger.append_keys(tenant=tenant)
-    found = list_folders(tenant, wiring.token_keeper(), wiring.sage_client())
     metrics.add_metric(name="FolderQueries", unit=MetricUnit.Count, value=1)
-    return {"folders": found}
+    return {"folders": list_folders(tenant, wiring.token_keeper(), wiring.sage_client())}
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -24,6 +24,7 @@ app.exception_handler(Exception)(unexpected_error)
 
 @app.post("/pairings")
 def start_pairing() -> Response:
+    metrics.add_metric(name="PairingRequests", unit=MetricUnit.Count, value=1)
     try:
         body = app.current_event.json_body
     except (TypeError, ValueError):
@@ -33,7 +34,6 @@ def start_pairing() -> Response:
     context = app.current_event.request_context
     redirect_uri = wiring.settings().redirect_uri(context.domain_name, context.stage)
     started = wiring.pairing_service().start(request, redirect_uri)
-    metrics.add_metric(name="PairingsStarted", unit=MetricUnit.Count, value=1)
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=started)
 
 
