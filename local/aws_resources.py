@@ -34,7 +34,11 @@ def _table(client: Any, name: str, props: Mapping[str, Any]) -> str:
     }
     if props.get("GlobalSecondaryIndexes"):
         kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
-    arn = client.create_table(**kwargs)["TableDescription"]["TableArn"]
+    try:
+        arn = client.create_table(**kwargs)["TableDescription"]["TableArn"]
+    except client.exceptions.ResourceInUseException:
+        # Already there (an AWS_ENDPOINT_URL that outlives `make run`): reuse it as it is.
+        return client.describe_table(TableName=name)["Table"]["TableArn"]
     client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 50})
     ttl = props.get("TimeToLiveSpecification")
     if ttl:
@@ -51,6 +55,8 @@ def create(
 ) -> Stack:
     """Create the template's tables, secret, queues, event buses and keys; return their identifiers.
 
+    Idempotent: resources left by an earlier run on the same endpoint are found and reused.
+
     `client_credentials` becomes the secret's value in place of the template's generated placeholder.
     """
     session = session or boto3.Session()
@@ -59,8 +65,13 @@ def create(
     stack.refs.setdefault("AWS::AccountId", "123456789012")
     stack.refs.setdefault("AWS::Partition", "aws")
     all_resources = tpl.resources()
-    order = ["AWS::KMS::Key", "AWS::DynamoDB::Table", "AWS::SecretsManager::Secret", "AWS::SQS::Queue",
-             "AWS::Events::EventBus"]
+    order = [
+        "AWS::KMS::Key",
+        "AWS::DynamoDB::Table",
+        "AWS::SecretsManager::Secret",
+        "AWS::SQS::Queue",
+        "AWS::Events::EventBus",
+    ]
     for type_ in order:
         for logical_id, resource in all_resources.items():
             if resource["Type"] != type_:
@@ -68,25 +79,52 @@ def create(
             props = tpl.resolve(resource.get("Properties", {}), stack.refs, stack.attrs)
             name = f"{stack_name}-{logical_id}"
             if type_ == "AWS::KMS::Key":
-                meta = session.client("kms").create_key(Description=props.get("Description", ""))["KeyMetadata"]
+                meta = _key(session.client("kms"), name, props)
                 stack.refs[logical_id], stack.attrs[(logical_id, "Arn")] = meta["KeyId"], meta["Arn"]
             elif type_ == "AWS::DynamoDB::Table":
                 stack.refs[logical_id] = name
                 stack.attrs[(logical_id, "Arn")] = _table(session.client("dynamodb"), name, props)
             elif type_ == "AWS::SecretsManager::Secret":
                 value = dict(client_credentials) if client_credentials else _placeholder_secret(props)
-                arn = session.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps(value))["ARN"]
-                stack.refs[logical_id] = arn
+                stack.refs[logical_id] = _secret(session.client("secretsmanager"), name, json.dumps(value))
             elif type_ == "AWS::SQS::Queue":
                 sqs = session.client("sqs")
                 url = sqs.create_queue(QueueName=name)["QueueUrl"]
-                arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+                arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                    "QueueArn"
+                ]
                 stack.refs[logical_id], stack.attrs[(logical_id, "Arn")] = url, arn
             elif type_ == "AWS::Events::EventBus":
                 bus_name = props.get("Name", name)
-                arn = session.client("events").create_event_bus(Name=bus_name)["EventBusArn"]
+                arn = _event_bus(session.client("events"), bus_name)
                 stack.refs[logical_id], stack.attrs[(logical_id, "Arn")] = bus_name, arn
     return stack
+
+
+def _key(client: Any, name: str, props: Mapping[str, Any]) -> dict[str, Any]:
+    """The key behind alias/<name>, created with that alias the first time."""
+    alias = f"alias/{name}"
+    try:
+        return client.describe_key(KeyId=alias)["KeyMetadata"]
+    except client.exceptions.NotFoundException:
+        meta = client.create_key(Description=props.get("Description", ""))["KeyMetadata"]
+        client.create_alias(AliasName=alias, TargetKeyId=meta["KeyId"])
+        return meta
+
+
+def _secret(client: Any, name: str, value: str) -> str:
+    """The secret's ARN; an existing secret gets the new value (the credentials may have changed)."""
+    try:
+        return client.create_secret(Name=name, SecretString=value)["ARN"]
+    except client.exceptions.ResourceExistsException:
+        return client.put_secret_value(SecretId=name, SecretString=value)["ARN"]
+
+
+def _event_bus(client: Any, name: str) -> str:
+    try:
+        return client.create_event_bus(Name=name)["EventBusArn"]
+    except client.exceptions.ResourceAlreadyExistsException:
+        return client.describe_event_bus(Name=name)["Arn"]
 
 
 def _placeholder_secret(props: Mapping[str, Any]) -> dict[str, str]:

@@ -82,7 +82,9 @@ def load(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
         return yaml.load(handle, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
 
 
-def resources(template: Mapping[str, Any] | None = None, type_: str | None = None) -> dict[str, dict[str, Any]]:
+def resources(
+    template: Mapping[str, Any] | None = None, type_: str | None = None
+) -> dict[str, dict[str, Any]]:
     template = template or load()
     return {
         logical_id: resource
@@ -120,7 +122,9 @@ def routes(template: Mapping[str, Any] | None = None) -> list[Route]:
             props = event["Properties"]
             api_id = props.get("RestApiId")
             api = apis.get(api_id.value) if isinstance(api_id, Intrinsic) else None
-            default_auth = ((api or {}).get("Properties", {}).get("Auth", {})).get("DefaultAuthorizer", "NONE")
+            default_auth = ((api or {}).get("Properties", {}).get("Auth", {})).get(
+                "DefaultAuthorizer", "NONE"
+            )
             auth = props.get("Auth", {}).get("Authorizer", default_auth)
             found.append(Route(props["Method"].upper(), props["Path"], logical_id, auth))
     return found
@@ -140,6 +144,7 @@ def resolve(value: Any, refs: Mapping[str, str], attrs: Mapping[tuple[str, str],
         if value.name == "Fn::GetAtt":
             return attrs[tuple(value.value)]
         if value.name == "Fn::Sub":
+
             def substitute(match: re.Match[str]) -> str:
                 key = match.group(1)
                 if "." in key:

@@ -1,0 +1,104 @@
+"""`make run`: start the whole stack, print where everything is and a ready pairing link, serve until
+Ctrl-C (or SIGTERM), then stop everything it started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+from local import stack_file
+from local.stack import LocalStack, StackError, StackSettings
+
+DEMO_TENANT = "demo"
+DEMO_CUSTOMER = "https://x3.demo.example"
+
+
+def say(line: str = "") -> None:
+    print(line, flush=True)
+
+
+def _stop_on_signals() -> threading.Event:
+    """SIGINT and SIGTERM interrupt the main thread once; a second signal during shutdown is ignored."""
+    stopping = threading.Event()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if stopping.is_set():
+            return
+        stopping.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stopping
+
+
+def demo_pairing(stack: LocalStack) -> None:
+    """Start a pairing through the gateway with a signed request, as the app would, and show the link."""
+    try:
+        response = stack.call(
+            "POST", "/pairings", json_body={"tenant": DEMO_TENANT, "customer": DEMO_CUSTOMER}
+        )
+    except OSError as exc:
+        say(f"No demo pairing link: POST /pairings failed ({exc}).")
+        return
+    if response.status != 201:
+        say(f"No demo pairing link: POST /pairings answered {response.status} (see the log above).")
+        return
+    answer = response.json()
+    say(f'Pairing link for tenant "{DEMO_TENANT}" (customer {DEMO_CUSTOMER}), until {answer["expires_at"]}:')
+    say(f"  {answer['authorization_url']}")
+
+
+def state(stack: LocalStack, settings: StackSettings) -> dict[str, object]:
+    data: dict[str, object] = {**stack.describe(), "pid": os.getpid(), "access_key_id": settings.access_key}
+    if stack.moto is not None:
+        # Only the embedded moto's keys are written down: real ones never are.
+        data["secret_access_key"] = settings.secret_key
+    return data
+
+
+def main() -> int:
+    try:
+        settings = StackSettings.from_env()
+    except StackError as exc:
+        print(exc, file=sys.stderr, flush=True)
+        return 1
+    stack = LocalStack(settings, log=say)
+    try:
+        stack.check_ports()
+    except StackError as exc:
+        print(exc, file=sys.stderr, flush=True)
+        return 1
+    stopping = _stop_on_signals()
+    try:
+        say("Starting the local stack...")
+        stack.start()
+        stack_file.write(state(stack, settings))
+        say()
+        demo_pairing(stack)
+        say()
+        say("Try a signed call:")
+        say(f"  {stack.curl_example()}")
+        say("One function against it:  make invoke FUNCTION=TokenRefreshFunction EVENT=events/scheduled.json")
+        say()
+        say(f"Ready: {stack.api_url} (Ctrl-C to stop)")
+        stopping.wait()
+    except KeyboardInterrupt:
+        pass
+    except StackError as exc:
+        print(exc, file=sys.stderr, flush=True)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack_file.remove(os.getpid())
+        stack.stop()
+    say("Stopped.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

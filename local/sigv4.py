@@ -1,0 +1,259 @@
+"""Signature Version 4 as API Gateway checks it on `AWS_IAM` routes, so that locally a request is refused
+exactly when the deployed API would refuse it, with API Gateway's own messages.
+
+The verifier recomputes the signature from the request as received, with the request's own timestamp,
+and compares in constant time. The signer (botocore's) is here too: `make run` and the tests call the
+protected routes with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from urllib.parse import quote, unquote
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials as BotoCredentials
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+SERVICE = "execute-api"
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+_AMZ_DATE = "%Y%m%dT%H%M%SZ"
+
+MISSING_TOKEN = "Missing Authentication Token"
+INVALID_TOKEN = "The security token included in the request is invalid."
+SIGNATURE_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. "
+    "Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
+)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The one identity the local stack knows: what `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` say."""
+
+    access_key: str
+    secret_key: str
+    region: str
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """A request as it arrived on the wire: the raw path and query are what the client signed."""
+
+    method: str
+    raw_path: str
+    raw_query: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class SignatureRejected(Exception):
+    """Why API Gateway would answer 403; `error_type` is its `x-amzn-ErrorType`."""
+
+    def __init__(self, message: str, error_type: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.error_type = error_type
+
+
+def _incomplete(missing: Iterable[str]) -> SignatureRejected:
+    # API Gateway also echoes the Authorization header here; it never leaves this process, so we don't.
+    text = " ".join(f"Authorization header requires '{name}' parameter." for name in missing)
+    return SignatureRejected(text, "IncompleteSignatureException")
+
+
+def _header_values(headers: Iterable[tuple[str, str]], name: str) -> list[str]:
+    return [value for key, value in headers if key.lower() == name]
+
+
+def _parse_authorization(value: str) -> dict[str, str]:
+    scheme, _, rest = value.strip().partition(" ")
+    if scheme != ALGORITHM:
+        raise _incomplete(["Credential", "Signature", "SignedHeaders"])
+    fields: dict[str, str] = {}
+    for part in rest.split(","):
+        key, sep, val = part.strip().partition("=")
+        if sep:
+            fields[key] = val.strip()
+    missing = [name for name in ("Credential", "Signature", "SignedHeaders") if not fields.get(name)]
+    if missing:
+        raise _incomplete(missing)
+    return fields
+
+
+def _request_time(headers: list[tuple[str, str]]) -> tuple[datetime, str]:
+    """The signing timestamp: X-Amz-Date, else the HTTP Date header (both allowed by SigV4)."""
+    amz = _header_values(headers, "x-amz-date")
+    if amz:
+        try:
+            moment = datetime.strptime(amz[-1].strip(), _AMZ_DATE).replace(tzinfo=UTC)
+        except ValueError:
+            raise SignatureRejected(
+                f"Date must be in ISO-8601 'basic format'. Got '{amz[-1].strip()}'. "
+                "See http://en.wikipedia.org/wiki/ISO_8601",
+                "IncompleteSignatureException",
+            ) from None
+        return moment, amz[-1].strip()
+    date = _header_values(headers, "date")
+    if date:
+        try:
+            moment = parsedate_to_datetime(date[-1]).astimezone(UTC)
+        except (TypeError, ValueError):
+            moment = None
+        if moment is not None:
+            return moment, moment.strftime(_AMZ_DATE)
+    raise SignatureRejected(
+        "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
+        "IncompleteSignatureException",
+    )
+
+
+def _check_scope(scope: list[str], amz_date: str, region: str, service: str) -> None:
+    if len(scope) != 5:
+        raise SignatureRejected(
+            "Credential should be scoped to a valid region, not ''. ", "InvalidSignatureException"
+        )
+    _, day, scope_region, scope_service, terminator = scope
+    if day != amz_date[:8]:
+        raise SignatureRejected(
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
+            f"'{day}' != '{amz_date[:8]}', from '{amz_date}'.",
+            "InvalidSignatureException",
+        )
+    if scope_region != region:
+        raise SignatureRejected(
+            f"Credential should be scoped to a valid region, not '{scope_region}'. ",
+            "InvalidSignatureException",
+        )
+    if scope_service != service:
+        raise SignatureRejected(
+            f"Credential should be scoped to correct service: '{service}'. ", "InvalidSignatureException"
+        )
+    if terminator != "aws4_request":
+        raise SignatureRejected(
+            f"Credential should be scoped with a valid terminator: 'aws4_request', not '{terminator}'. ",
+            "InvalidSignatureException",
+        )
+
+
+def _check_clock(moment: datetime, now: datetime) -> None:
+    stamp = moment.strftime(_AMZ_DATE)
+    if moment < now - MAX_CLOCK_SKEW:
+        earliest = (now - MAX_CLOCK_SKEW).strftime(_AMZ_DATE)
+        raise SignatureRejected(
+            f"Signature expired: {stamp} is now earlier than {earliest} ({now.strftime(_AMZ_DATE)} - 5 min.)",
+            "InvalidSignatureException",
+        )
+    if moment > now + MAX_CLOCK_SKEW:
+        latest = (now + MAX_CLOCK_SKEW).strftime(_AMZ_DATE)
+        raise SignatureRejected(
+            f"Signature not yet current: {stamp} is still later than {latest} "
+            f"({now.strftime(_AMZ_DATE)} + 5 min.)",
+            "InvalidSignatureException",
+        )
+
+
+def _canonical_paths(raw_path: str) -> list[str]:
+    """The path as SigV4 encodes it for every service but S3 (each segment encoded once more), then as
+    sent: older clients (curl 7.88 among them) sign the path unencoded a second time."""
+    path = raw_path or "/"
+    return list(dict.fromkeys([quote(path, safe="/~"), path]))
+
+
+def _canonical_queries(raw_query: str) -> list[str]:
+    """The query as the spec wants it (decoded, re-encoded, sorted), as botocore builds it (sorted as
+    sent), and as curl 7.88 sends it (unsorted)."""
+    pairs = [pair.partition("=") for pair in raw_query.split("&") if pair]
+    spec = sorted((quote(unquote(k), safe="-_.~"), quote(unquote(v), safe="-_.~")) for k, _, v in pairs)
+    as_sent = [(k, v) for k, _, v in pairs]
+    candidates = [
+        "&".join(f"{k}={v}" for k, v in spec),
+        "&".join(f"{k}={v}" for k, v in sorted(as_sent)),
+        "&".join(f"{k}={v}" for k, v in as_sent),
+    ]
+    return list(dict.fromkeys(candidates))
+
+
+def _canonical_headers(headers: list[tuple[str, str]], signed: list[str]) -> str:
+    lines = []
+    for name in signed:
+        values = _header_values(headers, name)
+        if not values:
+            raise SignatureRejected(SIGNATURE_MISMATCH, "InvalidSignatureException")
+        lines.append(f"{name}:{','.join(' '.join(value.split()) for value in values)}\n")
+    return "".join(lines)
+
+
+def _signing_key(secret: str, day: str, region: str, service: str) -> bytes:
+    key = hmac.new(f"AWS4{secret}".encode(), day.encode(), hashlib.sha256).digest()
+    for part in (region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
+
+
+def is_signed(headers: list[tuple[str, str]]) -> bool:
+    return bool(_header_values(headers, "authorization"))
+
+
+def verify(
+    request: ReceivedRequest,
+    credentials: Credentials,
+    *,
+    service: str = SERVICE,
+    now: datetime | None = None,
+) -> str:
+    """Return the access key that signed `request`; raise SignatureRejected as API Gateway would."""
+    authorization = _header_values(request.headers, "authorization")
+    if not authorization:
+        raise SignatureRejected(MISSING_TOKEN, "MissingAuthenticationTokenException")
+    fields = _parse_authorization(authorization[-1])
+    moment, amz_date = _request_time(request.headers)
+    scope = fields["Credential"].split("/")
+    _check_scope(scope, amz_date, credentials.region, service)
+    if not hmac.compare_digest(scope[0].encode(), credentials.access_key.encode()):
+        raise SignatureRejected(INVALID_TOKEN, "UnrecognizedClientException")
+    _check_clock(moment, now or datetime.now(UTC))
+    signed = [name.strip().lower() for name in fields["SignedHeaders"].split(";") if name.strip()]
+    if "host" not in signed:
+        raise SignatureRejected(
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+            "InvalidSignatureException",
+        )
+    headers_part = _canonical_headers(request.headers, signed)
+    payload_hash = hashlib.sha256(request.body).hexdigest()
+    key = _signing_key(credentials.secret_key, scope[1], scope[2], scope[3])
+    provided = fields["Signature"].encode()
+    for path in _canonical_paths(request.raw_path):
+        for query in _canonical_queries(request.raw_query):
+            canonical = "\n".join(
+                [request.method.upper(), path, query, headers_part, ";".join(signed), payload_hash]
+            )
+            to_sign = "\n".join(
+                [ALGORITHM, amz_date, "/".join(scope[1:]), hashlib.sha256(canonical.encode()).hexdigest()]
+            )
+            expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest().encode()
+            if hmac.compare_digest(expected, provided):
+                return scope[0]
+    raise SignatureRejected(SIGNATURE_MISMATCH, "InvalidSignatureException")
+
+
+def sign(
+    method: str,
+    url: str,
+    credentials: Credentials,
+    *,
+    body: bytes = b"",
+    headers: Mapping[str, str] | None = None,
+    service: str = SERVICE,
+) -> dict[str, str]:
+    """Headers of `method url` signed by botocore, ready to send (Host is left to the HTTP client)."""
+    request = AWSRequest(method=method.upper(), url=url, data=body, headers=dict(headers or {}))
+    boto_credentials = BotoCredentials(credentials.access_key, credentials.secret_key)
+    SigV4Auth(boto_credentials, service, credentials.region).add_auth(request)
+    return {key: value for key, value in request.headers.items() if key.lower() != "host"}
