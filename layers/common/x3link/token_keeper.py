@@ -42,7 +42,8 @@ STORE_ERRORS = (ClientError, BotoCoreError)
 class KeeperTiming:
     # Longer than one token call (10 s read timeout + connect retries), so a live holder keeps its lease.
     lease_seconds: float = 30.0
-    wait_seconds: float = 20.0
+    # A waiter gives up before API Gateway's 29 s integration timeout would cut the request off.
+    wait_seconds: float = 15.0
     poll_seconds: float = 0.05
     write_attempts: int = 4
     write_backoff_seconds: float = 0.1
