@@ -121,7 +121,9 @@ def issue_tokens(state: State, grant: Grant) -> dict[str, Any]:
         "azp": grant.client_id,
         "scopes": scopes,
     }
-    access = state.signer.encode(claims)
+    # Why `tid`: two tokens issued in the same second must still differ, or invalidating one would
+    # invalidate (and re-issuing would revive) the other. Real gateways' tokens are unique too.
+    access = state.signer.encode({**claims, "tid": uuid.uuid4().hex})
     jti = str(uuid.uuid4())
     refresh = state.signer.encode({**claims, "exp": iat + int(settings.refresh_lifetime), "jti": jti})
     if grant.refresh_jti is not None:

@@ -27,6 +27,7 @@ def test_code_grant_returns_tokens_with_documented_claims(sage, clock):
     assert body["scope"] == "api.dataDelivery api.dataIngestion folder.SEED folder.X3"
     assert body["expires_in"] == 300 and body["token_type"] == "Bearer"
     access = read_claims(body["access_token"])
+    assert len(access.pop("tid")) == 32  # unique per token, so invalidating one never touches another
     iat = int(clock.now)
     customer = sage.emu.get_customer(sage.ACME)
     assert access == {

@@ -71,13 +71,22 @@ def _text(params: dict[str, Any], *names: str) -> str | None:
     return None
 
 
+def _verbatim(params: dict[str, Any], name: str) -> str | None:
+    """A value that must be used exactly as sent: padding is not trimmed away but left for the check."""
+    value = params.get(name)
+    if value is not None and not isinstance(value, str):
+        raise CallbackError(f"The callback's {name} is not text.")
+    return value or None
+
+
 def parse_callback(event: dict[str, Any]) -> CallbackParams:
     params: dict[str, Any] = dict(event.get("queryStringParameters") or {})
     params.update(_body_params(event))
     return CallbackParams(
         state=_text(params, "state"),
         code=_text(params, "authorizationCode", "code"),
-        endpoint=_text(params, "endpoint"),
+        # Compared as sent: the allow-list is exact, so " https://gateway/v1" is not the gateway.
+        endpoint=_verbatim(params, "endpoint"),
         error=_text(params, "error"),
         error_description=_text(params, "error_description", "message"),
         status_code=_text(params, "statusCode"),

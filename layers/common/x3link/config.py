@@ -43,7 +43,8 @@ class Settings:
 
         try:
             sage_x3_url = normalise(required("SAGE_X3_URL"))
-            extra = [part for part in env.get("SAGE_X3_ALLOWED_ENDPOINTS", "").split(",") if part.strip()]
+            listed = env.get("SAGE_X3_ALLOWED_ENDPOINTS", "").split(",")
+            extra = [part.strip() for part in listed if part.strip()]
             allowed = tuple(dict.fromkeys([sage_x3_url, *(normalise(url) for url in extra)]))
         except ValueError as exc:
             raise ConfigurationError(f"Sage X3 endpoint configuration is invalid: {exc}") from exc

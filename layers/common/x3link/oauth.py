@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -97,16 +98,22 @@ def jwt_claims(token: str) -> dict[str, Any]:
 
 def _jwt_exp(token: str) -> float | None:
     exp = jwt_claims(token).get("exp")
-    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        return None
+    try:
+        seconds = float(exp)
+    except OverflowError:  # an integer beyond any float
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 def _expires_in(payload: dict[str, Any]) -> float | None:
     value = payload.get("expires_in")
     try:
         seconds = float(value) if value is not None and not isinstance(value, bool) else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return seconds if seconds is not None and seconds > 0 else None
+    return seconds if seconds is not None and math.isfinite(seconds) and seconds > 0 else None
 
 
 def parse_token_response(

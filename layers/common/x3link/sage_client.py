@@ -4,11 +4,12 @@ once sent (a replayed refresh would rotate twice); data reads retry what is safe
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import urllib3
 from aws_lambda_powertools import Logger
-from urllib3.exceptions import HTTPError, MaxRetryError, TimeoutError
+from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, TimeoutError
 from urllib3.util import Retry, Timeout
 
 from x3link.errors import GrantRefused, Unauthorised, UpstreamError, UpstreamTimeout
@@ -36,12 +37,17 @@ READ_RETRY = Retry(
 )
 
 
+# Anything token-shaped (a JWT, or a long opaque run) is cut from Sage's messages before they are shown.
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*|[A-Za-z0-9_\-+/=]{24,}")
+
+
 def _sage_message(body: bytes) -> str:
+    """Sage's `{"message"}`, short and scrubbed: it ends up in error bodies and logs."""
     try:
         message = json.loads(body).get("message", "")
     except (ValueError, AttributeError):
         return "no message"
-    return str(message)[:200] or "no message"
+    return _TOKEN_LIKE.sub("[redacted]", str(message)[:200]) or "no message"
 
 
 class SageX3Client:
@@ -53,8 +59,11 @@ class SageX3Client:
         try:
             return self._http.request(method, url, timeout=timeout, retries=retries, redirect=False, **kwargs)
         except MaxRetryError as exc:
-            if isinstance(exc.reason, TimeoutError):
+            # NewConnectionError subclasses ConnectTimeoutError: a refused connection is no timeout.
+            if isinstance(exc.reason, TimeoutError) and not isinstance(exc.reason, NewConnectionError):
                 raise UpstreamTimeout("Sage X3 did not answer in time.") from None
+            raise UpstreamError("Sage X3 could not be reached.") from None
+        except NewConnectionError:
             raise UpstreamError("Sage X3 could not be reached.") from None
         except TimeoutError:
             raise UpstreamTimeout("Sage X3 did not answer in time.") from None

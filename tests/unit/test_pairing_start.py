@@ -1,0 +1,222 @@
+"""POST /pairings through the template's route: the consent link, the stored state, and every bad input."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+import pytest
+
+from local import template as tpl
+from local.aws_resources import Stack
+from local.sagex3_emulator import Emulator
+from tests.support.api import STAGE, call
+from tests.support.sage import CLIENT_ID
+from x3link import wiring
+
+CUSTOMER = "https://x3.acme.example"
+
+# Imported outside any subtest's output capture (Powertools binds its log stream at import).
+for _function in ("PairingStartFunction", "CallbackFunction", "TenantsFunction", "FoldersFunction"):
+    tpl.load_handler(_function)
+
+
+def _states(stack: Stack) -> list[dict[str, Any]]:
+    table = stack.refs["PairingStatesTable"]
+    return boto3.client("dynamodb").scan(TableName=table, ConsistentRead=True)["Items"]
+
+
+def _state_of(answer_json: dict[str, Any]) -> str:
+    query = parse_qs(urlsplit(answer_json["authorization_url"]).query)
+    return query["state"][0]
+
+
+def _epoch(iso_text: str) -> float:
+    assert iso_text.endswith("Z"), iso_text
+    return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp()
+
+
+def test_created_answer_links_to_the_configured_gateway(sage: Emulator, stack: Stack) -> None:
+    before = time.time()
+    answer = call("POST", "/pairings", json_body={"tenant": "acme", "customer": CUSTOMER})
+
+    assert answer.status == 201, answer.body
+    assert answer.headers["content-type"].startswith("application/json")
+    body = answer.json
+    assert set(body) == {"tenant", "authorization_url", "expires_at"}
+    assert body["tenant"] == "acme"
+
+    link = urlsplit(body["authorization_url"])
+    gateway = urlsplit(sage.base_url("eu-prod"))
+    assert (link.scheme, link.netloc, link.path) == (gateway.scheme, gateway.netloc, "/v1/token/authorise")
+    query = parse_qs(link.query, keep_blank_values=True)
+    assert set(query) == {"client_id", "scope", "customer", "redirect_uri", "state"}
+    assert query["client_id"] == [CLIENT_ID]
+    assert query["scope"] == ["api.dataDelivery"]
+    assert query["customer"] == [CUSTOMER]
+    assert query["redirect_uri"] == [f"https://{STAGE.domain_name}/prod/callback"]
+
+    expires = _epoch(body["expires_at"])
+    assert before + 600 - 2 <= expires <= time.time() + 600 + 1
+    # ISO 8601 UTC, as the contract says
+    assert datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00")).utcoffset().total_seconds() == 0
+
+
+def test_the_link_is_one_the_emulated_sage_accepts(sage: Emulator, stack: Stack) -> None:
+    link = call("POST", "/pairings", json_body={"tenant": "acme", "customer": CUSTOMER}).json[
+        "authorization_url"
+    ]
+    params = sage.approve(link, folders=["SEED"])
+    assert params["state"] == _state_of({"authorization_url": link})
+    assert params["authorizationCode"]
+
+
+def test_requested_scope_is_passed_on_normalised(sage: Emulator, stack: Stack) -> None:
+    answer = call(
+        "POST",
+        "/pairings",
+        json_body={
+            "tenant": "acme",
+            "customer": CUSTOMER,
+            "scope": "  api.dataDelivery   api.dataIngestion ",
+        },
+    )
+    assert answer.status == 201, answer.body
+    query = parse_qs(urlsplit(answer.json["authorization_url"]).query)
+    assert query["scope"] == ["api.dataDelivery api.dataIngestion"]
+
+
+def test_state_has_at_least_128_random_bits_and_differs_every_time(sage: Emulator, stack: Stack) -> None:
+    states = {
+        _state_of(call("POST", "/pairings", json_body={"tenant": "acme", "customer": CUSTOMER}).json)
+        for _ in range(5)
+    }
+    assert len(states) == 5
+    for state in states:
+        raw = base64.urlsafe_b64decode(state + "=" * (-len(state) % 4))
+        assert len(raw) * 8 >= 128, state
+
+
+def test_state_is_stored_hashed_with_a_ttl(sage: Emulator, stack: Stack) -> None:
+    body = call("POST", "/pairings", json_body={"tenant": "acme", "customer": CUSTOMER}).json
+    state = _state_of(body)
+
+    items = _states(stack)
+    assert len(items) == 1
+    item = items[0]
+    assert item["state_hash"]["S"] == hashlib.sha256(state.encode()).hexdigest()
+    flattened = repr(item)
+    assert state not in flattened
+    assert item["tenant"]["S"] == "acme"
+    assert item["customer"]["S"] == CUSTOMER
+
+    ttl = boto3.client("dynamodb").describe_time_to_live(TableName=stack.refs["PairingStatesTable"])
+    ttl_attribute = ttl["TimeToLiveDescription"]["AttributeName"]
+    assert ttl_attribute in item
+    assert abs(float(item[ttl_attribute]["N"]) - _epoch(body["expires_at"])) <= 1
+
+
+LONG_TENANT = "a" * 65
+
+BAD_BODIES: list[tuple[str, dict[str, Any]]] = [
+    ("no body", {}),
+    ("empty string body", {"body": ""}),
+    ("not JSON", {"body": "tenant=acme&customer=https://x3.acme.example"}),
+    ("broken JSON", {"body": '{"tenant": "acme",', "headers": {"Content-Type": "application/json"}}),
+    ("JSON array", {"json_body": [{"tenant": "acme", "customer": CUSTOMER}]}),
+    ("JSON string", {"json_body": "acme"}),
+    ("JSON null", {"body": "null", "headers": {"Content-Type": "application/json"}}),
+    ("missing tenant", {"json_body": {"customer": CUSTOMER}}),
+    ("empty tenant", {"json_body": {"tenant": "", "customer": CUSTOMER}}),
+    ("tenant not a string", {"json_body": {"tenant": 42, "customer": CUSTOMER}}),
+    ("tenant with a slash", {"json_body": {"tenant": "acme/x", "customer": CUSTOMER}}),
+    ("tenant with a space", {"json_body": {"tenant": "ac me", "customer": CUSTOMER}}),
+    ("tenant starting with a dot", {"json_body": {"tenant": ".acme", "customer": CUSTOMER}}),
+    ("tenant starting with a dash", {"json_body": {"tenant": "-acme", "customer": CUSTOMER}}),
+    ("tenant with a trailing newline", {"json_body": {"tenant": "acme\n", "customer": CUSTOMER}}),
+    ("tenant with unicode", {"json_body": {"tenant": "acmé", "customer": CUSTOMER}}),
+    ("65-char tenant", {"json_body": {"tenant": LONG_TENANT, "customer": CUSTOMER}}),
+    ("missing customer", {"json_body": {"tenant": "acme"}}),
+    ("empty customer", {"json_body": {"tenant": "acme", "customer": ""}}),
+    ("customer not a string", {"json_body": {"tenant": "acme", "customer": ["https://x3.acme.example"]}}),
+    ("relative customer", {"json_body": {"tenant": "acme", "customer": "/x3/acme"}}),
+    ("customer without scheme", {"json_body": {"tenant": "acme", "customer": "x3.acme.example"}}),
+    ("ftp customer", {"json_body": {"tenant": "acme", "customer": "ftp://x3.acme.example"}}),
+    ("javascript customer", {"json_body": {"tenant": "acme", "customer": "javascript:alert(1)"}}),
+    ("customer with userinfo", {"json_body": {"tenant": "acme", "customer": "https://bob@x3.acme.example"}}),
+    ("customer with password", {"json_body": {"tenant": "acme", "customer": "https://b:pw@x3.acme.example"}}),
+    ("customer without host", {"json_body": {"tenant": "acme", "customer": "https:///x3"}}),
+    ("customer with a space", {"json_body": {"tenant": "acme", "customer": "https://x3.acme.example/a b"}}),
+    ("customer with a broken IPv6 host", {"json_body": {"tenant": "acme", "customer": "https://[::1/x3"}}),
+    (
+        "customer with a port out of range",
+        {"json_body": {"tenant": "acme", "customer": "https://x3.a.b:99999"}},
+    ),
+    (
+        "scope naming a folder",
+        {"json_body": {"tenant": "acme", "customer": CUSTOMER, "scope": "folder.SEED"}},
+    ),
+    (
+        "scope with a folder among others",
+        {"json_body": {"tenant": "acme", "customer": CUSTOMER, "scope": "api.dataDelivery folder.X3"}},
+    ),
+    ("empty scope", {"json_body": {"tenant": "acme", "customer": CUSTOMER, "scope": ""}}),
+    ("blank scope", {"json_body": {"tenant": "acme", "customer": CUSTOMER, "scope": "   "}}),
+    ("junk scope", {"json_body": {"tenant": "acme", "customer": CUSTOMER, "scope": "<script>"}}),
+    (
+        "scope smuggling a parameter",
+        {"json_body": {"tenant": "acme", "customer": CUSTOMER, "scope": "api.dataDelivery&state=x"}},
+    ),
+    ("scope not a string", {"json_body": {"tenant": "acme", "customer": CUSTOMER, "scope": ["api.graphQL"]}}),
+    ("unknown field", {"json_body": {"tenant": "acme", "customer": CUSTOMER, "redirect_uri": "https://e.x"}}),
+]
+
+
+def test_bad_input_is_a_json_400_and_stores_nothing(sage: Emulator, stack: Stack, subtests: Any) -> None:
+    for label, request_args in BAD_BODIES:
+        with subtests.test(msg=label):
+            answer = call("POST", "/pairings", **request_args)
+
+            assert answer.status == 400, (label, answer.body)
+            assert answer.headers["content-type"].startswith("application/json")
+            body = answer.json
+            assert set(body) == {"error", "message"}
+            assert body["error"] == "bad_request"
+            assert isinstance(body["message"], str) and body["message"].strip()
+            assert _states(stack) == []
+
+
+def test_longest_allowed_tenant_is_accepted(sage: Emulator, stack: Stack) -> None:
+    tenant = "A" + "b.c_d-9" * 9  # 64 characters
+    assert len(tenant) == 64
+    answer = call("POST", "/pairings", json_body={"tenant": tenant, "customer": CUSTOMER})
+    assert answer.status == 201, answer.body
+    assert answer.json["tenant"] == tenant
+    assert len(_states(stack)) == 1
+
+
+def test_http_customer_is_accepted(sage: Emulator, stack: Stack) -> None:
+    answer = call(
+        "POST", "/pairings", json_body={"tenant": "acme", "customer": "http://x3.acme.example:8124"}
+    )
+    assert answer.status == 201, answer.body
+    query = parse_qs(urlsplit(answer.json["authorization_url"]).query)
+    assert query["customer"] == ["http://x3.acme.example:8124"]
+
+
+def test_public_base_url_sets_the_redirect_uri(
+    sage: Emulator, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://link.example.com/")
+    wiring.reset()
+    answer = call("POST", "/pairings", json_body={"tenant": "acme", "customer": CUSTOMER})
+    assert answer.status == 201, answer.body
+    query = parse_qs(urlsplit(answer.json["authorization_url"]).query)
+    assert query["redirect_uri"] == ["https://link.example.com/callback"]
+    item = _states(stack)[0]
+    assert item["redirect_uri"]["S"] == "https://link.example.com/callback"
