@@ -220,3 +220,18 @@ def test_public_base_url_sets_the_redirect_uri(
     assert query["redirect_uri"] == ["https://link.example.com/callback"]
     item = _states(stack)[0]
     assert item["redirect_uri"]["S"] == "https://link.example.com/callback"
+
+
+def test_an_unconfigured_secret_says_what_to_do_and_stores_nothing(stack: Stack) -> None:
+    """Right after `sam deploy` the secret holds the template's placeholder, not the App Registry's values."""
+    secret = stack.refs["ClientCredentialsSecret"]
+    placeholder = '{"client_id": "REPLACE_WITH_SAGE_CLIENT_ID", "client_secret": "generated"}'
+    boto3.client("secretsmanager").put_secret_value(SecretId=secret, SecretString=placeholder)
+
+    answer = call("POST", "/pairings", json_body={"tenant": "acme", "customer": CUSTOMER})
+
+    assert answer.status == 500
+    assert answer.json["error"] == "configuration_error"
+    assert "client id and secret" in answer.json["message"]
+    assert "generated" not in answer.body
+    assert _states(stack) == []
