@@ -15,6 +15,7 @@ from local import template as tpl
 from local.aws_resources import Stack
 from local.sagex3_emulator import Emulator
 from tests.support.api import Answer, call
+from tests.support.events import published_events
 from tests.support.sage import pair
 from x3link import wiring
 
@@ -53,35 +54,6 @@ def _jwt_exp(token: str) -> int:
     return int(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"])
 
 
-def _expired_events_queue(stack: Stack) -> str:
-    """An SQS queue subscribed, through an EventBridge rule, to PairingExpired on the stack's bus."""
-    sqs = boto3.client("sqs")
-    url = sqs.create_queue(QueueName="pairing-expired-watch")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events = boto3.client("events")
-    bus = stack.refs["PairingEventsBus"]
-    events.put_rule(
-        Name="watch-expired",
-        EventBusName=bus,
-        EventPattern=json.dumps({"detail-type": ["PairingExpired"]}),
-        State="ENABLED",
-    )
-    events.put_targets(Rule="watch-expired", EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
-    return url
-
-
-def _drain(url: str) -> list[dict[str, Any]]:
-    sqs = boto3.client("sqs")
-    found = []
-    while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-        if not messages:
-            return found
-        for message in messages:
-            found.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-
-
 # ---------------------------------------------------------------------------------------------- success
 def test_folders_are_exactly_what_sage_returns_for_the_grant(sage: Emulator, stack: Stack) -> None:
     pair(sage, "acme", ACME, folders=["SEED", "DEMO"])
@@ -113,7 +85,7 @@ def test_unknown_tenant_is_404_not_paired(sage: Emulator, stack: Stack) -> None:
 
 # ---------------------------------------------------------------------------------------------- dead grant
 def test_revoked_grant_is_409_pairing_expired_with_one_event(sage: Emulator, stack: Stack) -> None:
-    queue = _expired_events_queue(stack)
+    drain = published_events(stack)
     pair(sage, "acme", ACME)
     sage.revoke(ACME)
 
@@ -123,7 +95,7 @@ def test_revoked_grant_is_409_pairing_expired_with_one_event(sage: Emulator, sta
     assert first.json["error"] == "pairing_expired"
     assert first.json["message"].strip()
     assert sage.count("refresh") == 1
-    events = _drain(queue)
+    events = drain()
     assert len(events) == 1
     event = events[0]
     assert event["detail-type"] == "PairingExpired"
@@ -136,7 +108,7 @@ def test_revoked_grant_is_409_pairing_expired_with_one_event(sage: Emulator, sta
     assert second.status == 409
     assert second.json["error"] == "pairing_expired"
     assert len(sage.requests) == requests_before
-    assert _drain(queue) == []
+    assert drain() == []
     assert call("GET", "/tenants/acme").json["status"] == "expired"
 
     # Pairing again revives the tenant with the new grant.

@@ -6,17 +6,16 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from local.aws_resources import Stack
 from local.sagex3_emulator import Emulator
 from tests.support.api import call, invoke
+from tests.support.events import published_events
 from tests.support.sage import pair
 from x3link import wiring
 from x3link.errors import PairingExpired, UpstreamError
@@ -46,28 +45,6 @@ def stored(tenant: str) -> Pairing:
     pairing = wiring.token_store().get(tenant)
     assert pairing is not None
     return pairing
-
-
-def events_of(stack: Stack) -> Callable[[], list[dict[str, Any]]]:
-    """Route the stack's bus to a queue so a test can read what was published."""
-    sqs, events = boto3.client("sqs"), boto3.client("events")
-    queue = sqs.create_queue(QueueName="observed-events")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    bus = stack.refs["PairingEventsBus"]
-    events.put_rule(Name="observe", EventBusName=bus, EventPattern=json.dumps({"source": ["sage-x3-link"]}))
-    events.put_targets(Rule="observe", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
-
-    def read() -> list[dict[str, Any]]:
-        found = []
-        while True:
-            batch = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
-            if not batch:
-                return found
-            for message in batch:
-                found.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-
-    return read
 
 
 def test_twenty_concurrent_refreshes_spend_the_refresh_token_once(sage: Emulator, stack: Stack) -> None:
@@ -134,7 +111,7 @@ def test_a_stale_worker_refused_by_sage_rereads_instead_of_expiring_the_pairing(
 
 
 def test_a_dead_grant_expires_the_pairing_and_publishes_one_event(sage: Emulator, stack: Stack) -> None:
-    read_events = events_of(stack)
+    read_events = published_events(stack)
     pair(sage, "acme", CUSTOMER)
     before = stored("acme")
     sage.revoke(CUSTOMER)
