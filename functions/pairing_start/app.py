@@ -5,21 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
-from x3link.api import error_response, unexpected_error
-from x3link.errors import BadRequest, X3LinkError
+from x3link.api import json_api
+from x3link.errors import BadRequest
 from x3link.pairing import PairingRequest
 
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayRestResolver()
-app.exception_handler(X3LinkError)(error_response)
-app.exception_handler(Exception)(unexpected_error)
+app = json_api()
 
 
 @app.post("/pairings")

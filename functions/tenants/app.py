@@ -6,18 +6,16 @@ import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
-from x3link.api import error_response, unexpected_error
-from x3link.errors import NotPaired, X3LinkError
+from x3link.api import json_api
+from x3link.errors import NotPaired
 
 logger = Logger()
-app = APIGatewayRestResolver()
-app.exception_handler(X3LinkError)(error_response)
-app.exception_handler(Exception)(unexpected_error)
+app = json_api()
 
 
 @app.get("/tenants/<tenant>")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 
 from x3link.errors import X3LinkError
 
@@ -27,3 +27,11 @@ def unexpected_error(error: Exception) -> Response:
         content_type=content_types.APPLICATION_JSON,
         body={"error": "internal_error", "message": "Something went wrong; it has been logged."},
     )
+
+
+def json_api() -> APIGatewayRestResolver:
+    """A REST resolver whose failures all leave in the contract's JSON error shape."""
+    app = APIGatewayRestResolver()
+    app.exception_handler(X3LinkError)(error_response)
+    app.exception_handler(Exception)(unexpected_error)
+    return app
