@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 REGION ?= us-east-1
 export PATH := $(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
+# `make invoke` prints only the function's JSON, even when called from another make.
+MAKEFLAGS += --no-print-directory
 
 .PHONY: venv test lint template unit e2e browser-deps build deploy run invoke bench clean
 

@@ -1,0 +1,87 @@
+"""The keep-alive sweep through `make invoke`, against a running `make run` (a stack of this module only,
+so the sweep sees exactly the pairings set up here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from local.sagex3_emulator import Emulator
+from local.template import ROOT
+from tests.e2e.conftest import RunningStack, names, subprocess_env
+
+pytestmark = pytest.mark.e2e
+
+DAY = 86400.0
+
+
+def make_invoke(stack: RunningStack, function: str, event: str) -> subprocess.CompletedProcess[str]:
+    """`make invoke FUNCTION=... EVENT=...` from a shell whose LOCAL_STACK_FILE names the running stack."""
+    if not (ROOT / ".venv" / "bin" / "python").exists():
+        pytest.fail(
+            "`make invoke` runs .venv/bin/python, and .venv does not exist: run `make test` (or `make venv`)"
+        )
+    return subprocess.run(
+        ["make", "invoke", f"FUNCTION={function}", f"EVENT={event}"],
+        cwd=ROOT,
+        env=subprocess_env(LOCAL_STACK_FILE=str(stack.stack_file)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_the_sweep_refreshes_the_due_expires_the_dead_and_leaves_the_fresh(
+    stack: RunningStack, sage: Emulator
+) -> None:
+    due, due_customer = names("sweep-due")
+    dead, dead_customer = names("sweep-dead")
+    fresh, fresh_customer = names("sweep-fresh")
+    sage.configure(refresh_lifetime=3 * DAY)  # inside the 7-day keep-alive window
+    stack.pair(due, due_customer, folders=["SEED"])
+    stack.pair(dead, dead_customer, folders=["SEED"])
+    sage.revoke(dead_customer)
+    sage.configure(refresh_lifetime=30.4 * DAY)
+    stack.pair(fresh, fresh_customer, folders=["X3"])
+    before = {tenant: stack.call("GET", f"/tenants/{tenant}").json() for tenant in (due, dead, fresh)}
+    assert all(pairing["status"] == "active" for pairing in before.values())
+    due_token, fresh_token = (
+        sage.current_refresh_token(due_customer),
+        sage.current_refresh_token(fresh_customer),
+    )
+    sage.clear_requests()
+
+    invoked = make_invoke(stack, "TokenRefreshFunction", "events/scheduled.json")
+
+    assert invoked.returncode == 0, invoked.stderr
+    summary = json.loads(invoked.stdout)  # stdout is the result and nothing else
+    assert isinstance(summary, dict)
+    assert (summary["refreshed"], summary["expired"], summary["failed"]) == (1, 1, 0), summary
+    assert sage.count("refresh") == 2  # the due one and the dead one; never the fresh one
+
+    after = {tenant: stack.call("GET", f"/tenants/{tenant}").json() for tenant in (due, dead, fresh)}
+    assert after[due]["status"] == "active"
+    assert after[due]["refreshed_at"] is not None
+    assert at(after[due]["refresh_token_expires_at"]) > datetime.now(UTC) + timedelta(days=29)
+    assert sage.current_refresh_token(due_customer) not in (None, due_token)
+    assert after[dead]["status"] == "expired"
+    assert after[fresh] == before[fresh]
+    assert sage.current_refresh_token(fresh_customer) == fresh_token
+
+    # What the sweep did is what the API then serves.
+    assert stack.call("GET", f"/tenants/{due}/folders").status == 200
+    assert stack.call("GET", f"/tenants/{dead}/folders").json()["error"] == "pairing_expired"
+
+    # A second sweep right away finds nothing due.
+    again = make_invoke(stack, "TokenRefreshFunction", "events/scheduled.json")
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert (summary["refreshed"], summary["expired"], summary["failed"]) == (0, 0, 0), summary
