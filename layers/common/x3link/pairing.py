@@ -128,9 +128,8 @@ class PairingService:
             logger.info(
                 "Customer refused the pairing", extra={"tenant": pending.tenant, "error": callback.error}
             )
-            raise AuthorisationDenied(
-                f"Sage X3 did not grant access: {callback.error_description or callback.error}."
-            )
+            reason = (callback.error_description or callback.error).rstrip(". ")
+            raise AuthorisationDenied(f"Sage X3 did not grant access: {reason}.")
         assert callback.code
         grant = code_grant(callback.code, self._credentials(), pending.redirect_uri)
         try:
