@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -11,6 +12,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
 
+SAFETY_SECONDS = 45
+
 logger = Logger()
 metrics = Metrics()
 
@@ -18,12 +21,15 @@ metrics = Metrics()
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    summary = wiring.token_keeper().sweep(wiring.settings().keep_alive_seconds)
+    # Leave time to finish the refresh under way and report, rather than be cut off mid-write.
+    stop_at = time.time() + context.get_remaining_time_in_millis() / 1000 - SAFETY_SECONDS
+    summary = wiring.token_keeper().sweep(wiring.settings().keep_alive_seconds, stop_at=stop_at)
     for name, value in (
         ("TokensRefreshed", summary.refreshed),
         ("PairingsExpired", summary.expired),
         ("RefreshesFailed", summary.failed),
         ("TokensRescued", summary.rescued),
+        ("RefreshesDeferred", summary.deferred),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     logger.info("Keep-alive sweep done", extra=summary.as_dict())

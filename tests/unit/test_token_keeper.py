@@ -246,3 +246,16 @@ def test_the_sweep_reports_transient_failures_and_keeps_the_pairing(sage: Emulat
     assert stored("acme").lease_owner is None  # released, so the next sweep can try again
     summary = sweep()
     assert summary["refreshed"] == 1
+
+
+def test_a_sweep_out_of_time_defers_the_rest_to_the_next_run(sage: Emulator, stack: Stack) -> None:
+    sage.configure(refresh_lifetime=3 * 86400)
+    for tenant in ("one", "two"):
+        pair(sage, tenant, f"https://x3.{tenant}.example")
+    sage.clear_requests()
+
+    summary = keeper().sweep(7 * 86400, stop_at=time.time() - 1)
+
+    assert (summary.deferred, summary.refreshed, summary.checked) == (2, 0, 2)
+    assert sage.count("refresh") == 0
+    assert sweep()["refreshed"] == 2  # the next run, with time to spare, does them

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -56,17 +56,11 @@ class SweepSummary:
     expired: int = 0
     failed: int = 0
     rescued: int = 0
+    deferred: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "checked": self.checked,
-            "refreshed": self.refreshed,
-            "expired": self.expired,
-            "failed": self.failed,
-            "rescued": self.rescued,
-            "failures": self.failures,
-        }
+        return asdict(self)
 
 
 def _error_code(exc: Exception) -> str:
@@ -128,7 +122,7 @@ class TokenKeeper:
             if current.version != seen.version:
                 return current
             now = self._clock()
-            if current.refresh_failed_at and current.refresh_failed_at >= started and current is not seen:
+            if current.refresh_failed_at and current.refresh_failed_at >= started:
                 raise UpstreamError("Refreshing this pairing's token failed just now; try again shortly.")
             if not current.leased_at(now):
                 lease_until = now + self._timing.lease_seconds
@@ -246,12 +240,19 @@ class TokenKeeper:
             return 0
 
     # ------------------------------------------------------------------ the keep-alive sweep
-    def sweep(self, keep_alive_seconds: float) -> SweepSummary:
-        """Refresh every active pairing whose refresh token expires within the keep-alive window."""
+    def sweep(self, keep_alive_seconds: float, *, stop_at: float | None = None) -> SweepSummary:
+        """Refresh every active pairing whose refresh token expires within the keep-alive window.
+
+        Past `stop_at` (the invocation's time running out) the rest are only counted as deferred: the next
+        scheduled run picks them up, long before their refresh tokens can expire.
+        """
         summary = SweepSummary(rescued=self.recover_rescued())
         cutoff = self._clock() + keep_alive_seconds
         for tenant in self.store.due_for_refresh(cutoff):
             summary.checked += 1
+            if stop_at is not None and self._clock() >= stop_at:
+                summary.deferred += 1
+                continue
             try:
                 pairing = self.store.get(tenant)
                 if pairing is None or pairing.status != ACTIVE:
