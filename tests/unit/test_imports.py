@@ -36,5 +36,6 @@ def test_handlers_import_no_tooling_and_defer_the_aws_sdk(logical_id: str) -> No
     assert _imported_by(logical_id) & NEVER_IN_LAMBDA == set()
 
 
-def test_the_tenants_handler_does_not_load_the_http_client() -> None:
-    assert "urllib3" not in _imported_by("TenantsFunction")
+@pytest.mark.parametrize("logical_id", ["TenantsFunction", "PairingStartFunction"])
+def test_handlers_that_never_call_sage_do_not_load_the_http_client(logical_id: str) -> None:
+    assert "urllib3" not in _imported_by(logical_id)

@@ -6,7 +6,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools import Logger
@@ -25,8 +25,10 @@ from x3link.errors import (
 )
 from x3link.oauth import ClientCredentials, authorization_url, code_grant, parse_token_response
 from x3link.pairing_states import PairingStates, PendingPairing
-from x3link.sage_client import SageX3Client
 from x3link.token_store import Pairing, TokenStore, iso
+
+if TYPE_CHECKING:
+    from x3link.sage_client import SageX3Client
 
 logger = Logger(child=True)
 
@@ -84,7 +86,7 @@ class PairingService:
         settings: Settings,
         states: PairingStates,
         store: TokenStore,
-        sage: SageX3Client,
+        sage: Callable[[], SageX3Client],
         credentials: Callable[[], ClientCredentials],
         *,
         clock: Callable[[], float] = time.time,
@@ -133,7 +135,7 @@ class PairingService:
         assert callback.code
         grant = code_grant(callback.code, self._credentials(), pending.redirect_uri)
         try:
-            payload = self._sage.token(base_url, grant)
+            payload = self._sage().token(base_url, grant)
         except GrantRefused as refusal:
             raise ExchangeRefused(f"Sage X3 refused the pairing: {refusal.sage_message}") from None
         except UpstreamError as exc:

@@ -51,7 +51,8 @@ def pairing_service() -> Any:
     from x3link.pairing_states import PairingStates
 
     states = PairingStates(settings().states_table, _client("dynamodb"))
-    return PairingService(settings(), states, token_store(), sage_client(), client_credentials)
+    # Sage's HTTP client is only needed by the callback: starting a pairing never loads urllib3.
+    return PairingService(settings(), states, token_store(), sage_client, client_credentials)
 
 
 @cache
