@@ -15,22 +15,11 @@ import pytest
 
 from local.sagex3_emulator import Customer, Emulator
 from tests.e2e.conftest import RunningStack, names
+from tests.support.contract import TENANT_FIELDS
 from tests.support.sage import CLIENT_ID, CLIENT_SECRET
 
 pytestmark = pytest.mark.e2e
 
-TENANT_KEYS = {
-    "tenant",
-    "customer",
-    "status",
-    "scope",
-    "folders",
-    "endpoint",
-    "access_token_expires_at",
-    "refresh_token_expires_at",
-    "paired_at",
-    "refreshed_at",
-}
 JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
 
 
@@ -97,7 +86,7 @@ def test_pairing_through_each_callback_form(stack: RunningStack, sage: Emulator,
     described = stack.call("GET", f"/tenants/{tenant}")
     assert described.status == 200, described.body
     pairing = described.json()
-    assert set(pairing) == TENANT_KEYS
+    assert set(pairing) == TENANT_FIELDS
     assert pairing["tenant"] == tenant
     assert pairing["customer"] == customer
     assert pairing["status"] == "active"

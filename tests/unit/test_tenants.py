@@ -12,21 +12,10 @@ from local import template as tpl
 from local.aws_resources import Stack
 from local.sagex3_emulator import Emulator
 from tests.support.api import call
+from tests.support.contract import TENANT_FIELDS
 from tests.support.sage import CLIENT_SECRET, pair
 
 ACME = "https://x3.acme.example"
-CONTRACT_FIELDS = {
-    "tenant",
-    "customer",
-    "status",
-    "scope",
-    "folders",
-    "endpoint",
-    "access_token_expires_at",
-    "refresh_token_expires_at",
-    "paired_at",
-    "refreshed_at",
-}
 
 for _function in ("PairingStartFunction", "CallbackFunction", "TenantsFunction", "FoldersFunction"):
     tpl.load_handler(_function)
@@ -78,7 +67,7 @@ def test_describe_has_exactly_the_contract_fields(sage: Emulator, stack: Stack) 
     assert answer.status == 200, answer.body
     assert answer.headers["content-type"].startswith("application/json")
     body = answer.json
-    assert set(body) == CONTRACT_FIELDS
+    assert set(body) == TENANT_FIELDS
     assert body["tenant"] == "acme"
     assert body["customer"] == ACME
     assert body["status"] == "active"
@@ -133,7 +122,7 @@ def test_status_is_expired_once_sage_killed_the_grant(sage: Emulator, stack: Sta
     assert answer.status == 200
     assert answer.json["status"] == "expired"
     assert answer.json["tenant"] == "acme"
-    assert set(answer.json) == CONTRACT_FIELDS
+    assert set(answer.json) == TENANT_FIELDS
     item = _item(stack, "acme")
     assert item is not None
     assert "refresh_token" not in item and "access_token" not in item
