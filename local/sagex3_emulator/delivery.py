@@ -27,6 +27,16 @@ def granted_folder(req: Request, grant: Grant) -> str:
     return folder
 
 
+def named_file(state: State, req: Request) -> tuple[Grant, str, str]:
+    """The caller's grant, the granted folder and the required `filename` of a per-file request."""
+    grant = authenticate(state, req)
+    folder = granted_folder(req, grant)
+    filename = req.arg("filename")
+    if not filename:
+        raise ApiError(400, messages.MISSING_PARAMETERS)
+    return grant, folder, filename
+
+
 def _page_number(req: Request) -> int:
     raw = req.arg("page")
     if raw is None:
@@ -87,11 +97,7 @@ def _download_redirect(state: State, req: Request, grant: Grant, folder: str, fi
 
 def delivery_delete(state: State, req: Request) -> Response:
     """`DELETE /v1/datadelivery/{FOLDER}/?filename=NAME` → 204."""
-    grant = authenticate(state, req)
-    folder = granted_folder(req, grant)
-    filename = req.arg("filename")
-    if not filename:
-        raise ApiError(400, messages.MISSING_PARAMETERS)
+    grant, folder, filename = named_file(state, req)
     with state.lock:
         files = state.delivery_folder(grant.customer_url, folder)
         if files.pop(filename, None) is None:

@@ -10,7 +10,7 @@ import secrets
 import uuid
 
 from . import messages
-from .delivery import granted_folder
+from .delivery import named_file
 from .http_types import ApiError, Request, Response
 from .models import StoredFile, Tracking, UploadSlot
 from .state import State
@@ -19,11 +19,7 @@ from .tokens import authenticate
 
 def request_upload(state: State, req: Request) -> Response:
     """`POST /v1/dataingestion/{FOLDER}?filename=NAME` → `{"uploadUrl", "trackingUrl"}`."""
-    grant = authenticate(state, req)
-    folder = granted_folder(req, grant)
-    filename = req.arg("filename")
-    if not filename:
-        raise ApiError(400, messages.MISSING_PARAMETERS)
+    grant, folder, filename = named_file(state, req)
     with state.lock:
         if filename in state.ingestion_folder(grant.customer_url, folder):
             raise ApiError(403, messages.FILE_EXISTS)
