@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,27 @@ def sweep() -> dict[str, Any]:
     return invoke("TokenRefreshFunction", json.loads(SCHEDULED_EVENT.read_text()))
 
 
+def concurrently(works: list[Callable[[], Pairing]]) -> tuple[list[Pairing], list[BaseException]]:
+    """Run each work in its own thread, all released at once; collect what they return and raise."""
+    results: list[Pairing] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(works))
+
+    def worker(work: Callable[[], Pairing]) -> None:
+        try:
+            barrier.wait()
+            results.append(work())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(work,)) for work in works]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results, errors
+
+
 def stored(tenant: str) -> Pairing:
     pairing = wiring.token_store().get(tenant)
     assert pairing is not None
@@ -52,23 +75,8 @@ def test_twenty_concurrent_refreshes_spend_the_refresh_token_once(sage: Emulator
     before = stored("acme")
     sage.configure(latency=0.2)  # keep the lease held while the others arrive
     sage.clear_requests()
-    results: list[Pairing] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(20)
-
-    def worker() -> None:
-        try:
-            own = keeper()
-            barrier.wait()
-            results.append(own.refresh(before))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    # One keeper per thread, built up front: each stands for its own Lambda execution environment.
+    results, errors = concurrently([partial(keeper().refresh, before) for _ in range(20)])
 
     assert errors == []
     assert sage.count("refresh") == 1
@@ -115,19 +123,7 @@ def test_a_dead_grant_expires_the_pairing_and_publishes_one_event(sage: Emulator
     pair(sage, "acme", CUSTOMER)
     before = stored("acme")
     sage.revoke(CUSTOMER)
-    failures: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            keeper().refresh(before)
-        except BaseException as exc:
-            failures.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(5)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _, failures = concurrently([partial(keeper().refresh, before) for _ in range(5)])
 
     assert len(failures) == 5 and all(isinstance(exc, PairingExpired) for exc in failures)
     assert stored("acme").status == "expired"
