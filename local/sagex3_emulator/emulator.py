@@ -218,10 +218,20 @@ class Emulator:
         timeout: bool = False,
         drop_after_apply: bool = False,
         body: dict[str, Any] | None = None,
+        html: str | None = None,
     ) -> None:
         """Make the next `count` requests of `route` fail one way (see the faults module)."""
         self._state.faults.add(
-            Fault(route, status, retry_after, timeout, drop_after_apply, dict(body) if body else None, count)
+            Fault(
+                route,
+                status,
+                retry_after,
+                timeout,
+                drop_after_apply,
+                dict(body) if body else None,
+                count,
+                html=html,
+            )
         )
 
     def clear_faults(self) -> None:

@@ -61,6 +61,7 @@ class Fault:
     drop_after_apply: bool = False
     body: dict[str, Any] | None = None
     remaining: int = 1
+    html: str | None = None  # a page from something in front of Sage (a proxy, a firewall), not Sage's JSON
 
 
 def token_routes(grant_type: str | None) -> tuple[str, ...]:

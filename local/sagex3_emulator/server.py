@@ -206,6 +206,8 @@ class RegionHandler(BaseHTTPRequestHandler):
             return Response.drop_connection()
         status = fault.status or 500
         headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+        if fault.html is not None:
+            return Response.html(status, fault.html)
         if fault.body is not None:
             return Response.json(status, fault.body, headers)
         return Response.message(status, status_phrase(status), headers)
