@@ -4,6 +4,7 @@ whatever AWS endpoint boto3 is pointed at (moto in tests, the embedded moto serv
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,13 +20,16 @@ class Stack:
 
     refs: dict[str, str] = field(default_factory=dict)
     attrs: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Logical ids this run created, as opposed to found from an earlier run on the same endpoint.
+    created: set[str] = field(default_factory=set)
 
     def function_environment(self, logical_id: str) -> dict[str, str]:
         env = tpl.resolve(tpl.functions()[logical_id].environment, self.refs, self.attrs)
         return {key: str(value) for key, value in env.items()}
 
 
-def _table(client: Any, name: str, props: Mapping[str, Any]) -> str:
+def _table(client: Any, name: str, props: Mapping[str, Any]) -> tuple[dict[str, str], bool]:
+    """The table's attributes (`Arn`, and `StreamArn` when it has a stream); True when created now."""
     kwargs: dict[str, Any] = {
         "TableName": name,
         "AttributeDefinitions": props["AttributeDefinitions"],
@@ -34,16 +38,31 @@ def _table(client: Any, name: str, props: Mapping[str, Any]) -> str:
     }
     if props.get("GlobalSecondaryIndexes"):
         kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    stream = props.get("StreamSpecification")
+    if stream:
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, **stream}
     try:
-        arn = client.create_table(**kwargs)["TableDescription"]["TableArn"]
+        description = client.create_table(**kwargs)["TableDescription"]
     except client.exceptions.ResourceInUseException:
-        # Already there (an AWS_ENDPOINT_URL that outlives `make run`): reuse it as it is.
-        return client.describe_table(TableName=name)["Table"]["TableArn"]
+        # Already there (an AWS_ENDPOINT_URL that outlives `make run`): reuse it, with its stream.
+        description = client.describe_table(TableName=name)["Table"]
+        if stream and not description.get("LatestStreamArn"):
+            description = client.update_table(
+                TableName=name, StreamSpecification=kwargs["StreamSpecification"]
+            )["TableDescription"]
+        return _table_attrs(description), False
     client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 50})
     ttl = props.get("TimeToLiveSpecification")
     if ttl:
         client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
-    return arn
+    return _table_attrs(description), True
+
+
+def _table_attrs(description: Mapping[str, Any]) -> dict[str, str]:
+    attrs = {"Arn": description["TableArn"]}
+    if description.get("LatestStreamArn"):
+        attrs["StreamArn"] = description["LatestStreamArn"]
+    return attrs
 
 
 def create(
@@ -73,9 +92,7 @@ def create(
         "AWS::Events::EventBus",
     ]
     for type_ in order:
-        for logical_id, resource in all_resources.items():
-            if resource["Type"] != type_:
-                continue
+        for logical_id, resource in _dependencies_first(all_resources, type_):
             props = tpl.resolve(resource.get("Properties", {}), stack.refs, stack.attrs)
             name = f"{stack_name}-{logical_id}"
             if type_ == "AWS::KMS::Key":
@@ -83,22 +100,84 @@ def create(
                 stack.refs[logical_id], stack.attrs[(logical_id, "Arn")] = meta["KeyId"], meta["Arn"]
             elif type_ == "AWS::DynamoDB::Table":
                 stack.refs[logical_id] = name
-                stack.attrs[(logical_id, "Arn")] = _table(session.client("dynamodb"), name, props)
+                attrs, created = _table(session.client("dynamodb"), name, props)
+                stack.attrs.update({(logical_id, attr): value for attr, value in attrs.items()})
+                if created:
+                    stack.created.add(logical_id)
             elif type_ == "AWS::SecretsManager::Secret":
                 value = dict(client_credentials) if client_credentials else _placeholder_secret(props)
                 stack.refs[logical_id] = _secret(session.client("secretsmanager"), name, json.dumps(value))
             elif type_ == "AWS::SQS::Queue":
-                sqs = session.client("sqs")
-                url = sqs.create_queue(QueueName=name)["QueueUrl"]
-                arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-                    "QueueArn"
-                ]
+                url, arn = _queue(session.client("sqs"), name, props)
                 stack.refs[logical_id], stack.attrs[(logical_id, "Arn")] = url, arn
             elif type_ == "AWS::Events::EventBus":
                 bus_name = props.get("Name", name)
                 arn = _event_bus(session.client("events"), bus_name)
                 stack.refs[logical_id], stack.attrs[(logical_id, "Arn")] = bus_name, arn
     return stack
+
+
+def _dependencies_first(
+    resources: Mapping[str, dict[str, Any]], type_: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """The resources of one type, each after those of the same type it refers to (a queue after its
+    dead-letter queue), else in template order."""
+    pending = {logical_id: r for logical_id, r in resources.items() if r["Type"] == type_}
+    ordered: list[tuple[str, dict[str, Any]]] = []
+    while pending:
+        ready = [
+            logical_id
+            for logical_id, resource in pending.items()
+            if not (_references(resource.get("Properties", {})) & (set(pending) - {logical_id}))
+        ]
+        if not ready:
+            raise ValueError(f"template.yaml: circular references among {sorted(pending)}")
+        ordered.extend((logical_id, pending.pop(logical_id)) for logical_id in ready)
+    return ordered
+
+
+def _references(value: Any) -> set[str]:
+    """The logical ids a property value names through !Ref, !GetAtt or ${...}."""
+    if isinstance(value, tpl.Intrinsic):
+        if value.name == "Ref":
+            return {value.value}
+        if value.name == "Fn::GetAtt":
+            return {value.value[0]}
+        if value.name == "Fn::Sub" and isinstance(value.value, str):
+            return {name.split(".")[0] for name in re.findall(r"\$\{([A-Za-z0-9:._]+)\}", value.value)}
+        return _references(value.value)
+    if isinstance(value, dict):
+        return set().union(*(_references(item) for item in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_references(item) for item in value))
+    return set()
+
+
+# The queue attributes that change behaviour (what a message sees); encryption settings do not, locally.
+_QUEUE_ATTRIBUTES = (
+    "DelaySeconds",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "VisibilityTimeout",
+    "RedrivePolicy",
+)
+
+
+def _queue(client: Any, name: str, props: Mapping[str, Any]) -> tuple[str, str]:
+    """The queue's URL and ARN, created (or updated, when it exists) with the template's attributes."""
+    attributes = {
+        key: json.dumps(props[key]) if isinstance(props[key], dict) else str(props[key])
+        for key in _QUEUE_ATTRIBUTES
+        if key in props
+    }
+    try:
+        url = client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    except client.exceptions.QueueNameExists:
+        # Left by an earlier run with other attributes: bring it to what the template says.
+        url = client.get_queue_url(QueueName=name)["QueueUrl"]
+        client.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+    arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
 
 
 def _key(client: Any, name: str, props: Mapping[str, Any]) -> dict[str, Any]:

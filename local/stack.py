@@ -15,8 +15,10 @@ from urllib.parse import urlsplit
 
 from local import aws_resources, ports, sigv4
 from local import template as tpl
+from local.event_log import EventLog
 from local.gateway import Gateway
 from local.moto_server import EmbeddedMoto
+from local.triggers import Triggers
 
 DEMO_CLIENT_ID = "demo-app"
 DEMO_CLIENT_SECRET = "demo-secret"
@@ -147,10 +149,14 @@ class LocalStack:
     ) -> None:
         self.settings = settings or StackSettings.from_env()
         self.log = log or (lambda _line: None)
+        self._show_events = log is not None
         self.gateway: Gateway | None = None
         self.moto: EmbeddedMoto | None = None
         self.emulator: Any = None
         self.resources: aws_resources.Stack | None = None
+        # The template's stream and queue triggers, polled in the background; `pump()` delivers now.
+        self.triggers: Triggers | None = None
+        self.event_log: EventLog | None = None
         self.aws_endpoint_url = self.settings.aws_endpoint_url or ""
         self.sage_x3_url = self.settings.sage_x3_url or ""
         self.allowed_endpoints: tuple[str, ...] = self.settings.allowed_endpoints
@@ -224,6 +230,12 @@ class LocalStack:
         created = [logical_id for logical_id in tpl.resources() if logical_id in self.resources.refs]
         self.log(f"  Resources    {', '.join(created)}  (from template.yaml)")
         self._env.set(shared_environment(self.function_environments))
+        self.triggers = Triggers(self.resources, log=self.log).start()
+        for poller in self.triggers.pollers:
+            self.log(f"  Trigger      {poller.source.function} <- {poller.source.type} {poller.source.name}")
+        buses = [self.resources.refs[bus] for bus in tpl.resources(type_="AWS::Events::EventBus")]
+        if self._show_events and buses:
+            self.event_log = EventLog(buses[0], self.log).start()
         self.gateway.start()
         self.log(f"  API          {self.api_url}  (redirect URI {self.redirect_uri})")
 
@@ -251,6 +263,12 @@ class LocalStack:
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
+        if self.event_log is not None:
+            self.event_log.stop()
+            self.event_log = None
+        if self.triggers is not None:
+            self.triggers.stop()
+            self.triggers = None
         if self.emulator is not None:
             self.emulator.stop()
             self.emulator = None

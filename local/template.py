@@ -76,6 +76,32 @@ class FunctionSpec:
     timeout: int = 3
 
 
+@dataclass(frozen=True)
+class EventSource:
+    """A function's pull trigger (a table's stream, a queue): what Lambda's event source mapping reads."""
+
+    function: str
+    name: str
+    type: str  # "DynamoDB" or "SQS"
+    properties: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source(self) -> Any:
+        """The stream's or queue's ARN as the template writes it (an Intrinsic until resolved)."""
+        return self.properties["Stream" if self.type == "DynamoDB" else "Queue"]
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.properties.get("BatchSize", 100 if self.type == "DynamoDB" else 10))
+
+    @property
+    def reports_item_failures(self) -> bool:
+        return "ReportBatchItemFailures" in self.properties.get("FunctionResponseTypes", [])
+
+
+PULL_EVENT_TYPES = ("DynamoDB", "SQS")
+
+
 @cache
 def load(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     with path.open(encoding="utf-8") as handle:
@@ -128,6 +154,17 @@ def routes(template: Mapping[str, Any] | None = None) -> list[Route]:
             auth = props.get("Auth", {}).get("Authorizer", default_auth)
             found.append(Route(props["Method"].upper(), props["Path"], logical_id, auth))
     return found
+
+
+def event_sources(template: Mapping[str, Any] | None = None) -> list[EventSource]:
+    """Every stream and queue trigger of the template's functions."""
+    template = template or load()
+    return [
+        EventSource(logical_id, name, event["Type"], dict(event.get("Properties", {})))
+        for logical_id, resource in resources(template, "AWS::Serverless::Function").items()
+        for name, event in resource["Properties"].get("Events", {}).items()
+        if event["Type"] in PULL_EVENT_TYPES
+    ]
 
 
 def parameter_defaults(template: Mapping[str, Any] | None = None) -> dict[str, str]:

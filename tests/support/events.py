@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 
 from local.aws_resources import Stack
+from local.triggers import Triggers
 
 
 def published_events(stack: Stack) -> Callable[[], list[dict[str, Any]]]:
@@ -31,3 +32,21 @@ def published_events(stack: Stack) -> Callable[[], list[dict[str, Any]]]:
                 sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
 
     return drain
+
+
+def stream_triggers(stack: Stack) -> Triggers:
+    """The template's table-stream triggers (PairingEventsFunction) over `stack`, read from the stream's
+    start: `pump()` hands the function every change committed so far, as Lambda would."""
+    return Triggers(stack, types=("DynamoDB",))
+
+
+def lifecycle_events(stack: Stack) -> Callable[[], list[dict[str, Any]]]:
+    """Like `published_events`, but each drain first delivers the table's stream to its function, so it
+    returns what the committed changes published since the last call (the writers publish nothing)."""
+    triggers, drain = stream_triggers(stack), published_events(stack)
+
+    def pump_and_drain() -> list[dict[str, Any]]:
+        triggers.pump()
+        return drain()
+
+    return pump_and_drain

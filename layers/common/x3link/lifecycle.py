@@ -1,0 +1,153 @@
+"""Lifecycle events read off the pairings table's change stream, as pure functions of one stream record.
+
+The events are derived from the committed change itself, not published by the writer after it, so a
+function that dies right after committing still has its change announced. The same record always gives
+the same events with the same ids, so a redelivered record is something a subscriber can deduplicate.
+Nothing here reads or carries token material.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+SOURCE = "sage-x3-link"
+APP_KEY = "~app"
+ACTIVE, SUSPENDED, EXPIRED, DELETED = "active", "suspended", "expired", "deleted"
+
+COMPLETED = "PairingCompleted"
+SUSPENDED_EVENT = "PairingSuspended"
+EXPIRED_EVENT = "PairingExpired"
+RECOVERED = "PairingRecovered"
+DELETED_EVENT = "PairingDeleted"
+APP_REJECTED = "AppCredentialsRejected"
+DETAIL_TYPES = (COMPLETED, SUSPENDED_EVENT, RECOVERED, EXPIRED_EVENT, DELETED_EVENT, APP_REJECTED)
+
+# The item's own time of the change each event announces; the stream record's time when it has none.
+_AT = {
+    COMPLETED: "paired_at",
+    SUSPENDED_EVENT: "suspended_at",
+    EXPIRED_EVENT: "expired_at",
+    RECOVERED: "refreshed_at",
+}
+
+Image = Mapping[str, Mapping[str, Any]]  # an item in DynamoDB JSON, as the stream carries it
+
+
+@dataclass(frozen=True)
+class LifecycleEvent:
+    detail_type: str
+    detail: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.detail["id"])
+
+
+def iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _s(image: Image | None, name: str) -> str | None:
+    value = (image or {}).get(name)
+    return value["S"] if value and "S" in value else None
+
+
+def _n(image: Image | None, name: str) -> float | None:
+    value = (image or {}).get(name)
+    return float(value["N"]) if value and "N" in value else None
+
+
+def _is_pairing(image: Image | None) -> bool:
+    """Items keyed `~...` (the app breaker) share the table but are not pairings."""
+    return image is not None and not (_s(image, "tenant") or "~").startswith("~")
+
+
+def events_for(
+    event_name: str, old: Image | None, new: Image | None, *, at_epoch: float | None = None
+) -> list[LifecycleEvent]:
+    """What one stream record announces: at most one event; token rotation and leases announce nothing.
+
+    `at_epoch` is the stream record's own time (ApproximateCreationDateTime), used when the item names
+    none (a deletion).
+    """
+    if _s(new or old, "tenant") == APP_KEY:
+        return _app_events(old, new, at_epoch)
+    if event_name == "REMOVE":
+        if old is None or not _is_pairing(old):
+            return []
+        return [_pairing_event(DELETED_EVENT, old, at_epoch, status=DELETED, reason=DELETED)]
+    if new is None or not _is_pairing(new):
+        return []
+    detail_type = _transition(old, new)
+    return [_pairing_event(detail_type, new, at_epoch)] if detail_type else []
+
+
+def _transition(old: Image | None, new: Image) -> str | None:
+    status = _s(new, "status")
+    if old is None or _s(old, "generation") != _s(new, "generation"):
+        return COMPLETED if status == ACTIVE else None
+    was = _s(old, "status")
+    if was == status:
+        return None
+    if status == SUSPENDED:
+        return SUSPENDED_EVENT
+    if status == EXPIRED:
+        return EXPIRED_EVENT
+    if status == ACTIVE and was in (SUSPENDED, EXPIRED):
+        return RECOVERED
+    return None
+
+
+def _pairing_event(
+    detail_type: str,
+    image: Image,
+    at_epoch: float | None,
+    *,
+    status: str | None = None,
+    reason: str | None = None,
+) -> LifecycleEvent:
+    tenant, generation = _s(image, "tenant"), _s(image, "generation") or ""
+    version = (image.get("version") or {}).get("N", "0")
+    at = _n(image, _AT[detail_type]) if detail_type in _AT else None
+    detail: dict[str, Any] = {
+        "id": f"{tenant}:{generation}:{version}:{detail_type}",
+        "tenant": tenant,
+        "customer": _s(image, "customer"),
+        "status": status or _s(image, "status"),
+        "reason": reason or _s(image, "reason"),
+        "generation": generation,
+        "at": iso(at if at is not None else at_epoch),
+    }
+    if detail_type in (SUSPENDED_EVENT, EXPIRED_EVENT):
+        refusal_status = _n(image, "last_refusal_status")
+        detail["last_refusal"] = {
+            "at": iso(_n(image, "last_refusal_at")),
+            "status": int(refusal_status) if refusal_status is not None else None,
+            "message": _s(image, "last_refusal_message"),
+        }
+        detail["next_attempt_at"] = iso(_n(image, "next_attempt_at"))
+    return LifecycleEvent(detail_type, detail)
+
+
+def _app_events(old: Image | None, new: Image | None, at_epoch: float | None) -> list[LifecycleEvent]:
+    """Only an opening of the app breaker is news; every later change of the `~app` item is not."""
+    if new is None or _s(new, "breaker") != "open":
+        return []
+    breaker_id = _s(new, "breaker_id")
+    if _s(old, "breaker") == "open" and _s(old, "breaker_id") == breaker_id:
+        return []
+    upstream = _n(new, "last_status")
+    opened_at = _n(new, "opened_at")
+    detail = {
+        "id": f"app:{breaker_id}",
+        "status": "open",
+        "reason": _s(new, "last_message"),
+        "upstream_status": int(upstream) if upstream is not None else None,
+        "at": iso(opened_at if opened_at is not None else at_epoch),
+    }
+    return [LifecycleEvent(APP_REJECTED, detail)]

@@ -1,0 +1,466 @@
+"""Lifecycle events come from the pairings table's change stream: each committed change is announced at
+least once, with a stable id, never with a token, even when EventBridge refuses entries for a while or the
+function that made the change dies right after committing it."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from local import template as tpl
+from local.aws_resources import Stack
+from tests.support.api import invoke
+from tests.support.events import published_events, stream_triggers
+from x3link import lifecycle, wiring
+from x3link.pairing_events import EventPublisher
+
+ROOT = Path(__file__).parents[2]
+STREAM_SAMPLE = json.loads((ROOT / "events/pairing_events_stream.json").read_text())
+LIFECYCLE_SAMPLES = {
+    path.stem: json.loads(path.read_text()) for path in (ROOT / "events/lifecycle").glob("*.json")
+}
+T0 = 1767225600
+GEN_A, GEN_B = "a" * 32, "b" * 32
+ACCESS, REFRESH = "EXAMPLE-access-token-value", "EXAMPLE-refresh-token-value"
+
+Image = dict[str, dict[str, str]]
+
+
+def image(tenant: str = "acme", **fields: Any) -> Image:
+    """A pairing item as the stream carries it; `fields` override the defaults (None removes one)."""
+    values: dict[str, Any] = {
+        "tenant": tenant,
+        "customer": f"https://x3.{tenant}.example",
+        "endpoint": "https://api.eu-prod-sagex3.com/v1",
+        "scope": "api.dataDelivery",
+        "status": "active",
+        "reason": "paired",
+        "generation": GEN_A,
+        "version": 1,
+        "access_token": ACCESS,
+        "refresh_token": REFRESH,
+        "access_token_expires_epoch": T0 + 300,
+        "refresh_token_expires_epoch": T0 + 30 * 86400,
+        "paired_at": T0,
+        **fields,
+    }
+    return {
+        name: {"S": value} if isinstance(value, str) else {"N": str(value)}
+        for name, value in values.items()
+        if value is not None
+    }
+
+
+def app(**fields: Any) -> Image:
+    """The app breaker's item, which shares the table under a key no tenant can take."""
+    values = {"tenant": "~app", **fields}
+    return {
+        name: {"S": value} if isinstance(value, str) else {"N": str(value)} for name, value in values.items()
+    }
+
+
+SUSPENDED = {
+    "status": "suspended",
+    "reason": "grant_refused",
+    "version": 2,
+    "suspended_at": T0 + 60,
+    "next_attempt_at": T0 + 360,
+    "last_refusal_at": T0 + 60,
+    "last_refusal_status": 400,
+    "last_refusal_message": "Pairing request not found",
+}
+EXPIRED = {
+    **SUSPENDED,
+    "status": "expired",
+    "reason": "grace_period_over",
+    "version": 3,
+    "expired_at": T0 + 99,
+}
+
+
+def types(event_name: str, old: Image | None, new: Image | None) -> list[str]:
+    return [event.detail_type for event in lifecycle.events_for(event_name, old, new, at_epoch=T0 + 1)]
+
+
+# ---------------------------------------------------------------------------------------------- mapping
+@pytest.mark.parametrize(
+    ("event_name", "old", "new", "expected"),
+    [
+        ("INSERT", None, image(), "PairingCompleted"),
+        ("MODIFY", image(**EXPIRED), image(generation=GEN_B, version=4), "PairingCompleted"),  # re-paired
+        ("MODIFY", image(), image(**SUSPENDED), "PairingSuspended"),
+        ("MODIFY", image(**SUSPENDED), image(**EXPIRED), "PairingExpired"),
+        ("MODIFY", image(), image(**EXPIRED), "PairingExpired"),  # grant_dead while the app is healthy
+        (
+            "MODIFY",
+            image(**SUSPENDED),
+            image(version=3, reason="recovered", refreshed_at=T0 + 400),
+            "PairingRecovered",
+        ),
+        ("MODIFY", image(**EXPIRED), image(version=4, reason="operator_retry"), "PairingRecovered"),
+        ("REMOVE", image(**SUSPENDED), None, "PairingDeleted"),
+        ("INSERT", None, app(breaker="open", breaker_id="b1", opened_at=T0), "AppCredentialsRejected"),
+        (
+            "MODIFY",
+            app(breaker="closed", breaker_id="b1"),
+            app(breaker="open", breaker_id="b2"),
+            "AppCredentialsRejected",
+        ),
+        (
+            "MODIFY",
+            app(breaker="open", breaker_id="b1"),
+            app(breaker="open", breaker_id="b2"),
+            "AppCredentialsRejected",
+        ),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_each_transition_announces_one_event(
+    event_name: str, old: Image | None, new: Image | None, expected: str
+) -> None:
+    assert types(event_name, old, new) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        # token rotation: new tokens, a new version, the same generation and status
+        (image(), image(version=2, access_token="new-a", refresh_token="new-r", refreshed_at=T0 + 300)),
+        # leases taken, released, a failed refresh noted
+        (image(), image(lease_owner="worker-1", lease_until=T0 + 30)),
+        (image(lease_owner="worker-1", lease_until=T0 + 30), image(refresh_failed_at=T0 + 20)),
+        # another refusal while suspended: a new attempt time, no new state
+        (
+            image(**SUSPENDED),
+            image(**{**SUSPENDED, "next_attempt_at": T0 + 900, "last_refusal_at": T0 + 600}),
+        ),
+        # a new generation that is not (yet) active, and the app breaker's other changes
+        (image(**EXPIRED), image(**{**EXPIRED, "generation": GEN_B})),
+        (app(breaker="closed", healthy_at=T0), app(breaker="closed", healthy_at=T0 + 60)),
+        (app(breaker="open", breaker_id="b1"), app(breaker="open", breaker_id="b1", next_probe_at=T0 + 60)),
+        (app(breaker="open", breaker_id="b1"), app(breaker="closed", breaker_id="b1", closed_at=T0 + 60)),
+    ],
+)
+def test_token_rotation_leases_and_other_changes_announce_nothing(old: Image, new: Image) -> None:
+    assert types("MODIFY", old, new) == []
+
+
+def test_removing_or_inserting_a_closed_app_breaker_announces_nothing() -> None:
+    assert types("REMOVE", app(breaker="open", breaker_id="b1"), None) == []
+    assert types("INSERT", None, app(breaker="closed", healthy_at=T0)) == []
+
+
+def test_a_deletion_describes_the_pairing_that_was_deleted() -> None:
+    (event,) = lifecycle.events_for("REMOVE", image(**SUSPENDED), None, at_epoch=T0 + 500)
+    assert event.detail == {
+        "id": f"acme:{GEN_A}:2:PairingDeleted",
+        "tenant": "acme",
+        "customer": "https://x3.acme.example",
+        "status": "deleted",
+        "reason": "deleted",
+        "generation": GEN_A,
+        "at": "2026-01-01T00:08:20Z",
+    }
+
+
+def test_a_suspension_says_what_sage_refused_and_when_the_next_attempt_is() -> None:
+    (event,) = lifecycle.events_for("MODIFY", image(), image(**SUSPENDED))
+    assert event.detail == {
+        "id": f"acme:{GEN_A}:2:PairingSuspended",
+        "tenant": "acme",
+        "customer": "https://x3.acme.example",
+        "status": "suspended",
+        "reason": "grant_refused",
+        "generation": GEN_A,
+        "at": "2026-01-01T00:01:00Z",
+        "last_refusal": {"at": "2026-01-01T00:01:00Z", "status": 400, "message": "Pairing request not found"},
+        "next_attempt_at": "2026-01-01T00:06:00Z",
+    }
+
+
+def test_ids_are_stable_across_redelivery_and_distinct_across_changes() -> None:
+    change = ("MODIFY", image(**SUSPENDED), image(**EXPIRED))
+    first = lifecycle.events_for(*change, at_epoch=T0 + 100)
+    again = lifecycle.events_for(*change, at_epoch=T0 + 100)
+    assert first == again
+    assert first[0].id == f"acme:{GEN_A}:3:PairingExpired"
+    # The same transition in a later version, or of another generation, is another event.
+    later = lifecycle.events_for("MODIFY", image(**SUSPENDED), image(**{**EXPIRED, "version": 9}))
+    repaired = lifecycle.events_for("MODIFY", image(**SUSPENDED), image(**{**EXPIRED, "generation": GEN_B}))
+    assert len({first[0].id, later[0].id}) == 2
+    assert repaired == []  # a new generation is announced only by its completion
+
+
+def test_no_detail_ever_carries_a_token() -> None:
+    records = [
+        (r["eventName"], r["dynamodb"].get("OldImage"), r["dynamodb"].get("NewImage"))
+        for r in STREAM_SAMPLE["Records"]
+    ]
+    records += [("INSERT", None, image()), ("MODIFY", image(), image(**SUSPENDED)), ("REMOVE", image(), None)]
+    details = [event.detail for change in records for event in lifecycle.events_for(*change)]
+    assert len(details) >= 9
+    tokens = {ACCESS, REFRESH} | {
+        value["S"]
+        for _, old, new in records
+        for item in (old or {}, new or {})
+        for name, value in item.items()
+        if name.endswith("_token")
+    }
+    for detail in details:
+        text = json.dumps(detail)
+        assert not any(token in text for token in tokens), detail
+        assert "token" not in text.lower(), detail
+
+
+# ---------------------------------------------------------------------------------------------- samples
+def test_every_detail_type_has_a_sample_that_the_sample_stream_produces() -> None:
+    assert set(LIFECYCLE_SAMPLES) == set(lifecycle.DETAIL_TYPES)
+    produced = {}
+    for record in STREAM_SAMPLE["Records"]:
+        change = record["dynamodb"]
+        for event in lifecycle.events_for(
+            record["eventName"],
+            change.get("OldImage"),
+            change.get("NewImage"),
+            at_epoch=change["ApproximateCreationDateTime"],
+        ):
+            produced[event.detail_type] = event.detail
+    for detail_type, sample in LIFECYCLE_SAMPLES.items():
+        assert sample["detail-type"] == detail_type
+        assert sample["source"] == lifecycle.SOURCE
+        assert sample["detail"] == produced[detail_type], detail_type
+
+
+# ---------------------------------------------------------------------------------------------- publisher
+class FakeBus:
+    def __init__(self, refuse: set[int]) -> None:
+        self.calls: list[list[dict[str, Any]]] = []
+        self.refuse = refuse  # positions, counted over every entry put
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        start = sum(len(call) for call in self.calls)
+        self.calls.append(Entries)
+        results = [
+            {"ErrorCode": "InternalFailure"} if start + i in self.refuse else {"EventId": f"e{start + i}"}
+            for i in range(len(Entries))
+        ]
+        return {"FailedEntryCount": sum("ErrorCode" in r for r in results), "Entries": results}
+
+
+def test_the_publisher_puts_ten_entries_a_call_and_returns_every_refused_id() -> None:
+    events = [
+        lifecycle.LifecycleEvent("PairingCompleted", {"id": f"t{i}", "tenant": f"t{i}"}) for i in range(23)
+    ]
+    bus = FakeBus(refuse={3, 17})
+
+    refused = EventPublisher("the-bus", bus).publish(events)
+
+    assert [len(call) for call in bus.calls] == [10, 10, 3]
+    assert refused == ["t3", "t17"]
+    entry = bus.calls[0][0]
+    assert (entry["Source"], entry["DetailType"], entry["EventBusName"]) == (
+        "sage-x3-link",
+        "PairingCompleted",
+        "the-bus",
+    )
+    assert json.loads(entry["Detail"]) == {"id": "t0", "tenant": "t0"}
+    assert EventPublisher("the-bus", FakeBus(refuse=set())).publish(events) == []
+
+
+# ---------------------------------------------------------------------------------------------- handler
+def _published_details(drain: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [event["detail"] for event in drain()]
+
+
+def _sample_details() -> list[dict[str, Any]]:
+    """The samples' details, in the order the sample stream's records announce them."""
+    order = [
+        event.detail_type
+        for record in STREAM_SAMPLE["Records"]
+        for event in lifecycle.events_for(
+            record["eventName"], record["dynamodb"].get("OldImage"), record["dynamodb"].get("NewImage")
+        )
+    ]
+    return [LIFECYCLE_SAMPLES[detail_type]["detail"] for detail_type in order]
+
+
+def _types_of(record: dict[str, Any]) -> list[str]:
+    change = record["dynamodb"]
+    return types(record["eventName"], change.get("OldImage"), change.get("NewImage"))
+
+
+@contextlib.contextmanager
+def refusing(refused: Callable[[dict[str, Any]], bool]) -> Iterator[list[str]]:
+    """Within the block EventBridge refuses the entries `refused` picks, as when throttled; yields the ids
+    it refused."""
+    client = wiring.aws_client("events")
+    real = client.put_events
+    seen: list[str] = []
+
+    def put_events(Entries: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+        accepted = [entry for entry in Entries if not refused(entry)]
+        answer = real(Entries=accepted, **kwargs) if accepted else {"Entries": []}
+        results, taken = [], iter(answer["Entries"])
+        for entry in Entries:
+            if refused(entry):
+                seen.append(json.loads(entry["Detail"])["id"])
+                results.append({"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"})
+            else:
+                results.append(next(taken))
+        return {"FailedEntryCount": sum("ErrorCode" in r for r in results), "Entries": results}
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(client, "put_events", put_events)
+        yield seen
+
+
+def test_the_sample_stream_event_publishes_one_event_per_sample(stack: Stack) -> None:
+    drain = published_events(stack)
+
+    answer = invoke("PairingEventsFunction", STREAM_SAMPLE)
+
+    assert answer == {"batchItemFailures": []}
+    assert _published_details(drain) == _sample_details()
+
+
+def test_refused_entries_are_reported_for_retry_and_delivered_once_the_bus_accepts(stack: Stack) -> None:
+    drain = published_events(stack)
+    records = STREAM_SAMPLE["Records"]
+    with refusing(lambda entry: entry["DetailType"] == "PairingExpired") as refused:
+        answer = invoke("PairingEventsFunction", STREAM_SAMPLE)
+
+    # The refused record and every later one go back, in order; the earlier ones are out.
+    cut = next(i for i, record in enumerate(records) if _types_of(record) == ["PairingExpired"])
+    assert answer["batchItemFailures"] == [
+        {"itemIdentifier": record["dynamodb"]["SequenceNumber"]} for record in records[cut:]
+    ]
+    assert len(refused) == 1
+    first = _published_details(drain)
+    assert [detail["id"] for detail in first] == [detail["id"] for detail in _sample_details()[:2]]
+
+    # The bus accepts again; Lambda hands back the failed records.
+    retry = {"Records": records[cut:]}
+    assert invoke("PairingEventsFunction", retry) == {"batchItemFailures": []}
+    delivered = first + _published_details(drain)
+    assert delivered == _sample_details()  # every event, once, in order
+
+
+def test_one_line_per_published_event_and_never_the_stream_images(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")  # even when someone turns event logging on
+    tpl.load_handler("PairingEventsFunction")
+    service = logging.getLogger("sage-x3-link")
+    stream, saved = io.StringIO(), []
+    for handler in service.handlers:
+        if isinstance(handler, logging.StreamHandler):
+            saved.append((handler, handler.setStream(stream)))
+    try:
+        with refusing(lambda entry: entry["DetailType"] == "PairingDeleted"):
+            invoke("PairingEventsFunction", STREAM_SAMPLE)
+    finally:
+        for handler, previous in saved:
+            handler.setStream(previous)
+
+    logs = [json.loads(line) for line in stream.getvalue().splitlines()]
+    published = [
+        (log["detail_type"], log["tenant"], log["id"])
+        for log in logs
+        if log["message"] == "Lifecycle event published"
+    ]
+    assert published == [(d["id"].split(":")[-1], d["tenant"], d["id"]) for d in _sample_details()[:4]]
+    assert any(log["message"] == "EventBridge refused lifecycle events" for log in logs)
+    text = stream.getvalue()
+    assert "EXAMPLE-sealed" not in text and "NewImage" not in text
+
+
+def test_a_bus_that_cannot_be_reached_fails_the_whole_batch_for_retry(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(**_: Any) -> dict[str, Any]:
+        raise ConnectionError("EventBridge endpoint unreachable")
+
+    monkeypatch.setattr(wiring.aws_client("events"), "put_events", unreachable)
+    # Every record failed: Powertools raises, and Lambda retries (and bisects) the batch.
+    with pytest.raises(Exception, match="All records failed"):
+        invoke("PairingEventsFunction", STREAM_SAMPLE)
+
+
+# ---------------------------------------------------------------------------------------------- the stream
+def _table(stack: Stack) -> Any:
+    return boto3.client("dynamodb"), stack.refs["PairingsTable"]
+
+
+def _put(stack: Stack, item: Image) -> None:
+    client, table = _table(stack)
+    client.put_item(TableName=table, Item=item)
+
+
+def test_a_change_committed_by_a_function_that_died_right_after_is_still_published(stack: Stack) -> None:
+    drain, triggers = published_events(stack), stream_triggers(stack)
+    # The writer commits and dies: nothing publishes anything but the stream.
+    _put(stack, image("acme"))
+    client, table = _table(stack)
+    client.update_item(
+        TableName=table,
+        Key={"tenant": {"S": "acme"}},
+        UpdateExpression="SET #s = :s, reason = :r, version = :v, suspended_at = :t",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={
+            ":s": {"S": "suspended"},
+            ":r": {"S": "grant_refused"},
+            ":v": {"N": "2"},
+            ":t": {"N": str(T0)},
+        },
+    )
+    assert drain() == []
+
+    deliveries = triggers.pump()
+
+    assert deliveries and all(delivery.ok for delivery in deliveries)
+    assert [(e["detail-type"], e["detail"]["id"]) for e in drain()] == [
+        ("PairingCompleted", f"acme:{GEN_A}:1:PairingCompleted"),
+        ("PairingSuspended", f"acme:{GEN_A}:2:PairingSuspended"),
+    ]
+    assert triggers.pump() == [] and drain() == []  # delivered once
+
+
+def test_while_the_bus_refuses_nothing_is_lost_and_everything_arrives_once_it_accepts(stack: Stack) -> None:
+    drain, triggers = published_events(stack), stream_triggers(stack)
+    _put(stack, image("acme"))
+    _put(stack, image("globex"))
+    _put(stack, image("acme", **SUSPENDED))
+
+    with refusing(lambda _entry: True) as refused:
+        for _ in range(3):  # Lambda keeps retrying from the first unpublished record
+            deliveries = triggers.pump()
+            assert deliveries and not any(delivery.ok for delivery in deliveries)
+    assert drain() == []
+    assert set(refused) == {f"acme:{GEN_A}:1:PairingCompleted"}  # later records wait behind it, in order
+
+    triggers.pump()
+    assert [e["detail"]["id"] for e in drain()] == [
+        f"acme:{GEN_A}:1:PairingCompleted",
+        f"globex:{GEN_A}:1:PairingCompleted",
+        f"acme:{GEN_A}:2:PairingSuspended",
+    ]
+    assert triggers.pump() == [] and drain() == []
+
+
+def test_the_template_stream_is_created_locally_with_its_arn(stack: Stack) -> None:
+    arn = stack.attrs[("PairingsTable", "StreamArn")]
+    description = boto3.client("dynamodbstreams").describe_stream(StreamArn=arn)["StreamDescription"]
+    assert description["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert description["TableName"] == stack.refs["PairingsTable"]
+    assert "PairingsTable" in stack.created
+    assert [source.function for source in tpl.event_sources() if source.type == "DynamoDB"] == [
+        "PairingEventsFunction"
+    ]
