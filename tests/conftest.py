@@ -20,11 +20,14 @@ for _name, _value in {
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
+import threading  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
+from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 from aws_lambda_powertools.utilities import parameters  # noqa: E402
 from moto import mock_aws  # noqa: E402
+from moto.dynamodb.models import DynamoDBBackend  # noqa: E402
 
 from local import aws_resources  # noqa: E402
 from local.aws_resources import Stack  # noqa: E402
@@ -67,3 +70,19 @@ def stack(sage: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         yield created
         wiring.reset()
         parameters.clear_caches()
+
+
+@pytest.fixture
+def atomic_moto_dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """DynamoDB applies a conditional write atomically; moto's in-memory backend checks then writes with
+    no lock. Serialise moto's item writes so concurrency tests exercise the app, not moto's race."""
+    lock = threading.RLock()
+    for name in ("delete_item", "put_item", "update_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)
+    yield

@@ -10,7 +10,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
-from x3link.api import json_api
+from x3link.api import json_api, tenant_parameter
+from x3link.budget import Budget
 from x3link.folders import list_folders
 
 logger = Logger()
@@ -20,12 +21,16 @@ app = json_api()
 
 @app.get("/tenants/<tenant>/folders")
 def folders(tenant: str) -> dict[str, Any]:
+    tenant = tenant_parameter(tenant)
     logger.append_keys(tenant=tenant)
     metrics.add_metric(name="FolderQueries", unit=MetricUnit.Count, value=1)
-    return {"folders": list_folders(tenant, wiring.token_keeper(), wiring.sage_client())}
+    budget = Budget.for_api_request(
+        app.current_event.raw_event, app.lambda_context.get_remaining_time_in_millis()
+    )
+    return {"folders": list_folders(tenant, wiring.token_keeper(), wiring.sage_client(), budget)}
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -11,7 +11,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
-from x3link.api import json_api
+from x3link.api import json_api, tenant_parameter
 from x3link.errors import NotPaired
 
 logger = Logger()
@@ -20,6 +20,7 @@ app = json_api()
 
 @app.get("/tenants/<tenant>")
 def describe(tenant: str) -> dict[str, Any]:
+    tenant = tenant_parameter(tenant)
     logger.append_keys(tenant=tenant)
     pairing = wiring.token_store().get(tenant)
     if pairing is None:
@@ -29,6 +30,7 @@ def describe(tenant: str) -> dict[str, Any]:
 
 @app.delete("/tenants/<tenant>")
 def forget(tenant: str) -> Response:
+    tenant = tenant_parameter(tenant)
     logger.append_keys(tenant=tenant)
     if not wiring.token_store().delete(tenant):
         raise NotPaired(f"Tenant {tenant!r} is not paired.")
@@ -36,6 +38,6 @@ def forget(tenant: str) -> Response:
     return Response(status_code=204, body="")
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

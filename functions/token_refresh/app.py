@@ -1,4 +1,5 @@
-"""Scheduled keep-alive sweep: refresh every pairing whose refresh token expires within the window."""
+"""Scheduled keep-alive sweep: refresh every pairing whose refresh token expires within the window, and
+retry every suspended pairing whose next attempt is due."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ logger = Logger()
 metrics = Metrics()
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Leave time to finish the refresh under way and report, rather than be cut off mid-write.
@@ -26,7 +27,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     summary = wiring.token_keeper().sweep(wiring.settings().keep_alive_seconds, stop_at=stop_at)
     for name, value in (
         ("TokensRefreshed", summary.refreshed),
-        ("PairingsExpired", summary.expired),
+        ("RefreshesSuspended", summary.suspended),
+        ("RefreshesExpired", summary.expired),
+        ("RefreshesHeld", summary.held),
         ("RefreshesFailed", summary.failed),
         ("TokensRescued", summary.rescued),
         ("RefreshesDeferred", summary.deferred),

@@ -12,13 +12,11 @@ import hashlib
 import re
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import boto3
 import pytest
-from moto.dynamodb.models import DynamoDBBackend
 
 from local import template as tpl
 from local.apigw_event import HttpRequest, build_event
@@ -101,22 +99,6 @@ def _access_tokens_used(sage: Emulator) -> list[str]:
         for entry in sage.requests
         if entry["route"] == "folders"
     ]
-
-
-@pytest.fixture
-def atomic_moto_dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """DynamoDB applies a conditional write atomically; moto's in-memory backend checks then writes with
-    no lock. Serialise moto's item writes so concurrency tests exercise the app, not moto's race."""
-    lock = threading.RLock()
-    for name in ("delete_item", "put_item", "update_item"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            with lock:
-                return __original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
-    yield
 
 
 # ---------------------------------------------------------------------------------------------- shapes

@@ -15,7 +15,7 @@ from local import template as tpl
 from local.aws_resources import Stack
 from local.sagex3_emulator import Emulator
 from tests.support.api import Answer, call
-from tests.support.events import published_events
+from tests.support.events import lifecycle_events
 from tests.support.sage import pair
 from x3link import wiring
 
@@ -84,32 +84,33 @@ def test_unknown_tenant_is_404_not_paired(sage: Emulator, stack: Stack) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- dead grant
-def test_revoked_grant_is_409_pairing_expired_with_one_event(sage: Emulator, stack: Stack) -> None:
-    drain = published_events(stack)
+def test_revoked_grant_is_409_pairing_suspended_with_one_event(sage: Emulator, stack: Stack) -> None:
+    drain = lifecycle_events(stack)
     pair(sage, "acme", ACME)
+    assert [event["detail-type"] for event in drain()] == ["PairingCompleted"]
     sage.revoke(ACME)
 
     first = _folders()
 
     assert first.status == 409, first.body
-    assert first.json["error"] == "pairing_expired"
+    assert first.json["error"] == "pairing_suspended"
     assert first.json["message"].strip()
     assert sage.count("refresh") == 1
     events = drain()
     assert len(events) == 1
     event = events[0]
-    assert event["detail-type"] == "PairingExpired"
+    assert event["detail-type"] == "PairingSuspended"
     assert event["detail"]["tenant"] == "acme"
     assert event["detail"]["customer"] == ACME
 
-    # Later queries know at once: no Sage call, no second event.
+    # Later queries know at once while the retry backoff runs: no Sage call, no second event.
     requests_before = len(sage.requests)
     second = _folders()
     assert second.status == 409
-    assert second.json["error"] == "pairing_expired"
+    assert second.json["error"] == "pairing_suspended"
     assert len(sage.requests) == requests_before
     assert drain() == []
-    assert call("GET", "/tenants/acme").json["status"] == "expired"
+    assert call("GET", "/tenants/acme").json["status"] == "suspended"
 
     # Pairing again revives the tenant with the new grant.
     pair(sage, "acme", ACME, folders=["X3"])

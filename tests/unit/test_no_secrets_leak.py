@@ -175,10 +175,11 @@ def test_no_secret_in_any_output_of_every_flow(
     rejected = sage.reject(start_pairing("globex", GLOBEX)["authorization_url"])
     assert c.call("POST", "/callback", body=urlencode(rejected), headers=FORM).status == 400
 
-    # 5. a dead grant: the refresh is refused for good, the pairing expires
+    # 5. a refused grant: the pairing is suspended with Sage's (scrubbed) refusal; an operator retries it
     sage.revoke(ACME)
     assert c.call("GET", "/tenants/acme/folders").status == 409
-    assert c.call("GET", "/tenants/acme").json["status"] == "expired"
+    assert c.call("GET", "/tenants/acme").json["status"] == "suspended"
+    assert c.call("POST", "/tenants/acme/refresh").status == 409
 
     # 6. a second tenant paired and deleted
     pair(sage, "other", "https://x3.other.example")

@@ -12,15 +12,18 @@ import pytest
 from x3link.errors import UpstreamError
 from x3link.oauth import (
     ACCESS_TOKEN_LIFETIME,
+    AMBIGUOUS,
+    APP,
+    GRANT_DEAD,
     REFRESH_TOKEN_LIFETIME,
     ClientCredentials,
     authorization_url,
     code_grant,
     folders_from_scope,
+    judge_refusal,
     jwt_claims,
     parse_token_response,
     refresh_grant,
-    refusal_is_final,
     token_url,
 )
 
@@ -293,24 +296,38 @@ def test_token_set_repr_hides_the_tokens() -> None:
 
 # ---------------------------------------------------------------------------------------------- refusals
 @pytest.mark.parametrize(
-    ("status", "message", "final"),
+    ("status", "message", "from_sage", "verdict"),
     [
-        (401, "Unauthorised", True),
-        (400, "Bad Request", True),
-        (403, "The pairing request has not been accepted.", True),
-        (403, "The request has expired.", True),
-        (404, "Pairing request not found", True),
-        (400, "Missing required request parameters", False),
-        (400, "Invalid grant type", False),
-        (403, "The application registered on Sage Business Cloud is disabled", False),
-        (403, "  THE APPLICATION REGISTERED ON SAGE BUSINESS CLOUD IS DISABLED  ", False),
-        (429, "Too Many Requests", False),
-        (500, "Internal Server Error", False),
-        (502, "Bad Gateway", False),
-        (503, "Service Unavailable", False),
-        (408, "Request Timeout", False),
-        (409, "Conflict", False),
+        # What a wrong client secret gets, and (a gap in Sage's documentation) maybe a dead grant too
+        (401, "Unauthorised", True, AMBIGUOUS),
+        (400, "Bad Request", True, AMBIGUOUS),
+        (403, "The pairing request has not been accepted.", True, AMBIGUOUS),
+        # The grant names itself as dead
+        (403, "The request has expired.", True, GRANT_DEAD),
+        (403, "  the request has expired.", True, GRANT_DEAD),
+        # About the app: never a customer's pairing
+        (404, "Pairing request not found", True, APP),
+        (
+            404,
+            "Could not associate the requested url with an customer application registered on Sage "
+            "Business Cloud",
+            True,
+            APP,
+        ),
+        (404, "no message", True, APP),
+        (400, "Missing required request parameters", True, APP),
+        (400, "Invalid grant type", True, APP),
+        (403, "The application registered on Sage Business Cloud is disabled", True, APP),
+        (403, "  THE APPLICATION REGISTERED ON SAGE BUSINESS CLOUD IS DISABLED  ", True, APP),
+        # A proxy's or firewall's page in front of Sage is not Sage speaking
+        (403, "no message", False, APP),
+        (401, "no message", False, APP),
+        # Other 4xx speak about the request the app sent
+        (405, "Method Not Allowed", True, APP),
+        (409, "Conflict", True, APP),
     ],
 )
-def test_refusal_is_final(status: int, message: str, final: bool) -> None:
-    assert refusal_is_final(status, message) is final
+def test_refusals_are_judged_by_what_they_speak_about(
+    status: int, message: str, from_sage: bool, verdict: str
+) -> None:
+    assert judge_refusal(status, message, from_sage=from_sage) == verdict

@@ -7,12 +7,14 @@ from datetime import datetime
 from typing import Any
 
 import boto3
+import pytest
 
 from local import template as tpl
 from local.aws_resources import Stack
 from local.sagex3_emulator import Emulator
 from tests.support.api import call
 from tests.support.contract import TENANT_FIELDS
+from tests.support.keeper import tune
 from tests.support.sage import CLIENT_SECRET, pair
 
 ACME = "https://x3.acme.example"
@@ -112,7 +114,9 @@ def test_refreshed_at_follows_a_refresh(sage: Emulator, stack: Stack) -> None:
     assert second["status"] == "active"
 
 
-def test_status_is_expired_once_sage_killed_the_grant(sage: Emulator, stack: Stack) -> None:
+def test_status_is_suspended_with_sages_refusal_once_sage_refuses_the_grant(
+    sage: Emulator, stack: Stack
+) -> None:
     pair(sage, "acme", ACME)
     sage.revoke(ACME)
     assert call("GET", "/tenants/acme/folders").status == 409
@@ -120,12 +124,44 @@ def test_status_is_expired_once_sage_killed_the_grant(sage: Emulator, stack: Sta
     answer = call("GET", "/tenants/acme")
 
     assert answer.status == 200
-    assert answer.json["status"] == "expired"
+    assert answer.json["status"] == "suspended"
     assert answer.json["tenant"] == "acme"
-    assert set(answer.json) == TENANT_FIELDS
+    assert set(answer.json) == TENANT_FIELDS | {"last_refusal", "next_attempt_at"}
+    assert answer.json["last_refusal"]["status"] == 401
+    assert answer.json["last_refusal"]["message"] == "Unauthorised"
+    assert answer.json["last_refusal"]["at"].endswith("Z")
+    assert answer.json["next_attempt_at"] > answer.json["last_refusal"]["at"]
     item = _item(stack, "acme")
     assert item is not None
-    assert "refresh_token" not in item and "access_token" not in item
+    assert "refresh_token" in item  # kept: Sage may yet honour it
+
+
+def test_status_is_expired_past_the_grace_period_and_the_last_refresh_token_is_kept(
+    sage: Emulator, stack: Stack
+) -> None:
+    pair(sage, "acme", ACME)
+    sage.revoke(ACME)
+    tune(grace_seconds=0)
+    assert call("GET", "/tenants/acme/folders").json["error"] == "pairing_suspended"
+
+    assert call("POST", "/tenants/acme/refresh").json["error"] == "pairing_expired"
+    answer = call("GET", "/tenants/acme")
+
+    assert answer.json["status"] == "expired"
+    assert set(answer.json) == TENANT_FIELDS | {"last_refusal", "next_attempt_at"}
+    assert answer.json["next_attempt_at"] is None
+    item = _item(stack, "acme")
+    assert item is not None and "refresh_token" in item
+    assert call("GET", "/tenants/acme/folders").json["error"] == "pairing_expired"
+
+
+@pytest.mark.parametrize("tenant", ["demo%2Ffolders", "..%2F..%2Fdemo", "demo%00", "~app", "-x"])
+def test_a_tenant_that_could_never_be_paired_is_400(sage: Emulator, stack: Stack, tenant: str) -> None:
+    for method, path in (("GET", f"/tenants/{tenant}"), ("DELETE", f"/tenants/{tenant}")):
+        answer = call(method, path)
+        assert (answer.status, answer.json["error"]) == (400, "bad_request"), (method, path)
+    assert call("GET", f"/tenants/{tenant}/folders").status == 400
+    assert call("POST", f"/tenants/{tenant}/refresh").status == 400
 
 
 def test_status_is_expired_when_the_refresh_token_has_run_out(sage: Emulator, stack: Stack) -> None:

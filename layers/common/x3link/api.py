@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from botocore.exceptions import BotoCoreError, ClientError
 
-from x3link.errors import X3LinkError
+from x3link.config import TENANT_PATTERN
+from x3link.errors import BadRequest, NotFound, StorageUnavailable, X3LinkError
 
 logger = Logger(child=True)
+
+_BAD_TENANT = "tenant must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."
 
 
 def error_response(error: X3LinkError) -> Response:
@@ -20,6 +24,15 @@ def error_response(error: X3LinkError) -> Response:
     )
 
 
+def aws_unavailable(error: Exception) -> Response:
+    """An AWS call that failed after its retries: say so (503), never with AWS's message."""
+    code = error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
+    logger.warning("An AWS service did not answer", extra={"error": code or type(error).__name__})
+    return error_response(
+        StorageUnavailable("A service the bundle keeps its state in did not answer; try again.")
+    )
+
+
 def unexpected_error(error: Exception) -> Response:
     logger.exception("Unexpected failure")
     return Response(
@@ -29,9 +42,29 @@ def unexpected_error(error: Exception) -> Response:
     )
 
 
+def tenant_parameter(tenant: str) -> str:
+    """The `{tenant}` path parameter, held to the same pattern as when the pairing was started."""
+    if not TENANT_PATTERN.fullmatch(tenant):
+        raise BadRequest(
+            "tenant must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."
+        )
+    return tenant
+
+
 def json_api() -> APIGatewayRestResolver:
     """A REST resolver whose failures all leave in the contract's JSON error shape."""
     app = APIGatewayRestResolver()
+
+    def no_route(_: Exception) -> Response:
+        # API Gateway routed the request here, so a path that no route matches is a `{tenant}` holding an
+        # encoded "/" or the like: the request is bad, not the bundle.
+        tenant = (app.current_event.path_parameters or {}).get("tenant")
+        if tenant is not None:
+            return error_response(BadRequest(_BAD_TENANT))
+        return error_response(NotFound("No such route."))
+
+    app.not_found(no_route)
     app.exception_handler(X3LinkError)(error_response)
+    app.exception_handler([ClientError, BotoCoreError])(aws_unavailable)
     app.exception_handler(Exception)(unexpected_error)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -10,6 +11,7 @@ from x3link.endpoints import normalise
 from x3link.errors import ConfigurationError
 
 DEFAULT_SCOPE = "api.dataDelivery"
+TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 STATE_LIFETIME_SECONDS = 600
 # Sage's access tokens live 5 minutes: refreshing 2 minutes early keeps a slow query from racing the expiry.
 REFRESH_MARGIN_SECONDS = 120
@@ -30,6 +32,10 @@ class Settings:
     refresh_margin_seconds: float = REFRESH_MARGIN_SECONDS
     state_lifetime_seconds: int = STATE_LIFETIME_SECONDS
     sage_timeout_seconds: float = 10.0
+    # Set by template.yaml; optional here so a partial environment (one function's tests) still loads.
+    rescue_dead_letter_queue_url: str = ""
+    data_key_id: str = ""
+    grace_period_seconds: float = 72 * 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -63,6 +69,9 @@ class Settings:
             keep_alive_seconds=keep_alive_days * 86400,
             refresh_margin_seconds=margin,
             sage_timeout_seconds=float(env.get("SAGE_X3_TIMEOUT_SECONDS") or 10),
+            rescue_dead_letter_queue_url=env.get("TOKEN_RESCUE_DLQ_URL", ""),
+            data_key_id=env.get("DATA_KEY_ID", ""),
+            grace_period_seconds=float(env.get("GRACE_PERIOD_HOURS") or 72) * 3600,
         )
 
     def redirect_uri(self, domain_name: str, stage: str) -> str:

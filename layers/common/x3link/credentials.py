@@ -1,22 +1,35 @@
-"""The app's Sage App Registry credentials, from Secrets Manager through Powertools' cached provider."""
+"""The app's Sage App Registry credentials, read from Secrets Manager and cached per execution environment.
+
+Each value carries the secret's `VersionId`, so the keeper can tell whether the credentials Sage refused
+are still the ones in the secret: a rotated secret then takes effect at once, with no deploy.
+"""
 
 from __future__ import annotations
 
-from x3link.errors import ConfigurationError
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from x3link.errors import ConfigurationError, StorageUnavailable
 from x3link.oauth import ClientCredentials
 
 PLACEHOLDER_PREFIX = "REPLACE_WITH"
-CACHE_SECONDS = 300
+# What an operator must fix; anything else (throttling, 5xx, a timeout) passes by itself.
+_MISCONFIGURED = {
+    "ResourceNotFoundException",
+    "AccessDeniedException",
+    "DecryptionFailure",
+    "InvalidRequestException",
+    "InvalidParameterException",
+}
+CACHE_SECONDS = 300.0
 
 
-def load_client_credentials(secret_id: str) -> ClientCredentials:
-    from aws_lambda_powertools.utilities import parameters
-
+def parse_credentials(secret_string: str, version: str = "") -> ClientCredentials:
     try:
-        value = parameters.get_secret(secret_id, transform="json", max_age=CACHE_SECONDS)
-    except parameters.exceptions.GetParameterError:
-        raise ConfigurationError("The client credentials secret could not be read.") from None
-    except parameters.exceptions.TransformParameterError:
+        value = json.loads(secret_string)
+    except ValueError:
         raise ConfigurationError("The client credentials secret is not JSON.") from None
     client_id = value.get("client_id") if isinstance(value, dict) else None
     client_secret = value.get("client_secret") if isinstance(value, dict) else None
@@ -32,4 +45,46 @@ def load_client_credentials(secret_id: str) -> ClientCredentials:
             "The client credentials secret still holds the placeholder: put the Sage "
             "App Registry's client id and secret into it."
         )
-    return ClientCredentials(client_id=client_id, client_secret=client_secret)
+    return ClientCredentials(client_id=client_id, client_secret=client_secret, version=version)
+
+
+class CredentialsSource:
+    """`current()` is cached for CACHE_SECONDS; `reload()` bypasses the cache (before judging a refusal)."""
+
+    def __init__(
+        self,
+        secret_id: str,
+        secretsmanager: Callable[[], Any],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_age: float = CACHE_SECONDS,
+    ) -> None:
+        self._secret_id = secret_id
+        self._client = secretsmanager
+        self._clock = clock
+        self._max_age = max_age
+        self._cached: ClientCredentials | None = None
+        self._read_at = 0.0
+
+    def current(self) -> ClientCredentials:
+        if self._cached is None or self._clock() - self._read_at > self._max_age:
+            return self.reload()
+        return self._cached
+
+    def reload(self) -> ClientCredentials:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self._client().get_secret_value(SecretId=self._secret_id)
+        except ClientError as exc:  # never quoted: AWS's messages may name the request's values
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in _MISCONFIGURED:
+                raise ConfigurationError("The client credentials secret could not be read.") from None
+            raise StorageUnavailable("Secrets Manager did not answer; try again shortly.") from None
+        except BotoCoreError:  # a timeout, a lost connection
+            raise StorageUnavailable("Secrets Manager did not answer; try again shortly.") from None
+        self._cached = parse_credentials(answer.get("SecretString") or "", str(answer.get("VersionId", "")))
+        self._read_at = self._clock()
+        return self._cached
+
+    __call__ = current

@@ -9,6 +9,8 @@ from __future__ import annotations
 class X3LinkError(Exception):
     status: int = 500
     code: str = "internal_error"
+    # True when a request left for Sage X3 and no answer was read: Sage may have applied it.
+    maybe_applied: bool = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -23,12 +25,34 @@ class ConfigurationError(X3LinkError):
     status, code = 500, "configuration_error"
 
 
+class NotFound(X3LinkError):
+    status, code = 404, "not_found"
+
+
 class NotPaired(X3LinkError):
     status, code = 404, "not_paired"
 
 
 class PairingExpired(X3LinkError):
     status, code = 409, "pairing_expired"
+
+
+class PairingSuspended(X3LinkError):
+    """Sage refuses this pairing's grant, but the grace period runs: it is retried with backoff."""
+
+    status, code = 409, "pairing_suspended"
+
+
+class AppUnavailable(X3LinkError):
+    """Sage refuses the app itself (the circuit breaker is open): no pairing is touched meanwhile."""
+
+    status, code = 503, "app_unavailable"
+
+
+class StorageUnavailable(X3LinkError):
+    """An AWS service the bundle keeps its state in did not answer; nothing was changed for good."""
+
+    status, code = 503, "service_unavailable"
 
 
 class UpstreamError(X3LinkError):
@@ -46,10 +70,12 @@ class Unauthorised(UpstreamError):
 class GrantRefused(UpstreamError):
     """Sage X3's token endpoint refused a grant (a 4xx): the code or refresh token may be dead."""
 
-    def __init__(self, status: int, sage_message: str) -> None:
+    def __init__(self, status: int, sage_message: str, *, from_sage: bool = True) -> None:
         super().__init__(f"Sage X3 refused the grant ({status}): {sage_message}")
         self.upstream_status = status
         self.sage_message = sage_message
+        # False when the body is not Sage's `{"message"}` JSON: a proxy or firewall answered, not Sage.
+        self.from_sage = from_sage
 
 
 # Callback failures: shown to a person in a browser, as HTML.

@@ -24,6 +24,8 @@ REFRESH_TOKEN_LIFETIME = 30 * 86400
 class ClientCredentials:
     client_id: str
     client_secret: str = field(repr=False)
+    # Secrets Manager's VersionId of the secret these came from: tells a rotated secret from the same one.
+    version: str = ""
 
 
 @dataclass(frozen=True)
@@ -156,17 +158,31 @@ def parse_token_response(
     )
 
 
-# Sage answers {"message"} instead of OAuth's `invalid_grant`. These refusals are about the app, not the
-# pairing: a misconfigured or disabled app must not mark every customer's pairing as expired.
+# Sage answers {"message"} instead of OAuth's `invalid_grant`, and does not document how a dead refresh
+# token is reported. So a refusal is judged, never trusted: these messages speak about the app itself, and a
+# misconfigured or disabled app must never mark its customers' pairings as expired.
 _APP_LEVEL_REFUSALS = (
     "missing required request parameters",
     "invalid grant type",
     "the application registered on sage business cloud is disabled",
+    "could not associate the requested url",
 )
+_GRANT_DEAD = "the request has expired"
+
+APP, GRANT_DEAD, AMBIGUOUS = "app", "grant_dead", "ambiguous"
 
 
-def refusal_is_final(status: int, sage_message: str) -> bool:
-    """Whether a refused refresh grant means the pairing is dead (the documented gap: any 400/401/403/404)."""
-    if status not in (400, 401, 403, 404):
-        return False
-    return not sage_message.strip().lower().startswith(_APP_LEVEL_REFUSALS)
+def judge_refusal(status: int, sage_message: str, *, from_sage: bool) -> str:
+    """What a refused refresh grant is about: the `APP`, a grant Sage names as dead, or `AMBIGUOUS`.
+
+    Ambiguous refusals (a 401 "Unauthorised", which is also what a wrong client secret gets, or a 400/403
+    with an undocumented message) are settled by whether the app is known to be healthy right now.
+    """
+    message = sage_message.strip().lower()
+    if not from_sage or status == 404 or message.startswith(_APP_LEVEL_REFUSALS):
+        return APP  # a proxy's page, an unknown client id or redirect URI, a disabled app
+    if status == 403 and message.startswith(_GRANT_DEAD):
+        return GRANT_DEAD
+    if status in (400, 401, 403):
+        return AMBIGUOUS
+    return APP  # 405, 413, 415...: about the request the app sent, not about the grant

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from aws_lambda_powertools import Logger
 
 from x3link.callback_params import CallbackParams
-from x3link.config import DEFAULT_SCOPE, Settings
+from x3link.config import DEFAULT_SCOPE, TENANT_PATTERN, Settings
 from x3link.endpoints import EndpointPolicy
 from x3link.errors import (
     AuthorisationDenied,
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 
-TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SCOPE_ITEM = re.compile(r"^[A-Za-z][A-Za-z0-9._?-]{0,63}$")
 MAX_CUSTOMER_LENGTH = 2048
 
@@ -90,6 +89,7 @@ class PairingService:
         credentials: Callable[[], ClientCredentials],
         *,
         clock: Callable[[], float] = time.time,
+        accepted: Callable[[float, ClientCredentials], None] = lambda _at, _credentials: None,
     ) -> None:
         self._settings = settings
         self._states = states
@@ -97,6 +97,7 @@ class PairingService:
         self._sage = sage
         self._credentials = credentials
         self._clock = clock
+        self._accepted = accepted
         self._endpoints = EndpointPolicy(settings.sage_x3_url, settings.allowed_endpoints)
 
     def start(self, request: PairingRequest, redirect_uri: str) -> dict[str, str]:
@@ -133,7 +134,8 @@ class PairingService:
             reason = (callback.error_description or callback.error).rstrip(". ")
             raise AuthorisationDenied(f"Sage X3 did not grant access: {reason}.")
         assert callback.code
-        grant = code_grant(callback.code, self._credentials(), pending.redirect_uri)
+        credentials = self._credentials()
+        grant = code_grant(callback.code, credentials, pending.redirect_uri)
         try:
             payload = self._sage().token(base_url, grant)
         except GrantRefused as refusal:
@@ -142,5 +144,6 @@ class PairingService:
             raise ExchangeRefused(exc.message) from None
         tokens = parse_token_response(payload, self._clock())
         pairing = self._store.save_pairing(pending.tenant, pending.customer, base_url, tokens, self._clock())
+        self._accepted(self._clock(), credentials)
         logger.info("Pairing completed", extra={"tenant": pending.tenant, "folders": pairing.folders})
         return pairing

@@ -9,7 +9,13 @@ from typing import Any
 
 import urllib3
 from aws_lambda_powertools import Logger
-from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, TimeoutError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    MaxRetryError,
+    NewConnectionError,
+    TimeoutError,
+)
 from urllib3.util import Retry, Timeout
 
 from x3link.errors import GrantRefused, Unauthorised, UpstreamError, UpstreamTimeout
@@ -43,11 +49,35 @@ _TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-
 
 def _sage_message(body: bytes) -> str:
     """Sage's `{"message"}`, short and scrubbed: it ends up in error bodies and logs."""
+    return _parse_message(body)[0]
+
+
+def _parse_message(body: bytes) -> tuple[str, bool]:
+    """Sage's scrubbed message, and whether the body was Sage's own `{"message": "..."}` JSON at all."""
     try:
-        message = json.loads(body).get("message", "")
-    except (ValueError, AttributeError):
-        return "no message"
-    return _TOKEN_LIKE.sub("[redacted]", str(message)[:200]) or "no message"
+        document = json.loads(body)
+    except ValueError:
+        return "no message", False
+    message = document.get("message") if isinstance(document, dict) else None
+    if not isinstance(message, str):
+        return "no message", False
+    return _TOKEN_LIKE.sub("[redacted]", message[:200]) or "no message", True
+
+
+def _failure(reason: Exception | None) -> UpstreamError | UpstreamTimeout:
+    """The caller's error for a failed exchange; `maybe_applied` unless the request never left."""
+    # NewConnectionError subclasses ConnectTimeoutError: a refused connection is no timeout.
+    if isinstance(reason, NewConnectionError):
+        return UpstreamError("Sage X3 could not be reached.")
+    if isinstance(reason, ConnectTimeoutError):
+        return UpstreamTimeout("Sage X3 did not answer in time.")
+    failure: UpstreamError | UpstreamTimeout
+    if isinstance(reason, TimeoutError):
+        failure = UpstreamTimeout("Sage X3 did not answer in time.")
+    else:
+        failure = UpstreamError("The connection to Sage X3 failed.")
+    failure.maybe_applied = True  # sent, and no answer read: Sage may have acted on it
+    return failure
 
 
 class SageX3Client:
@@ -59,24 +89,26 @@ class SageX3Client:
         try:
             return self._http.request(method, url, timeout=timeout, retries=retries, redirect=False, **kwargs)
         except MaxRetryError as exc:
-            # NewConnectionError subclasses ConnectTimeoutError: a refused connection is no timeout.
-            if isinstance(exc.reason, TimeoutError) and not isinstance(exc.reason, NewConnectionError):
-                raise UpstreamTimeout("Sage X3 did not answer in time.") from None
-            raise UpstreamError("Sage X3 could not be reached.") from None
-        except NewConnectionError:
-            raise UpstreamError("Sage X3 could not be reached.") from None
-        except TimeoutError:
-            raise UpstreamTimeout("Sage X3 did not answer in time.") from None
-        except HTTPError:
-            raise UpstreamError("The connection to Sage X3 failed.") from None
+            raise _failure(exc.reason) from None
+        except HTTPError as exc:
+            raise _failure(exc) from None
 
-    def token(self, base_url: str, grant: dict[str, str]) -> dict[str, Any]:
-        """POST a grant as JSON to `{base}/token`; 4xx raises GrantRefused, other failures UpstreamError."""
+    def token(
+        self, base_url: str, grant: dict[str, str], *, read_timeout: float | None = None
+    ) -> dict[str, Any]:
+        """POST a grant as JSON to `{base}/token`; 4xx raises GrantRefused, other failures UpstreamError.
+
+        `read_timeout` lets the caller give the call whatever its own deadline leaves: a reply cut off after
+        Sage applied a refresh loses the rotated token, so the token call gets as long as can be afforded.
+        """
+        timeout = (
+            self._timeout if read_timeout is None else Timeout(connect=CONNECT_TIMEOUT, read=read_timeout)
+        )
         response = self._send(
             "POST",
             f"{base_url}/token",
             body=json.dumps(grant).encode(),
-            timeout=self._timeout,
+            timeout=timeout,
             retries=TOKEN_RETRY,
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
@@ -91,7 +123,8 @@ class SageX3Client:
         if response.status == 429:
             raise UpstreamError("Sage X3 is rate limiting token calls.")
         if 400 <= response.status < 500:
-            raise GrantRefused(response.status, _sage_message(response.data))
+            message, from_sage = _parse_message(response.data)
+            raise GrantRefused(response.status, message, from_sage=from_sage)
         raise UpstreamError(f"Sage X3's token endpoint failed ({response.status}).")
 
     def get(self, url: str, access_token: str) -> Any:

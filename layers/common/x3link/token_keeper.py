@@ -1,59 +1,94 @@
-"""Keeps pairings' tokens alive: one refresh per pairing at a time, and no issued refresh token ever lost.
+"""Keeps pairings' tokens alive: one refresh per pairing at a time, no issued refresh token ever lost, and
+no pairing ended unless its customer ended it.
 
-Sage rotates the refresh token on every refresh and kills the old one at once, so:
-- a DynamoDB lease (conditional on the pairing's version) lets one worker spend the refresh token, while
-  the others wait for the version to move and use the new access token;
-- a refused grant is declared dead only after re-reading the pairing and any rescued tokens, since a stale
-  worker's refusal may just mean another worker already rotated;
-- new tokens are written with retries and, failing that, parked in the rescue queue.
+Sage rotates the refresh token on every refresh and kills the old one at once, and it does not say how it
+reports a dead grant. So:
+- a DynamoDB lease, fenced on the pairing's generation and version, lets one worker spend the refresh
+  token; it covers the worst case of the work done under it, and is not taken when the invocation has too
+  little time left for that work;
+- new tokens are stored before a commit deadline inside the lease, else parked in the rescue queue;
+- a refusal is judged, never trusted: the secret is re-read, parked tokens are applied, refusals about the
+  app open the app's circuit breaker (no pairing changes state), and a refused grant is `suspended` (its
+  refresh token kept, retried with backoff) before it is ever `expired`.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
+from x3link.breaker import AppBreaker
+from x3link.budget import Budget
 from x3link.errors import (
+    AppUnavailable,
     GrantRefused,
     NotPaired,
     PairingExpired,
+    PairingSuspended,
+    StorageUnavailable,
     UpstreamError,
     UpstreamTimeout,
     X3LinkError,
 )
-from x3link.oauth import ClientCredentials, TokenSet, parse_token_response, refresh_grant, refusal_is_final
-from x3link.pairing_events import PairingEvents
-from x3link.rescue import TokenRescue
-from x3link.sage_client import SageX3Client
-from x3link.token_store import ACTIVE, Pairing, TokenStore, iso
+from x3link.oauth import (
+    AMBIGUOUS,
+    APP,
+    GRANT_DEAD,
+    ClientCredentials,
+    TokenSet,
+    judge_refusal,
+    parse_token_response,
+    refresh_grant,
+)
+from x3link.token_store import ACTIVE, EXPIRED, SUSPENDED, Pairing, Refusal, TokenStore
 
 logger = Logger(child=True)
 
 STORE_ERRORS = (ClientError, BotoCoreError)
+APP_UNAVAILABLE = (
+    "Sage X3 refuses this app's own credentials, so no pairing is being refreshed: check the client id and "
+    "secret in the client credentials secret, and that the app is enabled in the Sage App Registry."
+)
 
 
 @dataclass
 class KeeperTiming:
-    # Longer than one token call (10 s read timeout + connect retries), so a live holder keeps its lease.
-    lease_seconds: float = 30.0
-    # A waiter gives up before API Gateway's 29 s integration timeout would cut the request off.
-    wait_seconds: float = 15.0
+    token_timeout: float = 60.0  # the longest a token call may wait for its answer (the sweep's)
+    min_token_timeout: float = 5.0  # with less than this left, a refresh is not started at all
+    connect_seconds: float = 10.0  # a token call's connection tries (3 x 3 s, with backoff)
+    store_call_seconds: float = 9.0  # one DynamoDB call at worst, as its client is configured
+    commit_seconds: float = 14.0  # storing new tokens; past it they are parked instead
+    park_seconds: float = 9.0  # one send to the rescue queue at worst
+    margin_seconds: float = 2.0
+    wait_seconds: float = 15.0  # a waiter gives up on another worker's refresh after this
     poll_seconds: float = 0.05
-    write_attempts: int = 4
     write_backoff_seconds: float = 0.1
+    rescue_drain_seconds: float = 3.0
+    grace_seconds: float = 3 * 86400  # a suspended pairing expires when refusals last longer than this
+    retry_base_seconds: float = 900.0  # a suspended pairing's retries: 15 min, 30 min, ... up to 6 h
+    retry_max_seconds: float = 6 * 3600.0
+    health_window_seconds: float = 900.0
+    credentials_recheck_seconds: float = 10.0
+    undecided_per_sweep: int = 3
+
+    @property
+    def after_token_seconds(self) -> float:
+        return self.commit_seconds + self.park_seconds + self.margin_seconds
 
 
 @dataclass
 class SweepSummary:
     checked: int = 0
     refreshed: int = 0
+    suspended: int = 0
     expired: int = 0
+    held: int = 0  # not attempted: the app's circuit breaker is open
     failed: int = 0
     rescued: int = 0
     deferred: int = 0
@@ -61,6 +96,13 @@ class SweepSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_DONE, _SKIPPED, _UNDECIDED, _HELD = "done", "skipped", "undecided", "held"
+
+
+class _Undecided(Exception):
+    """An ambiguous refusal in a sweep that has no evidence yet about the app's health: judged at the end."""
 
 
 def _error_code(exc: Exception) -> str:
@@ -74,10 +116,10 @@ class TokenKeeper:
     def __init__(
         self,
         store: TokenStore,
-        sage: SageX3Client,
-        credentials: Callable[[], ClientCredentials],
-        events: PairingEvents,
-        rescue: TokenRescue,
+        sage: Any,
+        credentials: Any,
+        breaker: AppBreaker,
+        rescue: Any,
         *,
         refresh_margin: float,
         clock: Callable[[], float] = time.time,
@@ -87,118 +129,280 @@ class TokenKeeper:
         self.store = store
         self._sage = sage
         self._credentials = credentials
-        self._events = events
+        self._breaker = breaker
         self._rescue = rescue
         self._margin = refresh_margin
         self._clock = clock
         self._sleep = sleep
         self._timing = timing or KeeperTiming()
-        self._owner = uuid.uuid4().hex
+        self._owner = uuid.uuid4().hex[:16]
+        self._last_success: tuple[float, str] | None = None
+        self._health_written: tuple[float, str] | None = None
+        self._credentials_checked_at = 0.0
+
+    def default_budget(self) -> Budget:
+        return Budget(finish_by=self._clock() + 300)
 
     # ------------------------------------------------------------------ queries' entry points
-    def active_pairing(self, tenant: str) -> Pairing:
+    def usable_pairing(self, tenant: str, budget: Budget | None = None) -> Pairing:
         """The tenant's pairing with an access token good for at least the refresh margin."""
-        pairing = self._require_active(self.store.get(tenant), tenant)
+        pairing = self._require_usable(self.store.get(tenant), tenant)
         expires = pairing.access_token_expires_at or 0
-        if pairing.access_token and expires - self._clock() > self._margin:
+        if pairing.status == ACTIVE and pairing.access_token and expires - self._clock() > self._margin:
             return pairing
-        return self.refresh(pairing)
+        return self.refresh(pairing, budget)
 
-    def after_unauthorised(self, used: Pairing) -> Pairing:
+    def after_unauthorised(self, used: Pairing, budget: Budget | None = None) -> Pairing:
         """Sage refused `used`'s access token: take a newer one if someone refreshed, else refresh now."""
-        latest = self._require_active(self.store.get(used.tenant), used.tenant)
-        if latest.version != used.version:
+        latest = self._require_usable(self.store.get(used.tenant), used.tenant)
+        if (latest.generation, latest.version) != (used.generation, used.version):
             return latest
-        return self.refresh(latest)
+        return self.refresh(latest, budget)
+
+    def retry(self, tenant: str, budget: Budget | None = None) -> Pairing:
+        """An operator's retry of a pairing in any status: refresh now, whatever its backoff says."""
+        pairing = self.store.get(tenant)
+        if pairing is None:
+            raise NotPaired(f"Tenant {tenant!r} is not paired.")
+        return self.refresh(pairing, budget, operator=True)
 
     # ------------------------------------------------------------------ the refresh itself
-    def refresh(self, seen: Pairing) -> Pairing:
+    def refresh(
+        self,
+        seen: Pairing,
+        budget: Budget | None = None,
+        *,
+        operator: bool = False,
+        defer_ambiguous: bool = False,
+    ) -> Pairing:
         """Refresh `seen` under a lease, or wait for the worker that holds it and use its tokens."""
+        budget = budget or self.default_budget()
         started = self._clock()
-        deadline = started + self._timing.wait_seconds
+        give_up_at = min(started + self._timing.wait_seconds, budget.finish_by)
+        if budget.answer_by is not None:
+            give_up_at = min(give_up_at, budget.answer_by - 1)
         current: Pairing | None = seen
         while True:
-            current = self._require_active(current, seen.tenant)
-            if current.version != seen.version:
-                return current
+            if current is None:
+                raise NotPaired(f"Tenant {seen.tenant!r} is not paired.")
+            if (current.generation, current.version) != (seen.generation, seen.version):
+                return self._require_usable(current, seen.tenant)
+            if current.status == EXPIRED and not operator:
+                raise PairingExpired("This pairing has expired: the customer must pair again.")
             now = self._clock()
-            if current.refresh_failed_at and current.refresh_failed_at >= started:
+            if current.refresh_failed_at and current.refresh_failed_at >= started and not operator:
                 raise UpstreamError("Refreshing this pairing's token failed just now; try again shortly.")
             if not current.leased_at(now):
-                lease_until = now + self._timing.lease_seconds
-                if self.store.try_lease(seen.tenant, current.version, self._owner, now, lease_until):
-                    return self._refresh_leased(current)
-            if now >= deadline:
+                credentials, probe = self._admit(current, operator)
+                token_timeout = self._token_timeout(now, budget)
+                owner = f"{self._owner}-{uuid.uuid4().hex[:12]}"
+                lease_until = (
+                    now + self._timing.connect_seconds + token_timeout + self._timing.after_token_seconds
+                )
+                if self._take_lease(current, owner, now, lease_until):
+                    return self._refresh_leased(
+                        current,
+                        owner,
+                        lease_until,
+                        token_timeout,
+                        credentials,
+                        probe,
+                        operator,
+                        defer_ambiguous,
+                    )
+            if now >= give_up_at:
                 raise UpstreamTimeout("Another refresh of this pairing did not finish in time.")
             self._sleep(self._timing.poll_seconds)
             current = self.store.get(seen.tenant)
 
-    def _refresh_leased(self, pairing: Pairing) -> Pairing:
+    def _admit(self, pairing: Pairing, operator: bool) -> tuple[ClientCredentials, bool]:
+        """The credentials to refresh with, and whether this refresh is the breaker's probe.
+
+        While the breaker is open nothing is refreshed but one probe an interval (or at once, when the
+        secret changed since it opened); an operator's retry always goes through, as a probe.
+        """
+        credentials = self._credentials.current()
+        view = self._breaker.view()
+        if not view.is_open:
+            return credentials, False
+        now = self._clock()
+        if now - self._credentials_checked_at >= self._timing.credentials_recheck_seconds:
+            credentials = self._credentials.reload()
+            self._credentials_checked_at = now
+        if operator:
+            return credentials, True
+        probe_due = (view.next_probe_at or 0) <= now and view.opened_by != pairing.tenant
+        if (probe_due or view.rejected_version != credentials.version) and self._breaker.claim_probe(
+            pairing.tenant, credentials.version
+        ):
+            logger.info("Probing the app's credentials with this refresh", extra={"tenant": pairing.tenant})
+            return credentials, True
+        raise AppUnavailable(APP_UNAVAILABLE)
+
+    def _token_timeout(self, now: float, budget: Budget) -> float:
+        """As long as the token call can be given: the caller's answer time and the work after it allow."""
+        t = self._timing
+        timeout = min(t.token_timeout, budget.finish_by - now - t.connect_seconds - t.after_token_seconds)
+        if budget.answer_by is not None:
+            timeout = min(timeout, budget.answer_by - now - 1)
+        if timeout < t.min_token_timeout:
+            raise UpstreamTimeout("Too little time is left to refresh this pairing safely; try again.")
+        return timeout
+
+    def _take_lease(self, pairing: Pairing, owner: str, now: float, until: float) -> bool:
+        try:
+            return self.store.try_lease(pairing, owner, now, until)
+        except STORE_ERRORS as exc:
+            # The write may have been applied with its answer lost: then the lease is ours.
+            logger.warning(
+                "Taking a refresh lease failed", extra={"tenant": pairing.tenant, "error": _error_code(exc)}
+            )
+            try:
+                latest = self.store.get(pairing.tenant)
+            except STORE_ERRORS:
+                raise StorageUnavailable("The pairings table did not answer; try again shortly.") from None
+            return latest is not None and latest.lease_owner == owner
+
+    def _refresh_leased(
+        self,
+        pairing: Pairing,
+        owner: str,
+        lease_until: float,
+        token_timeout: float,
+        credentials: ClientCredentials,
+        probe: bool,
+        operator: bool,
+        defer_ambiguous: bool,
+        *,
+        retried: bool = False,
+    ) -> Pairing:
         assert pairing.refresh_token
         try:
             payload = self._sage.token(
-                pairing.endpoint, refresh_grant(pairing.refresh_token, self._credentials())
+                pairing.endpoint,
+                refresh_grant(pairing.refresh_token, credentials),
+                read_timeout=token_timeout,
+            )
+            tokens = parse_token_response(
+                payload,
+                self._clock(),
+                previous_refresh_token=pairing.refresh_token,
+                previous_refresh_expires_at=pairing.refresh_token_expires_at,
             )
         except GrantRefused as refusal:
-            if refusal_is_final(refusal.upstream_status, refusal.sage_message):
-                return self._grant_refused(pairing, refusal)
-            self._release(pairing)
-            raise UpstreamError(
-                f"Sage X3 refused the refresh for the app itself: {refusal.sage_message}"
-            ) from None
-        except X3LinkError:
-            self._release(pairing)
+            fresh = self._reload_credentials()
+            if fresh is not None and fresh != credentials and not retried:
+                # The secret was rotated: the refused token was not spent, so try once with the new one.
+                logger.info("Client credentials changed; retrying the refresh with them")
+                return self._refresh_leased(
+                    pairing,
+                    owner,
+                    lease_until,
+                    token_timeout,
+                    fresh,
+                    probe,
+                    operator,
+                    defer_ambiguous,
+                    retried=True,
+                )
+            return self._judge(
+                pairing, owner, lease_until, refusal, fresh or credentials, operator, defer_ambiguous
+            )
+        except X3LinkError as exc:
+            self._release(pairing, owner, maybe_applied=exc.maybe_applied)
             raise
-        now = self._clock()
-        tokens = parse_token_response(
-            payload,
-            now,
-            previous_refresh_token=pairing.refresh_token,
-            previous_refresh_expires_at=pairing.refresh_token_expires_at,
-        )
-        return self._store_refreshed(pairing, tokens, now)
+        self._note_success(credentials, probe)
+        reason = None
+        if pairing.status != ACTIVE:
+            reason = "operator_retry" if operator else "recovered"
+        return self._store_refreshed(pairing, owner, tokens, lease_until, credentials.version, reason)
 
-    def _release(self, pairing: Pairing) -> None:
+    def _reload_credentials(self) -> ClientCredentials | None:
         try:
-            self.store.release_lease(pairing.tenant, self._owner, self._clock())
+            return self._credentials.reload()
+        except X3LinkError:
+            return None
+
+    def _note_success(self, credentials: ClientCredentials, probe: bool) -> None:
+        """Remember that Sage accepts these credentials: the evidence an ambiguous refusal is judged by.
+
+        Written to the breaker's item at most once a minute per execution environment, so other functions
+        can judge by it too; a probe's success closes the breaker.
+        """
+        now = self._clock()
+        self._last_success = (now, credentials.version)
+        written = self._health_written
+        if not probe and written and written[1] == credentials.version and now - written[0] < 60:
+            return
+        try:
+            if probe or self._breaker.view().is_open:
+                self._breaker.close(credentials.version)
+                logger.info("Sage X3 accepts the app's credentials again: the circuit breaker is closed")
+            else:
+                self._breaker.note_healthy(now, credentials.version)
+            self._health_written = (now, credentials.version)
+        except STORE_ERRORS as exc:
+            logger.warning("Could not record the app's health", extra={"error": _error_code(exc)})
+
+    def _release(self, pairing: Pairing, owner: str, *, maybe_applied: bool = False) -> None:
+        try:
+            self.store.release_lease(pairing.tenant, owner, self._clock(), maybe_applied=maybe_applied)
         except STORE_ERRORS:
             logger.warning(
                 "Could not release a refresh lease; it lapses by itself", extra={"tenant": pairing.tenant}
             )
 
-    def _store_refreshed(self, pairing: Pairing, tokens: TokenSet, now: float) -> Pairing:
-        for attempt in range(self._timing.write_attempts):
+    def _store_refreshed(
+        self,
+        pairing: Pairing,
+        owner: str,
+        tokens: TokenSet,
+        lease_until: float,
+        credentials_version: str,
+        reason: str | None,
+    ) -> Pairing:
+        t = self._timing
+        commit_by = lease_until - t.park_seconds - t.margin_seconds
+        attempt = 0
+        while attempt == 0 or self._clock() + t.store_call_seconds <= commit_by:
+            attempt += 1
             try:
-                stored = self.store.commit_refresh(pairing.tenant, pairing.version, tokens, now)
+                stored = self.store.commit_refresh(
+                    pairing.tenant, pairing.generation, pairing.version, tokens, self._clock(), reason=reason
+                )
             except STORE_ERRORS as exc:
                 logger.warning(
                     "Storing refreshed tokens failed",
-                    extra={"tenant": pairing.tenant, "attempt": attempt + 1, "error": _error_code(exc)},
+                    extra={"tenant": pairing.tenant, "attempt": attempt, "error": _error_code(exc)},
                 )
-                self._sleep(self._timing.write_backoff_seconds * 2**attempt)
+                self._sleep(
+                    min(t.write_backoff_seconds * 2 ** (attempt - 1), max(0.0, commit_by - self._clock()))
+                )
                 continue
             if stored is None:
-                # Re-paired or expired meanwhile: the newer state wins; our tokens belong to an old grant.
+                # Deleted or paired anew meanwhile: the newer pairing wins; these tokens are an old grant's.
                 logger.warning(
                     "Pairing changed during refresh; keeping the newer state",
                     extra={"tenant": pairing.tenant},
                 )
-                return self._require_active(self.store.get(pairing.tenant), pairing.tenant)
+                return self._require_usable(self.store.get(pairing.tenant), pairing.tenant)
             logger.info("Tokens refreshed", extra={"tenant": pairing.tenant, "version": stored.version})
             return stored
         try:
-            self._rescue.save(pairing.tenant, pairing.version, tokens)
+            self._rescue.save(pairing.tenant, pairing.generation, pairing.version, tokens)
         except Exception:
             logger.critical(
                 "Refreshed tokens could neither be stored nor rescued: the pairing will need to be renewed",
                 extra={"tenant": pairing.tenant},
             )
+            _count("TokensLost")
             raise UpstreamError("The refreshed tokens could not be stored.") from None
         logger.error("Refreshed tokens parked in the rescue queue", extra={"tenant": pairing.tenant})
         # The caller still gets a working access token; the lease stays until the rescue is applied.
         return Pairing(
             **{
                 **pairing.__dict__,
+                "status": ACTIVE,
                 "access_token": tokens.access_token,
                 "refresh_token": tokens.refresh_token,
                 "access_token_expires_at": tokens.access_token_expires_at,
@@ -206,75 +410,236 @@ class TokenKeeper:
             }
         )
 
-    def _grant_refused(self, pairing: Pairing, refusal: GrantRefused) -> Pairing:
-        """Declare the grant dead, unless another worker (or a rescued write) has rotated it meanwhile."""
-        self.recover_rescued(wait_seconds=1)
-        latest = self.store.get(pairing.tenant)
-        if latest is not None and latest.version != pairing.version:
-            return self._require_active(latest, pairing.tenant)
-        now = self._clock()
-        if self.store.mark_expired(pairing.tenant, pairing.version, now):
-            logger.warning(
-                "Pairing expired: Sage refused its refresh token",
-                extra={"tenant": pairing.tenant, "upstream_status": refusal.upstream_status},
+    # ------------------------------------------------------------------ judging a refusal
+    def _judge(
+        self,
+        pairing: Pairing,
+        owner: str,
+        lease_until: float,
+        refused: GrantRefused,
+        credentials: ClientCredentials,
+        operator: bool,
+        defer_ambiguous: bool,
+    ) -> Pairing:
+        """Decide what a refused refresh means. Only a healthy app's refused grant changes the pairing."""
+        # A stale worker's refusal may just mean another one rotated the token: parked tokens first. Unless
+        # the whole queue was seen, fail closed: a grant is never judged while its live token may be parked.
+        try:
+            drained = self.recover_rescued(
+                deadline=min(self._clock() + self._timing.rescue_drain_seconds, lease_until)
             )
-            self._events.pairing_expired(pairing.tenant, pairing.customer, refusal.sage_message, iso(now))
+            latest = self.store.get(pairing.tenant)
+        except Exception as exc:
+            logger.warning(
+                "Parked tokens could not be checked",
+                extra={"tenant": pairing.tenant, "error": _error_code(exc)},
+            )
+            drained, latest = None, None
+        if drained is None or not drained.complete:
+            self._release(pairing, owner)
+            raise UpstreamError(
+                "Sage X3 refused the refresh and the parked tokens could not all be checked; nothing was "
+                "changed, try again shortly."
+            )
+        if latest is None:
+            raise NotPaired(f"Tenant {pairing.tenant!r} is not paired.")
+        if (latest.generation, latest.version) != (pairing.generation, pairing.version):
+            return self._require_usable(latest, pairing.tenant)
+        now = self._clock()
+        refusal = Refusal(at=now, status=refused.upstream_status, message=refused.sage_message)
+        verdict = judge_refusal(refused.upstream_status, refused.sage_message, from_sage=refused.from_sage)
+        log = {"tenant": pairing.tenant, "upstream_status": refusal.status, "verdict": verdict}
+        if pairing.refresh_timed_out_at and verdict != APP:
+            # The last refresh was sent and its answer lost: Sage probably rotated the token then.
+            return self._suspend(pairing, owner, refusal, "reply_lost")
+        healthy = verdict != APP and self._app_is_healthy(credentials)
+        if verdict == APP or (verdict == AMBIGUOUS and not healthy):
+            if defer_ambiguous and verdict == AMBIGUOUS:
+                self._release(pairing, owner)
+                raise _Undecided()
+            self._release(pairing, owner)
+            if self._breaker.open(pairing.tenant, refusal.status, refusal.message, credentials.version):
+                logger.error("Sage X3 refuses the app itself: circuit breaker opened", extra=log)
+            else:
+                logger.warning("Sage X3 still refuses the app itself", extra=log)
+            _count("AppCredentialsRejected")
+            raise AppUnavailable(APP_UNAVAILABLE)
+        if operator and pairing.status == EXPIRED:
+            self.store.note_refusal(pairing, refusal, owner)
+            raise PairingExpired("Sage X3 still refuses this pairing: the customer must pair again.")
+        if verdict == GRANT_DEAD and healthy:
+            return self._expire(pairing, owner, refusal, "grant_dead")
+        if pairing.suspended_at is not None and now - pairing.suspended_at >= self._timing.grace_seconds:
+            return self._expire(pairing, owner, refusal, "grace_period_over")
+        if (pairing.refresh_token_expires_at or now + 1) <= now:
+            return self._expire(pairing, owner, refusal, "refresh_token_expired")
+        logger.warning("Sage X3 refused this pairing's grant: suspended", extra=log)
+        return self._suspend(pairing, owner, refusal, "grant_refused")
+
+    def _app_is_healthy(self, credentials: ClientCredentials) -> bool:
+        """Another pairing's token call succeeded a short while ago with these very credentials."""
+        if self._last_success is not None and not self._breaker.view().is_open:
+            at, version = self._last_success
+            if version == credentials.version and at >= self._clock() - self._timing.health_window_seconds:
+                return True
+        try:
+            return self._breaker.app_is_healthy(credentials.version)
+        except STORE_ERRORS:
+            return False
+
+    def _suspend(self, pairing: Pairing, owner: str, refusal: Refusal, reason: str) -> Pairing:
+        t = self._timing
+        delay = min(t.retry_base_seconds * 2 ** min(pairing.refusal_count, 20), t.retry_max_seconds)
+        self.store.suspend(pairing, refusal, refusal.at + delay, reason, owner)
+        _count("PairingsSuspended")
+        raise PairingSuspended(
+            "Sage X3 refuses this pairing's grant for now; it is kept and retried, and expires only if the "
+            "refusals last past the grace period."
+        )
+
+    def _expire(self, pairing: Pairing, owner: str, refusal: Refusal, reason: str) -> Pairing:
+        if self.store.mark_expired(pairing, refusal, reason, owner):
+            logger.warning("Pairing expired", extra={"tenant": pairing.tenant, "reason": reason})
+            _count("PairingsExpired")
         raise PairingExpired("Sage X3 no longer accepts this pairing: the customer must pair again.")
 
-    def recover_rescued(self, wait_seconds: int = 0) -> int:
-        """Store tokens parked by earlier failed writes."""
+    # ------------------------------------------------------------------ parked tokens
+    def apply_rescued(self, rescued: Any) -> bool:
+        """Store a parked token set over the exact generation and version it was issued for.
 
-        def apply(tenant: str, base_version: int, tokens: TokenSet) -> bool:
-            try:
-                stored = self.store.commit_refresh(tenant, base_version, tokens, self._clock())
-            except STORE_ERRORS:
-                return False
-            if stored is None:
-                logger.warning("Rescued tokens superseded", extra={"tenant": tenant})
-            return True
-
+        True when stored or superseded (the message can go), False on a transient failure.
+        """
         try:
-            return self._rescue.drain(apply, wait_seconds=wait_seconds)
-        except STORE_ERRORS:
-            logger.warning("The rescue queue could not be read")
-            return 0
+            pairing = self.store.get(rescued.tenant)
+            if (
+                pairing is None
+                or pairing.generation != rescued.generation
+                or pairing.version != rescued.version
+            ):
+                logger.warning("Rescued tokens superseded", extra={"tenant": rescued.tenant})
+                return True
+            reason = None if pairing.status == ACTIVE else "recovered"
+            stored = self.store.commit_refresh(
+                rescued.tenant,
+                rescued.generation,
+                rescued.version,
+                rescued.tokens,
+                self._clock(),
+                reason=reason,
+            )
+        except STORE_ERRORS as exc:
+            logger.warning(
+                "Storing rescued tokens failed", extra={"tenant": rescued.tenant, "error": _error_code(exc)}
+            )
+            return False
+        logger.info(
+            "Rescued tokens stored" if stored else "Rescued tokens superseded",
+            extra={"tenant": rescued.tenant},
+        )
+        return True
+
+    def recover_rescued(self, deadline: float | None = None) -> Any:
+        """Store every token set parked by earlier failed writes; raises when the queue cannot be read."""
+        return self._rescue.drain(
+            self.apply_rescued,
+            deadline=deadline or self._clock() + self._timing.rescue_drain_seconds,
+            clock=self._clock,
+        )
 
     # ------------------------------------------------------------------ the keep-alive sweep
     def sweep(self, keep_alive_seconds: float, *, stop_at: float | None = None) -> SweepSummary:
-        """Refresh every active pairing whose refresh token expires within the keep-alive window.
+        """Refresh every active pairing whose refresh token expires within the keep-alive window, and every
+        suspended one whose next attempt is due. Whatever one pairing's failure, the sweep carries on.
 
         Past `stop_at` (the invocation's time running out) the rest are only counted as deferred: the next
         scheduled run picks them up, long before their refresh tokens can expire.
         """
-        summary = SweepSummary(rescued=self.recover_rescued())
-        cutoff = self._clock() + keep_alive_seconds
-        for tenant in self.store.due_for_refresh(cutoff):
+        finish_by = stop_at if stop_at is not None else self._clock() + 300
+        summary = SweepSummary()
+        try:
+            summary.rescued = int(self.recover_rescued().stored)
+        except Exception as exc:
+            logger.warning("The rescue queue could not be drained", extra={"error": _error_code(exc)})
+        undecided: list[str] = []
+        held: list[str] = []
+        seen: set[str] = set()
+        for tenant in self._sweep_candidates(keep_alive_seconds):
+            if tenant in seen:  # suspended by this very run: its next attempt is a later run's
+                continue
+            seen.add(tenant)
             summary.checked += 1
-            if stop_at is not None and self._clock() >= stop_at:
+            if self._clock() >= finish_by:
                 summary.deferred += 1
                 continue
-            try:
-                pairing = self.store.get(tenant)
-                if pairing is None or pairing.status != ACTIVE:
-                    continue
-                if (pairing.refresh_token_expires_at or 0) > cutoff:
-                    continue
-                self.refresh(pairing)
-                summary.refreshed += 1
-            except PairingExpired:
-                summary.expired += 1
-            except (X3LinkError, *STORE_ERRORS) as exc:
-                summary.failed += 1
-                message = exc.message if isinstance(exc, X3LinkError) else _error_code(exc)
-                summary.failures.append({"tenant": tenant, "error": message})
-                logger.warning("Keep-alive refresh failed", extra={"tenant": tenant, "error": message})
+            defer = len(undecided) < self._timing.undecided_per_sweep
+            outcome = self._sweep_one(tenant, summary, finish_by, keep_alive_seconds, defer)
+            (undecided if outcome == _UNDECIDED else held if outcome == _HELD else []).append(tenant)
+        # Other pairings' refreshes have told by now whether the app is healthy: judge the undecided, and
+        # retry those the breaker held if a probe closed it during this run.
+        second = undecided + (held if held and not self._breaker.view(fresh=True).is_open else [])
+        still_held = [tenant for tenant in held if tenant not in second]
+        for tenant in second:
+            if self._clock() >= finish_by:
+                summary.deferred += 1
+            elif self._sweep_one(tenant, summary, finish_by, keep_alive_seconds, False) == _HELD:
+                still_held.append(tenant)
+        summary.held = len(still_held)
         return summary
 
+    def _sweep_candidates(self, keep_alive_seconds: float) -> Iterator[str]:
+        yield from self.store.due_for_refresh(self._clock() + keep_alive_seconds)
+        yield from self.store.tenants_with_status(SUSPENDED)
+
+    def _sweep_one(
+        self, tenant: str, summary: SweepSummary, finish_by: float, keep_alive_seconds: float, defer: bool
+    ) -> str:
+        """Refresh one pairing if it is due and count the outcome, unless it is undecided or held."""
+        try:
+            pairing = self.store.get(tenant)
+            now = self._clock()
+            if pairing is None or pairing.status == EXPIRED:
+                return _SKIPPED
+            if (
+                pairing.status == ACTIVE
+                and (pairing.refresh_token_expires_at or 0) > now + keep_alive_seconds
+            ):
+                return _SKIPPED
+            if pairing.status == SUSPENDED and (pairing.next_attempt_at or 0) > now:
+                return _SKIPPED
+            self.refresh(pairing, Budget(finish_by=finish_by), defer_ambiguous=defer)
+            summary.refreshed += 1
+        except _Undecided:
+            return _UNDECIDED
+        except AppUnavailable:
+            return _HELD
+        except PairingSuspended:
+            summary.suspended += 1
+        except PairingExpired:
+            summary.expired += 1
+        except Exception as exc:
+            summary.failed += 1
+            message = exc.message if isinstance(exc, X3LinkError) else _error_code(exc)
+            summary.failures.append({"tenant": tenant, "error": message})
+            logger.warning("Keep-alive refresh failed", extra={"tenant": tenant, "error": message})
+        return _DONE
+
     # ------------------------------------------------------------------ helpers
-    @staticmethod
-    def _require_active(pairing: Pairing | None, tenant: str) -> Pairing:
+    def _require_usable(self, pairing: Pairing | None, tenant: str) -> Pairing:
+        """The pairing, if a query may use it: an expired one never, a suspended one once its retry is due."""
         if pairing is None:
             raise NotPaired(f"Tenant {tenant!r} is not paired.")
-        if pairing.status != ACTIVE:
+        if pairing.status == EXPIRED:
             raise PairingExpired("This pairing has expired: the customer must pair again.")
+        if pairing.status == SUSPENDED and (pairing.next_attempt_at or 0) > self._clock():
+            raise PairingSuspended(
+                "Sage X3 refuses this pairing's grant for now; it is kept and retried, and the next attempt "
+                "is not due yet."
+            )
         return pairing
+
+
+def _count(name: str) -> None:
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    Metrics().add_metric(name=name, unit=MetricUnit.Count, value=1)

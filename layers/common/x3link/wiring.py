@@ -5,6 +5,7 @@ Handlers ask for what they use, so a cold start only pays for its own clients; t
 
 from __future__ import annotations
 
+import contextlib
 from functools import cache
 from typing import Any
 
@@ -17,11 +18,13 @@ def settings() -> Settings:
 
 
 @cache
-def _client(service: str) -> Any:
+def aws_client(service: str) -> Any:
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=5)
+    # Bounded so that one call's worst case (2 x (1 s + 3 s) plus backoff) fits the keeper's timing: a
+    # commit under a refresh lease must finish, or park the tokens, well inside the lease.
+    config = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=1, read_timeout=3)
     return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
 
 
@@ -32,17 +35,29 @@ def sage_client() -> Any:
     return SageX3Client(read_timeout=settings().sage_timeout_seconds)
 
 
-def client_credentials() -> Any:
-    from x3link.credentials import load_client_credentials
+@cache
+def credentials_source() -> Any:
+    from x3link.credentials import CredentialsSource
 
-    return load_client_credentials(settings().credentials_secret)
+    return CredentialsSource(settings().credentials_secret, lambda: aws_client("secretsmanager"))
+
+
+def client_credentials() -> Any:
+    return credentials_source().current()
+
+
+@cache
+def app_breaker() -> Any:
+    from x3link.breaker import AppBreaker
+
+    return AppBreaker(settings().pairings_table, aws_client("dynamodb"))
 
 
 @cache
 def token_store() -> Any:
     from x3link.token_store import TokenStore
 
-    return TokenStore(settings().pairings_table, _client("dynamodb"))
+    return TokenStore(settings().pairings_table, aws_client("dynamodb"))
 
 
 @cache
@@ -50,27 +65,66 @@ def pairing_service() -> Any:
     from x3link.pairing import PairingService
     from x3link.pairing_states import PairingStates
 
-    states = PairingStates(settings().states_table, _client("dynamodb"))
+    states = PairingStates(settings().states_table, aws_client("dynamodb"))
     # Sage's HTTP client is only needed by the callback: starting a pairing never loads urllib3.
-    return PairingService(settings(), states, token_store(), sage_client, client_credentials)
+    return PairingService(
+        settings(), states, token_store(), sage_client, client_credentials, accepted=_note_app_healthy
+    )
+
+
+def _note_app_healthy(at: float, credentials: Any) -> None:
+    """A code exchange succeeded: Sage accepts the app's credentials (best effort, never fails a pairing)."""
+    with contextlib.suppress(Exception):
+        app_breaker().note_healthy(at, credentials.version)
+
+
+@cache
+def token_rescue() -> Any:
+    from x3link.rescue import TokenRescue
+
+    s = settings()
+    return TokenRescue(
+        s.rescue_queue_url,
+        s.rescue_dead_letter_queue_url,
+        s.data_key_id,
+        aws_client("sqs"),
+        aws_client("kms"),
+    )
+
+
+@cache
+def event_publisher() -> Any:
+    from x3link.pairing_events import EventPublisher
+
+    return EventPublisher(settings().events_bus, aws_client("events"))
 
 
 @cache
 def token_keeper() -> Any:
-    from x3link.pairing_events import PairingEvents
-    from x3link.rescue import TokenRescue
-    from x3link.token_keeper import TokenKeeper
+    from x3link.token_keeper import KeeperTiming, TokenKeeper
 
     return TokenKeeper(
         token_store(),
         sage_client(),
-        client_credentials,
-        PairingEvents(settings().events_bus, _client("events")),
-        TokenRescue(settings().rescue_queue_url, _client("sqs")),
+        credentials_source(),
+        app_breaker(),
+        token_rescue(),
         refresh_margin=settings().refresh_margin_seconds,
+        timing=KeeperTiming(grace_seconds=settings().grace_period_seconds),
     )
 
 
 def reset() -> None:
-    for factory in (settings, _client, sage_client, token_store, pairing_service, token_keeper):
+    for factory in (
+        settings,
+        aws_client,
+        sage_client,
+        token_store,
+        pairing_service,
+        credentials_source,
+        app_breaker,
+        token_rescue,
+        event_publisher,
+        token_keeper,
+    ):
         factory.cache_clear()

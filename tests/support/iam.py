@@ -1,0 +1,190 @@
+"""Judging recorded AWS calls against a function's inline policy in template.yaml, as IAM would.
+
+Only what the template's own statements use is evaluated: `Effect`, `Action` (a string or a list, with
+`*` wildcards), `Resource` (resolved against the stack, with wildcards) and `Condition` with `StringEquals`
+or `StringLike` on `kms:EncryptionContext:<key>`. Anything else in a statement (NotAction, NotResource,
+another condition) makes it match nothing, so a policy this module cannot read is reported, never passed.
+SAM's policy templates and managed policy names are likewise unsupported: they yield no statement.
+
+Besides the API calls themselves, AWS requires KMS permissions that no call names: a principal sending to
+(receiving from) a queue encrypted with a customer managed key needs `kms:GenerateDataKey` and
+`kms:Decrypt` (`kms:Decrypt`) on that key, and one reading a secret encrypted with one needs `kms:Decrypt`.
+`implied` lists them, from the queue's and the secret's own properties in the template.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from local import template as tpl
+from local.aws_resources import Stack
+from tests.support.aws_faults import Call
+
+# botocore's service name → IAM's service prefix, where they differ.
+_PREFIX = {"dynamodbstreams": "dynamodb"}
+# Batch operations that IAM authorises as their single-entry action.
+_ACTION = {
+    ("sqs", "SendMessageBatch"): "SendMessage",
+    ("sqs", "DeleteMessageBatch"): "DeleteMessage",
+    ("sqs", "ChangeMessageVisibilityBatch"): "ChangeMessageVisibility",
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    """One authorisation IAM makes: an action on a resource, with the request's condition keys."""
+
+    action: str
+    resource: str
+    context: tuple[tuple[str, str], ...] = ()
+    why: str = ""  # for an implied request: the call that needs it
+
+    def __str__(self) -> str:
+        context = f" {dict(self.context)}" if self.context else ""
+        why = f" (needed by {self.why})" if self.why else ""
+        return f"{self.action} on {self.resource}{context}{why}"
+
+
+@dataclass
+class Resources:
+    """The stack's resources by every name a call may give them, and what the template says of them."""
+
+    stack: Stack
+    arns: dict[str, str] = field(default_factory=dict)  # table name, queue URL, key id, secret... → ARN
+    queue_keys: dict[str, str] = field(default_factory=dict)  # queue ARN → its customer managed key ARN
+    secret_keys: dict[str, str] = field(default_factory=dict)  # secret ARN → its customer managed key ARN
+    keys: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, stack: Stack) -> Resources:
+        found = cls(stack)
+        name = stack.refs.get("AWS::StackName", "local")
+        for logical_id, resource in tpl.resources().items():
+            kind, props = resource["Type"], resource.get("Properties", {})
+            ref, arn = stack.refs.get(logical_id), stack.attrs.get((logical_id, "Arn"))
+            if kind == "AWS::SecretsManager::Secret" and ref:
+                arn = ref  # a secret's Ref is its ARN
+            if not (ref and arn):
+                continue
+            found.arns.update({ref: arn, arn: arn, f"{name}-{logical_id}": arn})
+            if kind == "AWS::KMS::Key":
+                found.keys.append(arn)
+                found.arns[f"alias/{name}-{logical_id}"] = arn
+            key = props.get("KmsMasterKeyId") or props.get("KmsKeyId")
+            if isinstance(key, tpl.Intrinsic):
+                key_arn = stack.attrs.get((key.value[0] if key.name == "Fn::GetAtt" else key.value, "Arn"))
+                if key_arn and kind == "AWS::SQS::Queue":
+                    found.queue_keys[arn] = key_arn
+                elif key_arn and kind == "AWS::SecretsManager::Secret":
+                    found.secret_keys[arn] = key_arn
+        return found
+
+    def arn(self, name: str | None) -> str:
+        return self.arns.get(name or "", f"unknown:{name}")
+
+    # ------------------------------------------------------------------ calls → requests
+    def requests(self, call: Call) -> list[Request]:
+        """What IAM authorises for one call; empty for a call this module cannot map (reported apart)."""
+        prefix = _PREFIX.get(call.service, call.service)
+        action = f"{prefix}:{_ACTION.get((call.service, call.operation), call.operation)}"
+        params = call.params
+        if prefix == "dynamodb":
+            if "StreamArn" in params:
+                return [Request(action, params["StreamArn"])]
+            table = self.arn(params.get("TableName"))
+            index = params.get("IndexName")
+            return [Request(action, f"{table}/index/{index}" if index else table)]
+        if prefix == "sqs":
+            return [Request(action, self.arn(params.get("QueueUrl")))]
+        if prefix == "secretsmanager":
+            return [Request(action, self.arn(params.get("SecretId")))]
+        if prefix == "events":
+            buses = {entry.get("EventBusName", "default") for entry in params.get("Entries", [])}
+            return [Request(action, self.arn(bus)) for bus in sorted(buses)]
+        if prefix == "kms":
+            context = tuple(
+                sorted(
+                    (f"kms:EncryptionContext:{key}", str(value))
+                    for key, value in (params.get("EncryptionContext") or {}).items()
+                )
+            )
+            key_id = params.get("KeyId")
+            # Decrypt may leave the key to the ciphertext: it is then one of the template's keys.
+            targets = [self.arn(key_id)] if key_id else list(self.keys)
+            return [Request(action, target, context) for target in targets]
+        return []
+
+    def implied(self, call: Call) -> list[Request]:
+        """The KMS permissions AWS requires for this call without the call naming them."""
+        why = f"{call.service}:{call.operation}"
+        if call.service == "sqs":
+            queue = self.arn(call.params.get("QueueUrl"))
+            key = self.queue_keys.get(queue)
+            if key is None:
+                return []
+            context = (("kms:EncryptionContext:aws:sqs:arn", queue),)
+            if call.operation in ("SendMessage", "SendMessageBatch"):
+                return [
+                    Request("kms:GenerateDataKey", key, context, why),
+                    Request("kms:Decrypt", key, context, why),
+                ]
+            if call.operation == "ReceiveMessage":
+                return [Request("kms:Decrypt", key, context, why)]
+        if call.service == "secretsmanager" and call.operation == "GetSecretValue":
+            secret = self.arn(call.params.get("SecretId"))
+            key = self.secret_keys.get(secret)
+            if key is not None:
+                return [Request("kms:Decrypt", key, (("kms:EncryptionContext:SecretARN", secret),), why)]
+        return []
+
+
+# ---------------------------------------------------------------------- policies
+def inline_statements(logical_id: str, stack: Stack) -> list[dict[str, Any]]:
+    """The function's inline policy statements, resolved against the stack (SAM templates yield none)."""
+    props = tpl.resources()[logical_id]["Properties"]
+    statements: list[dict[str, Any]] = []
+    for policy in props.get("Policies", []):
+        if isinstance(policy, Mapping) and "Statement" in policy:
+            statements += [tpl.resolve(s, stack.refs, stack.attrs) for s in policy["Statement"]]
+    return statements
+
+
+def _listed(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else [str(item) for item in value or []]
+
+
+def _conditions_hold(condition: Mapping[str, Any], context: Mapping[str, str]) -> bool:
+    for operator, tests in condition.items():
+        if operator not in ("StringEquals", "StringLike"):
+            return False
+        for key, wanted in tests.items():
+            if not key.startswith("kms:EncryptionContext:") or key not in context:
+                return False
+            value = context[key]
+            if operator == "StringEquals" and value not in _listed(wanted):
+                return False
+            if operator == "StringLike" and not any(fnmatch.fnmatchcase(value, w) for w in _listed(wanted)):
+                return False
+    return True
+
+
+def _matches(statement: Mapping[str, Any], request: Request) -> bool:
+    unsupported = {"NotAction", "NotResource", "NotPrincipal", "Principal"} & set(statement)
+    if unsupported:
+        return False
+    actions = [action.lower() for action in _listed(statement.get("Action"))]
+    if not any(fnmatch.fnmatchcase(request.action.lower(), action) for action in actions):
+        return False
+    if not any(fnmatch.fnmatchcase(request.resource, res) for res in _listed(statement.get("Resource"))):
+        return False
+    return _conditions_hold(statement.get("Condition", {}), dict(request.context))
+
+
+def allowed(statements: Iterable[Mapping[str, Any]], request: Request) -> bool:
+    statements = list(statements)
+    if any(s.get("Effect") == "Deny" and _matches(s, request) for s in statements):
+        return False
+    return any(s.get("Effect") == "Allow" and _matches(s, request) for s in statements)

@@ -1,0 +1,337 @@
+"""Every AWS call a function's code makes is allowed by that function's own inline policy in template.yaml.
+
+moto allows everything, so a call a role may not make passes every other test and fails on AWS with
+AccessDenied. Here each real flow runs through the handlers, every call through the clients the layer
+builds is recorded with the function whose handler made it, and each is judged against that function's
+policy as IAM would: action, resource (the stack's ARNs) and the template's conditions (KMS encryption
+context). The KMS permissions AWS requires for an encrypted queue or secret, which no call names, are
+checked the same way. The polling Lambda itself does for a stream or queue trigger is not the code's, and
+is not recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+
+from local import template as tpl
+from local.aws_resources import Stack
+from local.sagex3_emulator import Emulator
+from local.triggers import Triggers
+from tests.support.api import call
+from tests.support.aws_faults import ERROR, AwsCalls, Call, Fault
+from tests.support.iam import Request, Resources, allowed, inline_statements
+from tests.support.keeper import keeper, put_credentials, stored, sweep, tune
+from tests.support.sage import pair
+
+CUSTOMER = "https://x3.acme.example"
+LOAD_HANDLER = tpl.load_handler
+PARKING = {
+    "connect_seconds": 0.05,
+    "token_timeout": 0.5,
+    "min_token_timeout": 0.1,
+    "store_call_seconds": 0.05,
+    "commit_seconds": 0.1,
+    "park_seconds": 0.3,
+    "margin_seconds": 0.0,
+}
+
+
+@pytest.fixture
+def calls(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> AwsCalls:
+    """Every call through wiring's clients, with the function whose handler was running."""
+    recorded = AwsCalls.install(monkeypatch)
+    monkeypatch.setattr(tpl, "load_handler", recorded.handler_loader(LOAD_HANDLER, own_environments=True))
+    return recorded
+
+
+def triggers(stack: Stack, calls: AwsCalls, kind: str) -> Triggers:
+    loader = calls.handler_loader(LOAD_HANDLER, own_environments=True)
+    return Triggers(stack, types=(kind,), load_handler=loader)
+
+
+def is_commit(params: dict[str, Any]) -> bool:
+    return "refreshed_at = :now" in str(params.get("UpdateExpression", ""))
+
+
+def park_rotated_tokens(calls: AwsCalls, tenant: str) -> None:
+    """Refresh outside any function with a table that refuses the commit: Sage rotates, the new tokens
+    are parked in the rescue queue, the table keeps the old (now dead) refresh token."""
+    commit = calls.fail(Fault("dynamodb", "UpdateItem", ERROR, is_commit, times=None))
+    worker = keeper(**PARKING)
+    worker.refresh(stored(tenant))
+    calls.heal()
+    assert commit.injected >= 1
+    lease_until = stored(tenant).lease_until or 0
+    time.sleep(max(0.0, lease_until - time.time()) + 0.05)  # the parking worker's lease lapses
+
+
+def poison(stack: Stack) -> None:
+    """A body no keeper wrote: it is set aside in the dead-letter queue by whoever drains it."""
+    boto3.client("sqs").send_message(QueueUrl=stack.refs["TokenRescueQueue"], MessageBody="{not json")
+
+
+# ---------------------------------------------------------------------- the flows
+def flow_pairing(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
+    pair(sage, "acme", CUSTOMER)
+
+
+def flow_describe_and_delete(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
+    pair(sage, "acme", CUSTOMER)
+    assert call("GET", "/tenants/acme").status == 200
+    assert call("DELETE", "/tenants/acme").status == 204
+    assert call("GET", "/tenants/acme").status == 404
+
+
+def flow_folders_fresh_token(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
+    pair(sage, "acme", CUSTOMER)
+    assert call("GET", "/tenants/acme/folders").status == 200
+
+
+def flow_folders_401_then_refresh(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
+    pair(sage, "acme", CUSTOMER)
+    sage.invalidate_access_tokens()
+    assert call("GET", "/tenants/acme/folders").status == 200
+    assert sage.count("refresh") == 1
+
+
+def flow_folders_refused_grant_drains_the_rescue_queue(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
+    pair(sage, "acme", CUSTOMER)
+    sage.invalidate_access_tokens()  # the stored access token: the query meets a 401 and refreshes
+    park_rotated_tokens(calls, "acme")
+    poison(stack)
+
+    answer = call("GET", "/tenants/acme/folders")
+
+    assert answer.status == 200, answer.body  # the refusal sent it to the parked tokens
+    assert stored("acme").refresh_token == sage.current_refresh_token(CUSTOMER)
+    dead = boto3.client("sqs").receive_message(QueueUrl=stack.refs["TokenRescueDeadLetterQueue"])
+    assert len(dead.get("Messages", [])) == 1
+
+
+def flow_folders_commit_refused_parks_the_tokens(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
+    pair(sage, "acme", CUSTOMER)
+    sage.invalidate_access_tokens()
+    calls.cold_start_hooks.append(lambda: tune(**PARKING))
+    calls.fail(Fault("dynamodb", "UpdateItem", ERROR, is_commit, times=None))
+
+    answer = call("GET", "/tenants/acme/folders")
+
+    calls.heal()
+    assert answer.status == 200, answer.body  # served from the tokens it parked
+    assert stored("acme").refresh_token != sage.current_refresh_token(CUSTOMER)
+
+
+def flow_folders_app_refused(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
+    pair(sage, "acme", CUSTOMER)
+    put_credentials(stack, client_secret="a-typo-during-rotation")
+    sage.invalidate_access_tokens()
+    answer = call("GET", "/tenants/acme/folders")
+    assert (answer.status, answer.json["error"]) == (503, "app_unavailable")
+    put_credentials(stack)
+
+
+def flow_operator_retry(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
+    pair(sage, "acme", CUSTOMER)
+    sage.invalidate_access_tokens()
+    sage.fail_next("refresh", status=400, body={"message": "Something Sage never documented"})
+    assert call("GET", "/tenants/acme/folders").json["error"] == "pairing_suspended"
+    answer = call("POST", "/tenants/acme/refresh")
+    assert answer.status == 200, answer.body
+
+
+def flow_sweep(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
+    sage.configure(refresh_lifetime=3 * 86400)  # every pairing is due
+    for tenant in ("acme", "globex"):
+        pair(sage, tenant, f"https://x3.{tenant}.example")
+    park_rotated_tokens(calls, "acme")
+    poison(stack)
+    calls.cold_start_hooks.append(lambda: tune(**PARKING))
+
+    def globex_commit(params: dict[str, Any]) -> bool:
+        return is_commit(params) and params["Key"]["tenant"]["S"] == "globex"
+
+    globex = calls.fail(Fault("dynamodb", "UpdateItem", ERROR, globex_commit, times=None))
+
+    summary = sweep()
+
+    calls.heal()
+    assert globex.injected >= 1  # the sweep parked globex's tokens itself
+    assert (summary["rescued"], summary["refreshed"], summary["failed"]) == (1, 2, 0), summary
+
+
+def flow_sweep_judges_a_refused_grant(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
+    sage.configure(refresh_lifetime=3 * 86400)
+    for tenant in ("acme", "globex"):
+        pair(sage, tenant, f"https://x3.{tenant}.example")
+    sage.revoke(CUSTOMER)
+
+    summary = sweep()
+
+    assert (summary["refreshed"], summary["suspended"], summary["failed"]) == (1, 1, 0), summary
+
+
+def flow_rescue_trigger(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
+    pair(sage, "acme", CUSTOMER)
+    park_rotated_tokens(calls, "acme")
+    poison(stack)
+
+    deliveries = triggers(stack, calls, "SQS").pump()
+
+    assert sum(len(delivery.records) for delivery in deliveries) == 2
+    assert stored("acme").refresh_token == sage.current_refresh_token(CUSTOMER)
+
+
+def flow_stream_trigger(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
+    pair(sage, "acme", CUSTOMER)
+    assert call("DELETE", "/tenants/acme").status == 204
+
+    deliveries = triggers(stack, calls, "DynamoDB").pump()
+
+    assert deliveries and all(delivery.ok for delivery in deliveries)
+
+
+Flow = Callable[[Emulator, Stack, AwsCalls], None]
+# Each flow, and the calls it must show its function making (so that no flow passes by doing nothing).
+FLOWS: dict[str, tuple[Flow, dict[str, set[str]]]] = {
+    "pairing": (
+        flow_pairing,
+        {
+            "PairingStartFunction": {"dynamodb:PutItem", "secretsmanager:GetSecretValue"},
+            "CallbackFunction": {"dynamodb:DeleteItem", "dynamodb:UpdateItem"},
+        },
+    ),
+    "describe-and-delete": (
+        flow_describe_and_delete,
+        {"TenantsFunction": {"dynamodb:GetItem", "dynamodb:DeleteItem"}},
+    ),
+    "folders-fresh-token": (flow_folders_fresh_token, {"FoldersFunction": {"dynamodb:GetItem"}}),
+    "folders-401-then-refresh": (
+        flow_folders_401_then_refresh,
+        {"FoldersFunction": {"dynamodb:UpdateItem", "secretsmanager:GetSecretValue"}},
+    ),
+    "folders-refused-grant-drains-rescue": (
+        flow_folders_refused_grant_drains_the_rescue_queue,
+        {
+            "FoldersFunction": {
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:SendMessage",
+                "kms:Decrypt",
+            }
+        },
+    ),
+    "folders-commit-refused-parks-tokens": (
+        flow_folders_commit_refused_parks_the_tokens,
+        {"FoldersFunction": {"kms:Encrypt", "sqs:SendMessage"}},
+    ),
+    "folders-app-refused": (flow_folders_app_refused, {"FoldersFunction": {"dynamodb:UpdateItem"}}),
+    "operator-retry": (
+        flow_operator_retry,
+        {"PairingRefreshFunction": {"dynamodb:UpdateItem", "secretsmanager:GetSecretValue"}},
+    ),
+    "sweep": (
+        flow_sweep,
+        {
+            "TokenRefreshFunction": {
+                "dynamodb:Query",
+                "dynamodb:UpdateItem",
+                "sqs:ReceiveMessage",
+                "sqs:SendMessage",
+                "kms:Decrypt",
+                "kms:Encrypt",
+            }
+        },
+    ),
+    "sweep-judges-a-refused-grant": (
+        flow_sweep_judges_a_refused_grant,
+        {
+            "TokenRefreshFunction": {
+                "dynamodb:UpdateItem",
+                "secretsmanager:GetSecretValue",
+                "sqs:ReceiveMessage",
+                "sqs:GetQueueAttributes",
+            }
+        },
+    ),
+    "rescue-trigger": (
+        flow_rescue_trigger,
+        {"TokenRescueFunction": {"kms:Decrypt", "dynamodb:UpdateItem", "sqs:SendMessage"}},
+    ),
+    "stream-trigger": (flow_stream_trigger, {"PairingEventsFunction": {"events:PutEvents"}}),
+}
+
+
+def judge(calls: list[Call], stack: Stack) -> tuple[dict[str, set[str]], list[str]]:
+    """The IAM actions each function used, and every request its own policy would refuse."""
+    resources = Resources.of(stack)
+    used: dict[str, set[str]] = {}
+    refused: list[str] = []
+    for made in calls:
+        if made.function is None:
+            continue
+        requests = resources.requests(made)
+        if not requests:
+            refused.append(f"{made.function}: {made.service}:{made.operation} (no IAM mapping in iam.py)")
+            continue
+        statements = inline_statements(made.function, stack)
+        for request in requests:
+            used.setdefault(made.function, set()).add(request.action)
+            if not allowed(statements, request):
+                refused.append(f"{made.function}: {request}")
+        for request in resources.implied(made):
+            if not allowed(statements, request):
+                refused.append(f"{made.function}: {request}")
+    return used, sorted(set(refused))
+
+
+@pytest.mark.parametrize("flow", list(FLOWS))
+def test_every_call_a_function_makes_is_allowed_by_its_own_policy(
+    flow: str, sage: Emulator, stack: Stack, calls: AwsCalls
+) -> None:
+    run, must_use = FLOWS[flow]
+
+    run(sage, stack, calls)
+
+    used, refused = judge(calls.calls, stack)
+    for function, actions in must_use.items():
+        assert actions <= used.get(function, set()), (function, sorted(used.get(function, set())))
+    assert refused == [], "AWS would answer AccessDenied:\n" + "\n".join(refused)
+
+
+# ---------------------------------------------------------------------- the judge itself
+def test_the_judge_refuses_what_a_policy_does_not_allow(stack: Stack) -> None:
+    """Without this, a judge that allowed everything would pass every flow."""
+    resources = Resources.of(stack)
+    queue, dead_letters = stack.refs["TokenRescueQueue"], stack.refs["TokenRescueDeadLetterQueue"]
+    table, key = stack.refs["PairingsTable"], stack.refs["DataKey"]
+    tenants = inline_statements("TenantsFunction", stack)
+    folders = inline_statements("FoldersFunction", stack)
+    events = inline_statements("PairingEventsFunction", stack)
+
+    def request(service: str, operation: str, **params: Any) -> Request:
+        return resources.requests(Call("x", service, operation, params))[0]
+
+    # The folders role before this issue: no access to the rescue queue at all.
+    assert not allowed(tenants, request("sqs", "ReceiveMessage", QueueUrl=queue))
+    assert not allowed(tenants, request("dynamodb", "UpdateItem", TableName=table))
+    assert allowed(tenants, request("dynamodb", "GetItem", TableName=table))
+    # Right action, wrong resource: the index is not the table, the rescue queue is not the dead letters.
+    assert not allowed(folders, request("dynamodb", "Query", TableName=table, IndexName="by-refresh-expiry"))
+    assert not allowed(events, request("sqs", "SendMessage", QueueUrl=dead_letters))
+    # kms:Encrypt only under the rescue's encryption context.
+    sealed = {"purpose": "token-rescue", "tenant": "acme", "generation": "g", "version": "1"}
+    assert allowed(folders, request("kms", "Encrypt", KeyId=key, EncryptionContext=sealed))
+    assert not allowed(folders, request("kms", "Encrypt", KeyId=key, EncryptionContext={"purpose": "other"}))
+    assert not allowed(folders, request("kms", "Encrypt", KeyId=key))
+    # What the encrypted rescue queue requires of a sender, beyond sqs:SendMessage.
+    send = Call("x", "sqs", "SendMessage", {"QueueUrl": queue})
+    implied = resources.implied(send)
+    assert {r.action for r in implied} == {"kms:GenerateDataKey", "kms:Decrypt"}
+    assert all(allowed(folders, r) for r in implied)
+    assert not all(allowed(events, r) for r in implied)  # it may Decrypt (its stream), not GenerateDataKey
