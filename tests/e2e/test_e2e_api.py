@@ -178,7 +178,7 @@ def _refresh_at_sage(sage: Emulator, refresh_token: str) -> tuple[int, bytes]:
 # --- 5. a dead grant ----------------------------------------------------------------------------------------
 
 
-def test_a_revoked_grant_turns_into_pairing_expired(stack: RunningStack, sage: Emulator) -> None:
+def test_a_revoked_grant_turns_into_pairing_suspended(stack: RunningStack, sage: Emulator) -> None:
     tenant, customer = names("revoked")
     stack.pair(tenant, customer, folders=["SEED"])
     sage.revoke(customer)
@@ -188,15 +188,21 @@ def test_a_revoked_grant_turns_into_pairing_expired(stack: RunningStack, sage: E
     assert answer.status == 409, answer.body
     assert answer.content_type == "application/json"
     body = answer.json()
-    assert body["error"] == "pairing_expired"
+    assert body["error"] == "pairing_suspended"
     assert isinstance(body["message"], str) and body["message"]
     described = stack.call("GET", f"/tenants/{tenant}")
     assert described.status == 200
-    assert described.json()["status"] == "expired"
-    # Sage refused for good: later queries do not try again.
+    view = described.json()
+    assert view["status"] == "suspended"
+    assert view["last_refusal"]["status"] == 401 and view["next_attempt_at"]
+    # Sage refused it: later queries do not try again before the next attempt is due...
     refreshes = sage.count("refresh")
     assert stack.call("GET", f"/tenants/{tenant}/folders").status == 409
     assert sage.count("refresh") == refreshes
+    # ...but an operator may, and is told Sage still refuses it.
+    retried = stack.call("POST", f"/tenants/{tenant}/refresh")
+    assert (retried.status, retried.json()["error"]) == (409, "pairing_suspended")
+    assert sage.count("refresh") == refreshes + 1
 
 
 # --- 6. a customer homed in another region -----------------------------------------------------------------
