@@ -23,8 +23,7 @@ metrics = Metrics()
 app = APIGatewayRestResolver()
 
 
-@app.exception_handler(X3LinkError)
-def failed(error: X3LinkError) -> Response:
+def failed(error: X3LinkError) -> Response[Any]:
     logger.info("Pairing callback refused", extra={"error": error.code, "detail": error.message})
     metrics.add_metric(name="PairingsFailed", unit=MetricUnit.Count, value=1)
     return Response(
@@ -32,8 +31,7 @@ def failed(error: X3LinkError) -> Response:
     )
 
 
-@app.exception_handler(Exception)
-def crashed(error: Exception) -> Response:
+def crashed(error: Exception) -> Response[Any]:
     logger.exception("Pairing callback failed unexpectedly")
     return Response(
         status_code=500,
@@ -43,9 +41,13 @@ def crashed(error: Exception) -> Response:
     )
 
 
+app.exception_handler(X3LinkError)(failed)
+app.exception_handler(Exception)(crashed)
+
+
 @app.get("/callback")
 @app.post("/callback")
-def callback() -> Response:
+def callback() -> Response[Any]:
     pairing = wiring.pairing_service().complete(parse_callback(app.current_event.raw_event))
     logger.append_keys(tenant=pairing.tenant)
     metrics.add_metric(name="PairingsCompleted", unit=MetricUnit.Count, value=1)

@@ -21,7 +21,7 @@ app = json_api()
 
 
 @app.post("/pairings")
-def start_pairing() -> Response:
+def start_pairing() -> Response[Any]:
     metrics.add_metric(name="PairingRequests", unit=MetricUnit.Count, value=1)
     try:
         body = app.current_event.json_body
@@ -30,7 +30,7 @@ def start_pairing() -> Response:
     request = PairingRequest.parse(body)
     logger.append_keys(tenant=request.tenant)
     context = app.current_event.request_context
-    redirect_uri = wiring.settings().redirect_uri(context.domain_name, context.stage)
+    redirect_uri = wiring.settings().redirect_uri(context.domain_name or "", context.stage)
     started = wiring.pairing_service().start(request, redirect_uri)
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=started)
 

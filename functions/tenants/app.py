@@ -29,7 +29,7 @@ def describe(tenant: str) -> dict[str, Any]:
 
 
 @app.delete("/tenants/<tenant>")
-def forget(tenant: str) -> Response:
+def forget(tenant: str) -> Response[Any]:
     tenant = tenant_parameter(tenant)
     logger.append_keys(tenant=tenant)
     if not wiring.token_store().delete(tenant):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from botocore.exceptions import BotoCoreError, ClientError
@@ -14,7 +16,7 @@ logger = Logger(child=True)
 _BAD_TENANT = "tenant must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."
 
 
-def error_response(error: X3LinkError) -> Response:
+def error_response(error: X3LinkError) -> Response[Any]:
     if error.status >= 500:
         logger.warning("Request failed", extra={"error": error.code, "detail": error.message})
     return Response(
@@ -24,7 +26,7 @@ def error_response(error: X3LinkError) -> Response:
     )
 
 
-def aws_unavailable(error: Exception) -> Response:
+def aws_unavailable(error: Exception) -> Response[Any]:
     """An AWS call that failed after its retries: say so (503), never with AWS's message."""
     code = error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
     logger.warning("An AWS service did not answer", extra={"error": code or type(error).__name__})
@@ -33,7 +35,7 @@ def aws_unavailable(error: Exception) -> Response:
     )
 
 
-def unexpected_error(error: Exception) -> Response:
+def unexpected_error(error: Exception) -> Response[Any]:
     logger.exception("Unexpected failure")
     return Response(
         status_code=500,
@@ -55,7 +57,7 @@ def json_api() -> APIGatewayRestResolver:
     """A REST resolver whose failures all leave in the contract's JSON error shape."""
     app = APIGatewayRestResolver()
 
-    def no_route(_: Exception) -> Response:
+    def no_route(_: Exception) -> Response[Any]:
         # API Gateway routed the request here, so a path that no route matches is a `{tenant}` holding an
         # encoded "/" or the like: the request is bad, not the bundle.
         tenant = (app.current_event.path_parameters or {}).get("tenant")

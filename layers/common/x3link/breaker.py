@@ -81,7 +81,8 @@ class AppBreaker:
 
     @property
     def _conditional_failed(self) -> type[Exception]:
-        return self._db.exceptions.ConditionalCheckFailedException
+        failed: type[Exception] = self._db.exceptions.ConditionalCheckFailedException
+        return failed
 
     def view(self, *, fresh: bool = False) -> BreakerView:
         """The breaker as last read; read again when older than a few seconds (or `fresh`)."""
@@ -92,6 +93,10 @@ class AppBreaker:
             ).get("Item")
             self._cached, self._cached_at = (_view(item) if item else BreakerView()), now
         return self._cached
+
+    def remember(self, item: dict[str, Any] | None) -> None:
+        """Take the breaker's item as read along with a pairing, so the refresh path reads it for free."""
+        self._cached, self._cached_at = (_view(item) if item else BreakerView()), self._clock()
 
     def app_is_healthy(self, credentials_version: str) -> bool:
         """A token call with these very credentials succeeded a short while ago (and the breaker is shut)."""

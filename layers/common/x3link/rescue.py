@@ -174,13 +174,15 @@ class TokenRescue:
         *,
         deadline: float,
         clock: Callable[[], float] = time.time,
+        confirm_empty: bool = True,
     ) -> DrainResult:
         """Hand every rescued token set to `apply` until the queue is empty or `deadline` (epoch) passes.
 
         `apply` returns True once the tokens are stored or superseded (the message is deleted) and False on
         a transient failure (the message stays for a later drain or the queue's trigger). Poison messages
         go to the dead-letter queue at once. Errors receiving from SQS propagate. The result says whether
-        the drain was `complete`: only then is no rescued token set waiting anywhere on the queue.
+        the drain was `complete`: only then is no rescued token set waiting anywhere on the queue. Without
+        `confirm_empty` (a sweep, which judges nothing by it) an empty receive ends the drain, never complete.
         """
         stored = poisoned = 0
         left: set[str] = set()
@@ -197,6 +199,8 @@ class TokenRescue:
                 VisibilityTimeout=min(60, max(10, math.ceil(remaining) + 5)),
             ).get("Messages", [])
             if not messages:
+                if not confirm_empty:
+                    break
                 backlog = self._backlog()
                 if backlog is None:
                     break

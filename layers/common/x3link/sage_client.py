@@ -117,9 +117,10 @@ class SageX3Client:
         )
         if response.status == 200:
             try:
-                return json.loads(response.data)
+                payload: dict[str, Any] = json.loads(response.data)
             except ValueError:
                 raise UpstreamError("Sage X3's token response is not JSON.") from None
+            return payload
         if response.status == 429:
             raise UpstreamError("Sage X3 is rate limiting token calls.")
         if 400 <= response.status < 500:

@@ -18,12 +18,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from x3link.breaker import AppBreaker
+from x3link.breaker import APP_KEY, AppBreaker
 from x3link.budget import Budget
 from x3link.errors import (
     AppUnavailable,
@@ -48,6 +48,11 @@ from x3link.oauth import (
 )
 from x3link.token_store import ACTIVE, EXPIRED, SUSPENDED, Pairing, Refusal, TokenStore
 
+if TYPE_CHECKING:
+    from x3link.credentials import CredentialsSource
+    from x3link.rescue import DrainResult, RescuedTokens, TokenRescue
+    from x3link.sage_client import SageX3Client
+
 logger = Logger(child=True)
 
 STORE_ERRORS = (ClientError, BotoCoreError)
@@ -63,8 +68,8 @@ class KeeperTiming:
     min_token_timeout: float = 5.0  # with less than this left, a refresh is not started at all
     connect_seconds: float = 10.0  # a token call's connection tries (3 x 3 s, with backoff)
     store_call_seconds: float = 9.0  # one DynamoDB call at worst, as its client is configured
-    commit_seconds: float = 14.0  # storing new tokens; past it they are parked instead
-    park_seconds: float = 9.0  # one send to the rescue queue at worst
+    commit_seconds: float = 10.0  # storing new tokens; past it they are parked instead
+    park_seconds: float = 27.0  # parking them: one try (KMS, then SQS) at worst, a second if it fails fast
     margin_seconds: float = 2.0
     wait_seconds: float = 15.0  # a waiter gives up on another worker's refresh after this
     poll_seconds: float = 0.05
@@ -116,10 +121,10 @@ class TokenKeeper:
     def __init__(
         self,
         store: TokenStore,
-        sage: Any,
-        credentials: Any,
+        sage: SageX3Client,
+        credentials: CredentialsSource,
         breaker: AppBreaker,
-        rescue: Any,
+        rescue: TokenRescue,
         *,
         refresh_margin: float,
         clock: Callable[[], float] = time.time,
@@ -146,7 +151,9 @@ class TokenKeeper:
     # ------------------------------------------------------------------ queries' entry points
     def usable_pairing(self, tenant: str, budget: Budget | None = None) -> Pairing:
         """The tenant's pairing with an access token good for at least the refresh margin."""
-        pairing = self._require_usable(self.store.get(tenant), tenant)
+        found, app_item = self.store.get_with(tenant, APP_KEY)
+        self._breaker.remember(app_item)
+        pairing = self._require_usable(found, tenant)
         expires = pairing.access_token_expires_at or 0
         if pairing.status == ACTIVE and pairing.access_token and expires - self._clock() > self._margin:
             return pairing
@@ -331,11 +338,14 @@ class TokenKeeper:
         """
         now = self._clock()
         self._last_success = (now, credentials.version)
-        written = self._health_written
+        written, view = self._health_written, self._breaker.view()
         if not probe and written and written[1] == credentials.version and now - written[0] < 60:
             return
+        noted_elsewhere = view.healthy_version == credentials.version and (view.healthy_at or 0) >= now - 60
+        if not probe and not view.is_open and noted_elsewhere:
+            return
         try:
-            if probe or self._breaker.view().is_open:
+            if probe or view.is_open:
                 self._breaker.close(credentials.version)
                 logger.info("Sage X3 accepts the app's credentials again: the circuit breaker is closed")
             else:
@@ -388,15 +398,13 @@ class TokenKeeper:
                 return self._require_usable(self.store.get(pairing.tenant), pairing.tenant)
             logger.info("Tokens refreshed", extra={"tenant": pairing.tenant, "version": stored.version})
             return stored
-        try:
-            self._rescue.save(pairing.tenant, pairing.generation, pairing.version, tokens)
-        except Exception:
+        if not self._park(pairing, tokens, lease_until):
             logger.critical(
                 "Refreshed tokens could neither be stored nor rescued: the pairing will need to be renewed",
                 extra={"tenant": pairing.tenant},
             )
             _count("TokensLost")
-            raise UpstreamError("The refreshed tokens could not be stored.") from None
+            raise UpstreamError("The refreshed tokens could not be stored.")
         logger.error("Refreshed tokens parked in the rescue queue", extra={"tenant": pairing.tenant})
         # The caller still gets a working access token; the lease stays until the rescue is applied.
         return Pairing(
@@ -409,6 +417,24 @@ class TokenKeeper:
                 "refresh_token_expires_at": tokens.refresh_token_expires_at,
             }
         )
+
+    def _park(self, pairing: Pairing, tokens: TokenSet, lease_until: float) -> bool:
+        """Park the tokens in the rescue queue, trying again while the lease still has time for a try."""
+        t = self._timing
+        attempt = 0
+        while attempt == 0 or self._clock() + 2 * t.store_call_seconds <= lease_until - t.margin_seconds:
+            attempt += 1
+            try:
+                self._rescue.save(pairing.tenant, pairing.generation, pairing.version, tokens)
+            except Exception as exc:
+                logger.warning(
+                    "Parking refreshed tokens failed",
+                    extra={"tenant": pairing.tenant, "attempt": attempt, "error": _error_code(exc)},
+                )
+                self._sleep(t.write_backoff_seconds * 2 ** (attempt - 1))
+                continue
+            return True
+        return False
 
     # ------------------------------------------------------------------ judging a refusal
     def _judge(
@@ -504,7 +530,7 @@ class TokenKeeper:
         raise PairingExpired("Sage X3 no longer accepts this pairing: the customer must pair again.")
 
     # ------------------------------------------------------------------ parked tokens
-    def apply_rescued(self, rescued: Any) -> bool:
+    def apply_rescued(self, rescued: RescuedTokens) -> bool:
         """Store a parked token set over the exact generation and version it was issued for.
 
         True when stored or superseded (the message can go), False on a transient failure.
@@ -538,12 +564,13 @@ class TokenKeeper:
         )
         return True
 
-    def recover_rescued(self, deadline: float | None = None) -> Any:
+    def recover_rescued(self, deadline: float | None = None, *, confirm_empty: bool = True) -> DrainResult:
         """Store every token set parked by earlier failed writes; raises when the queue cannot be read."""
         return self._rescue.drain(
             self.apply_rescued,
             deadline=deadline or self._clock() + self._timing.rescue_drain_seconds,
             clock=self._clock,
+            confirm_empty=confirm_empty,
         )
 
     # ------------------------------------------------------------------ the keep-alive sweep
@@ -557,7 +584,7 @@ class TokenKeeper:
         finish_by = stop_at if stop_at is not None else self._clock() + 300
         summary = SweepSummary()
         try:
-            summary.rescued = int(self.recover_rescued().stored)
+            summary.rescued = int(self.recover_rescued(confirm_empty=False).stored)
         except Exception as exc:
             logger.warning("The rescue queue could not be drained", extra={"error": _error_code(exc)})
         undecided: list[str] = []

@@ -193,18 +193,33 @@ class TokenStore:
 
     @property
     def _conditional_failed(self) -> type[Exception]:
-        return self._db.exceptions.ConditionalCheckFailedException
+        failed: type[Exception] = self._db.exceptions.ConditionalCheckFailedException
+        return failed
 
     def get(self, tenant: str) -> Pairing | None:
         item = self._db.get_item(TableName=self._table, Key={"tenant": {"S": tenant}}, ConsistentRead=True)
         return _pairing(item["Item"]) if "Item" in item else None
 
+    def get_with(self, tenant: str, other_key: str) -> tuple[Pairing | None, dict[str, Any] | None]:
+        """The pairing and one more item of the table (the app's breaker), in one request."""
+        keys = [{"tenant": {"S": tenant}}, {"tenant": {"S": other_key}}]
+        answer = self._db.batch_get_item(RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}})
+        items = {item["tenant"]["S"]: item for item in answer.get("Responses", {}).get(self._table, [])}
+        for key in answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", []):
+            item = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+            if item:
+                items[item["tenant"]["S"]] = item
+        return (_pairing(items[tenant]) if tenant in items else None), items.get(other_key)
+
     def _update(self, tenant: str, **kwargs: Any) -> dict[str, Any] | None:
         """One conditional UpdateItem; None when its condition failed."""
         try:
-            return self._db.update_item(TableName=self._table, Key={"tenant": {"S": tenant}}, **kwargs)
+            answer: dict[str, Any] = self._db.update_item(
+                TableName=self._table, Key={"tenant": {"S": tenant}}, **kwargs
+            )
         except self._conditional_failed:
             return None
+        return answer
 
     def save_pairing(
         self, tenant: str, customer: str, endpoint: str, tokens: TokenSet, now: float

@@ -7,9 +7,20 @@ from __future__ import annotations
 
 import contextlib
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from x3link.config import Settings
+
+if TYPE_CHECKING:  # imported where they are built: a cold start loads only what its handler uses
+    from x3link.breaker import AppBreaker
+    from x3link.credentials import CredentialsSource
+    from x3link.oauth import ClientCredentials
+    from x3link.pairing import PairingService
+    from x3link.pairing_events import EventPublisher
+    from x3link.rescue import TokenRescue
+    from x3link.sage_client import SageX3Client
+    from x3link.token_keeper import TokenKeeper
+    from x3link.token_store import TokenStore
 
 
 @cache
@@ -29,39 +40,39 @@ def aws_client(service: str) -> Any:
 
 
 @cache
-def sage_client() -> Any:
+def sage_client() -> SageX3Client:
     from x3link.sage_client import SageX3Client
 
     return SageX3Client(read_timeout=settings().sage_timeout_seconds)
 
 
 @cache
-def credentials_source() -> Any:
+def credentials_source() -> CredentialsSource:
     from x3link.credentials import CredentialsSource
 
     return CredentialsSource(settings().credentials_secret, lambda: aws_client("secretsmanager"))
 
 
-def client_credentials() -> Any:
+def client_credentials() -> ClientCredentials:
     return credentials_source().current()
 
 
 @cache
-def app_breaker() -> Any:
+def app_breaker() -> AppBreaker:
     from x3link.breaker import AppBreaker
 
     return AppBreaker(settings().pairings_table, aws_client("dynamodb"))
 
 
 @cache
-def token_store() -> Any:
+def token_store() -> TokenStore:
     from x3link.token_store import TokenStore
 
     return TokenStore(settings().pairings_table, aws_client("dynamodb"))
 
 
 @cache
-def pairing_service() -> Any:
+def pairing_service() -> PairingService:
     from x3link.pairing import PairingService
     from x3link.pairing_states import PairingStates
 
@@ -72,14 +83,14 @@ def pairing_service() -> Any:
     )
 
 
-def _note_app_healthy(at: float, credentials: Any) -> None:
+def _note_app_healthy(at: float, credentials: ClientCredentials) -> None:
     """A code exchange succeeded: Sage accepts the app's credentials (best effort, never fails a pairing)."""
     with contextlib.suppress(Exception):
         app_breaker().note_healthy(at, credentials.version)
 
 
 @cache
-def token_rescue() -> Any:
+def token_rescue() -> TokenRescue:
     from x3link.rescue import TokenRescue
 
     s = settings()
@@ -93,14 +104,14 @@ def token_rescue() -> Any:
 
 
 @cache
-def event_publisher() -> Any:
+def event_publisher() -> EventPublisher:
     from x3link.pairing_events import EventPublisher
 
     return EventPublisher(settings().events_bus, aws_client("events"))
 
 
 @cache
-def token_keeper() -> Any:
+def token_keeper() -> TokenKeeper:
     from x3link.token_keeper import KeeperTiming, TokenKeeper
 
     return TokenKeeper(
