@@ -20,13 +20,15 @@ $(STAMP): requirements-dev.txt constraints.txt layers/common/requirements.txt
 
 venv: $(STAMP)
 
-## make test: lint, template checks, unit tests, end-to-end and browser tests.
+## make test: lint and type checks, template checks, unit tests, end-to-end and browser tests.
 test: lint template browser-deps
 	$(BIN)/python -m pytest
 
+## make lint: ruff, then mypy over the layer, the functions, local/ and tests/ (pyproject.toml [tool.mypy]).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 template: $(STAMP)
 	$(BIN)/cfn-lint template.yaml

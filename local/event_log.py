@@ -54,7 +54,7 @@ class EventLog:
 
     def drain(self) -> list[dict[str, Any]]:
         """Log and return every event that arrived since the last drain."""
-        found = []
+        found: list[dict[str, Any]] = []
         while True:
             batch = self._sqs.receive_message(QueueUrl=self._queue, MaxNumberOfMessages=10).get(
                 "Messages", []

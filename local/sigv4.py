@@ -105,8 +105,8 @@ def _request_time(headers: list[tuple[str, str]]) -> tuple[datetime, str]:
         try:
             moment = parsedate_to_datetime(date[-1]).astimezone(UTC)
         except (TypeError, ValueError):
-            moment = None
-        if moment is not None:
+            pass
+        else:
             return moment, moment.strftime(_AMZ_DATE)
     raise SignatureRejected(
         "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",

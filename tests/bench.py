@@ -8,7 +8,7 @@ import statistics
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,17 +39,18 @@ def counted_aws() -> Iterator[Counter[str]]:
     import botocore.client
 
     calls: Counter[str] = Counter()
-    original = botocore.client.BaseClient._make_api_call
+    # botocore-stubs leave out the private _make_api_call that every client call goes through.
+    original = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
 
     def counting(self: Any, operation: str, params: Any) -> Any:
         calls[f"{self.meta.service_model.service_name}:{operation}"] += 1
         return original(self, operation, params)
 
-    botocore.client.BaseClient._make_api_call = counting  # type: ignore[method-assign]
+    botocore.client.BaseClient._make_api_call = counting  # type: ignore[attr-defined]
     try:
         yield calls
     finally:
-        botocore.client.BaseClient._make_api_call = original  # type: ignore[method-assign]
+        botocore.client.BaseClient._make_api_call = original  # type: ignore[attr-defined]
 
 
 def request_costs() -> list[tuple[str, Counter[str], int]]:
@@ -68,7 +69,7 @@ def request_costs() -> list[tuple[str, Counter[str], int]]:
         pair(sage, "bench")
         assert call("GET", "/tenants/bench/folders").status == 200  # warm: clients, secret cache, pools
 
-        def measure(label: str, action: Any) -> None:
+        def measure(label: str, action: Callable[[], object]) -> None:
             sage.clear_requests()
             with counted_aws() as calls:
                 action()
@@ -76,7 +77,13 @@ def request_costs() -> list[tuple[str, Counter[str], int]]:
 
         measure("folder query (warm, token fresh)", lambda: call("GET", "/tenants/bench/folders"))
         keeper = wiring.token_keeper()
-        measure("refresh (read, lease, commit)", lambda: keeper.refresh(wiring.token_store().get("bench")))
+
+        def refresh() -> None:
+            pairing = wiring.token_store().get("bench")
+            assert pairing is not None
+            keeper.refresh(pairing)
+
+        measure("refresh (read, lease, commit)", refresh)
         sage.invalidate_access_tokens()
         measure("folder query after a Sage 401", lambda: call("GET", "/tenants/bench/folders"))
         measure("keep-alive sweep, nothing due", lambda: keeper.sweep(0))

@@ -27,7 +27,7 @@ from typing import Any  # noqa: E402
 import pytest  # noqa: E402
 from aws_lambda_powertools.utilities import parameters  # noqa: E402
 from moto import mock_aws  # noqa: E402
-from moto.dynamodb.models import DynamoDBBackend  # noqa: E402
+from moto.dynamodb.responses import DynamoHandler  # noqa: E402
 
 from local import aws_resources  # noqa: E402
 from local.aws_resources import Stack  # noqa: E402
@@ -74,15 +74,26 @@ def stack(sage: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
 
 @pytest.fixture
 def atomic_moto_dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """DynamoDB applies a conditional write atomically; moto's in-memory backend checks then writes with
-    no lock. Serialise moto's item writes so concurrency tests exercise the app, not moto's race."""
+    """DynamoDB applies a conditional write atomically and reads an item whole; moto checks then writes
+    with no lock, and copies an item into its answer while another thread may be changing it. Serialise
+    moto's DynamoDB requests, answer included, so concurrency tests exercise the app, not moto's races."""
     lock = threading.RLock()
-    for name in ("delete_item", "put_item", "update_item"):
-        original = getattr(DynamoDBBackend, name)
+    for name in (
+        "get_item",
+        "batch_get_item",
+        "query",
+        "scan",
+        "put_item",
+        "update_item",
+        "delete_item",
+        "transact_get_items",
+        "transact_write_items",
+    ):
+        original = getattr(DynamoHandler, name)
 
         def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
             with lock:
                 return __original(self, *args, **kwargs)
 
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
+        monkeypatch.setattr(DynamoHandler, name, locked)
     yield

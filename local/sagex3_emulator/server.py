@@ -44,6 +44,7 @@ class RegionServer(ThreadingHTTPServer):
     def origin(self) -> str:
         """`http://host:port` of this server."""
         host, port = self.server_address[:2]
+        assert isinstance(host, str)  # bound from getsockname(), which names an AF_INET host as str
         return f"http://{host}:{port}"
 
 

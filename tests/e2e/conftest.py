@@ -208,6 +208,7 @@ class RunningStack:
 
     def pairing_link(self) -> str:
         """The ready pairing link `make run` printed for the demo tenant."""
+        assert self.stdout is not None, "the stack was never started"
         found = re.search(r'^Pairing link for tenant "demo".*\n\s+(http\S+)$', self.stdout.text, re.M)
         assert found, f"no pairing link in the output of `make run`:\n{self.output}"
         return found.group(1)

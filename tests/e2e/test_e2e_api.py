@@ -97,7 +97,9 @@ def test_pairing_through_each_callback_form(stack: RunningStack, sage: Emulator,
     assert abs(parse_time(pairing["paired_at"]) - now) < timedelta(minutes=1)
     # No token material: neither a JWT, nor the refresh token Sage holds, nor the code.
     assert not JWT.search(described.text), described.text
-    assert sage.current_refresh_token(customer) not in described.text
+    refresh_token = sage.current_refresh_token(customer)
+    assert refresh_token is not None
+    assert refresh_token not in described.text
     assert params["authorizationCode"] not in described.text
 
 
@@ -156,6 +158,7 @@ def test_a_401_refreshes_once_and_the_rotated_token_replaces_the_old(
 def _refresh_at_sage(sage: Emulator, refresh_token: str) -> tuple[int, bytes]:
     """Spend a refresh token at Sage X3 directly, as the app would."""
     base = urlsplit(sage.base_url("eu-prod"))
+    assert base.hostname is not None
     body = json.dumps(
         {
             "grant_type": "refresh_token",

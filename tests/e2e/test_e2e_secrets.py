@@ -66,13 +66,15 @@ def test_nothing_secret_is_logged_or_answered(tmp_path: Path) -> None:
     secrets.discard("")
 
     assert len(secrets) > 10, secrets  # codes, refresh tokens, bearer tokens and the client secret
+    stdout, stderr = stack_under_test.stdout, stack_under_test.stderr
+    assert stdout is not None and stderr is not None  # the stack ran
     written = {
-        "the stack's stdout": stack_under_test.stdout.text,
-        "the stack's stderr": stack_under_test.stderr.text,
+        "the stack's stdout": stdout.text,
+        "the stack's stderr": stderr.text,
         "make invoke's stdout": invocations[0],
         "make invoke's stderr": invocations[1],
     }
-    assert stack_under_test.stdout.text.count("\n") > 20  # the logs were there to be searched
+    assert stdout.text.count("\n") > 20  # the logs were there to be searched
     for where, text in written.items():
         leaked = [secret[:12] + "..." for secret in secrets if secret in text]
         assert not leaked, f"{where} holds secrets: {leaked}"

@@ -78,6 +78,7 @@ def call(
     if token is not None:
         sent_headers["Authorization"] = f"Bearer {token}"
     target = parts.path + (f"?{parts.query}" if parts.query else "")
+    assert parts.hostname is not None, url
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
         conn.request(method, target, body=body, headers=sent_headers)
@@ -108,11 +109,12 @@ class Sage:
     def authorise_url(
         self,
         region: str | None = None,
-        customer: str = ACME,
-        state: str = "state-123",
-        scope: str = "api.dataDelivery",
-        **overrides: str,
+        customer: str | None = ACME,
+        state: str | None = "state-123",
+        scope: str | None = "api.dataDelivery",
+        **overrides: str | None,
     ) -> str:
+        """The authorise URL the app would send a browser to; a parameter set to None is left out."""
         params = {
             "client_id": CLIENT_ID,
             "scope": scope,

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+
+from tests.emulator.conftest import FakeClock, Sage
 
 
 @pytest.fixture
-def tokens(sage):
+def tokens(sage: Sage) -> dict[str, Any]:
     return sage.pair(folders=["SEED", "X3"], scope="api.dataDelivery api.dataIngestion")
 
 
-def test_folders_lists_only_granted_ones_with_urls_from_the_base(sage, tokens):
+def test_folders_lists_only_granted_ones_with_urls_from_the_base(sage: Sage, tokens: dict[str, Any]) -> None:
     reply = sage.call("GET", sage.url("/folders"), token=tokens["access_token"])
     assert reply.status == 200
     base = sage.emu.base_url()
@@ -38,16 +42,16 @@ def test_folders_lists_only_granted_ones_with_urls_from_the_base(sage, tokens):
         {"Authorization": "Bearer a.b.c"},
     ],
 )
-def test_folders_without_a_good_token_is_401(sage, headers):
+def test_folders_without_a_good_token_is_401(sage: Sage, headers: dict[str, str]) -> None:
     reply = sage.call("GET", sage.url("/folders"), headers=headers)
     assert reply.status == 401 and reply.json() == {"message": "Unauthorised"}
 
 
-def test_access_token_is_refused_by_another_region(sage, tokens):
+def test_access_token_is_refused_by_another_region(sage: Sage, tokens: dict[str, Any]) -> None:
     assert sage.call("GET", sage.url("/folders", "us-prod"), token=tokens["access_token"]).status == 401
 
 
-def test_delivery_listing_pages_and_links(sage, tokens, clock):
+def test_delivery_listing_pages_and_links(sage: Sage, tokens: dict[str, Any], clock: FakeClock) -> None:
     for index in range(120):
         sage.emu.put_delivery_file(sage.ACME, "SEED", f"file-{index:03}.txt", f"line {index}\n".encode())
     first = sage.call("GET", sage.url("/datadelivery/SEED/"), token=tokens["access_token"]).json()
@@ -69,13 +73,16 @@ def test_delivery_listing_pages_and_links(sage, tokens, clock):
     assert bad.status == 400
 
 
-def test_download_redirects_to_a_presigned_like_url_then_delete(sage, tokens, clock):
+def test_download_redirects_to_a_presigned_like_url_then_delete(
+    sage: Sage, tokens: dict[str, Any], clock: FakeClock
+) -> None:
     sage.emu.put_delivery_file(sage.ACME, "SEED", "orders 1.csv", b"a;b\n1;2\n")
     reply = sage.call(
         "GET", sage.url("/datadelivery/SEED/?filename=orders%201.csv"), token=tokens["access_token"]
     )
     assert reply.status == 302
     location = reply.header("Location")
+    assert location is not None
     assert location.startswith(sage.emu.base_url().removesuffix("/v1") + "/_files/")
     download = sage.call("GET", location)  # no token needed
     assert download.status == 200 and download.body == b"a;b\n1;2\n"
@@ -96,7 +103,7 @@ def test_download_redirects_to_a_presigned_like_url_then_delete(sage, tokens, cl
     assert sage.call("GET", location).status == 403
 
 
-def test_folder_not_granted_is_403(sage, tokens):
+def test_folder_not_granted_is_403(sage: Sage, tokens: dict[str, Any]) -> None:
     sage.emu.put_delivery_file(sage.ACME, "DEMO", "x.txt", b"x")
     for method, path in (
         ("GET", "/datadelivery/DEMO/"),
@@ -109,7 +116,7 @@ def test_folder_not_granted_is_403(sage, tokens):
     assert sage.call("GET", sage.url("/datadelivery/SEED/")).status == 401
 
 
-def test_ingestion_flow_and_tracking(sage, tokens):
+def test_ingestion_flow_and_tracking(sage: Sage, tokens: dict[str, Any]) -> None:
     reply = sage.call("POST", sage.url("/dataingestion/SEED?filename=in.csv"), token=tokens["access_token"])
     assert reply.status == 200
     body = reply.json()
@@ -120,10 +127,9 @@ def test_ingestion_flow_and_tracking(sage, tokens):
     tracking = sage.call("GET", body["trackingUrl"], token=tokens["access_token"]).json()
     assert tracking["status"] == "awaiting_upload"
     assert tracking["$url"] == body["trackingUrl"] and tracking["fileName"] == "in.csv"
-    assert (
-        tracking["folder"] == "SEED"
-        and tracking["customerCode"] == sage.emu.get_customer(sage.ACME).config_id
-    )
+    acme = sage.emu.get_customer(sage.ACME)
+    assert acme is not None
+    assert tracking["folder"] == "SEED" and tracking["customerCode"] == acme.config_id
     assert {"createdAt", "statusMessage", "lastStatusUpdate"} <= set(tracking)
 
     put = sage.call("PUT", body["uploadUrl"], body=b"a;b\n1;2\n")
@@ -144,7 +150,7 @@ def test_ingestion_flow_and_tracking(sage, tokens):
     assert foreign.status == 404
 
 
-def test_ingestion_refusals(sage, tokens):
+def test_ingestion_refusals(sage: Sage, tokens: dict[str, Any]) -> None:
     missing = sage.call("POST", sage.url("/dataingestion/SEED"), token=tokens["access_token"])
     assert missing.status == 400 and missing.json() == {"message": "Missing required request parameters"}
     sage.emu.configure(upload_limit=16)

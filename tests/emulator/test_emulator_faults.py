@@ -10,9 +10,10 @@ import time
 import pytest
 
 from local.sagex3_emulator import Emulator
+from tests.emulator.conftest import Sage
 
 
-def test_status_fault_answers_without_applying(sage):
+def test_status_fault_answers_without_applying(sage: Sage) -> None:
     tokens = sage.pair()
     sage.emu.fail_next("refresh", status=503, retry_after=7, count=2)
     for _ in range(2):
@@ -24,7 +25,7 @@ def test_status_fault_answers_without_applying(sage):
     assert sage.refresh(tokens["refresh_token"]).status == 200
 
 
-def test_status_fault_with_custom_body_and_route_specificity(sage):
+def test_status_fault_with_custom_body_and_route_specificity(sage: Sage) -> None:
     sage.emu.fail_next("refresh", status=500)
     code = sage.emu.approve(sage.authorise_url())["authorizationCode"]
     assert sage.exchange(code).status == 200  # a refresh fault never hits the code grant
@@ -39,14 +40,14 @@ def test_status_fault_with_custom_body_and_route_specificity(sage):
 @pytest.mark.parametrize(
     ("route", "path"), [("folders", "/folders"), ("root", ""), ("datadelivery", "/datadelivery/SEED/")]
 )
-def test_status_fault_on_other_routes(sage, route, path):
+def test_status_fault_on_other_routes(sage: Sage, route: str, path: str) -> None:
     tokens = sage.pair()
     sage.emu.fail_next(route, status=502)
     assert sage.call("GET", sage.url(path), token=tokens["access_token"]).status == 502
     assert sage.call("GET", sage.url(path), token=tokens["access_token"]).status == 200
 
 
-def test_token_fault_matches_every_grant(sage):
+def test_token_fault_matches_every_grant(sage: Sage) -> None:
     sage.emu.fail_next("token", status=500, count=2)
     code = sage.emu.approve(sage.authorise_url())["authorizationCode"]
     assert sage.exchange(code).status == 500
@@ -54,7 +55,7 @@ def test_token_fault_matches_every_grant(sage):
     assert sage.exchange(code).status == 200
 
 
-def test_timeout_fault_outlasts_the_client_but_not_other_requests(sage):
+def test_timeout_fault_outlasts_the_client_but_not_other_requests(sage: Sage) -> None:
     sage.emu.configure(timeout_sleep=3.0)
     sage.emu.fail_next("folders", timeout=True)
     tokens = sage.pair()
@@ -66,14 +67,14 @@ def test_timeout_fault_outlasts_the_client_but_not_other_requests(sage):
     assert time.monotonic() - started < 2.5
 
 
-def test_timeout_fault_ends_with_a_dropped_connection(sage):
+def test_timeout_fault_ends_with_a_dropped_connection(sage: Sage) -> None:
     sage.emu.configure(timeout_sleep=0.2)
     sage.emu.fail_next("root", timeout=True)
     with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
         sage.call("GET", sage.url(""), timeout=5)
 
 
-def test_stop_ends_a_sleeping_timeout():
+def test_stop_ends_a_sleeping_timeout() -> None:
     emu = Emulator(regions=("eu-prod",)).start()
     emu.fail_next("root", timeout=True)  # default timeout_sleep: 30 s
     base = emu.base_url()
@@ -99,18 +100,19 @@ def test_stop_ends_a_sleeping_timeout():
     assert outcome and isinstance(outcome[0], (http.client.RemoteDisconnected, ConnectionError))
 
 
-def test_drop_after_apply_really_rotates(sage):
+def test_drop_after_apply_really_rotates(sage: Sage) -> None:
     tokens = sage.pair()
     sage.emu.fail_next("refresh", drop_after_apply=True)
     with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
         sage.refresh(tokens["refresh_token"])
     rotated = sage.emu.current_refresh_token(sage.ACME)
+    assert rotated is not None
     assert rotated != tokens["refresh_token"]
     assert sage.refresh(tokens["refresh_token"]).status == 401
     assert sage.refresh(rotated).status == 200
 
 
-def test_drop_after_apply_consumes_the_code(sage):
+def test_drop_after_apply_consumes_the_code(sage: Sage) -> None:
     code = sage.emu.approve(sage.authorise_url())["authorizationCode"]
     sage.emu.fail_next("code", drop_after_apply=True)
     with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
@@ -119,7 +121,7 @@ def test_drop_after_apply_consumes_the_code(sage):
     assert sage.emu.current_refresh_token(sage.ACME) is not None
 
 
-def test_fail_next_validates_its_arguments(sage):
+def test_fail_next_validates_its_arguments(sage: Sage) -> None:
     with pytest.raises(ValueError):
         sage.emu.fail_next("nowhere", status=500)
     with pytest.raises(ValueError):
@@ -130,7 +132,7 @@ def test_fail_next_validates_its_arguments(sage):
         sage.emu.fail_next("token", status=500, count=0)
 
 
-def test_latency_delays_v1_requests(sage):
+def test_latency_delays_v1_requests(sage: Sage) -> None:
     sage.emu.configure(latency=0.2)
     started = time.monotonic()
     assert sage.call("GET", sage.url("")).status == 200
@@ -138,7 +140,7 @@ def test_latency_delays_v1_requests(sage):
     sage.emu.configure(latency=0.0)
 
 
-def test_stop_then_start_keeps_ports_and_state(sage):
+def test_stop_then_start_keeps_ports_and_state(sage: Sage) -> None:
     tokens = sage.pair()
     base = sage.emu.base_url()
     sage.emu.stop()

@@ -8,10 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.emulator.conftest import FakeClock, Sage
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_requests_log_records_every_request(sage, clock):
+def test_requests_log_records_every_request(sage: Sage, clock: FakeClock) -> None:
     tokens = sage.pair()
     sage.refresh(tokens["refresh_token"])
     sage.call("GET", sage.url("/folders"), token=tokens["access_token"])
@@ -33,7 +35,7 @@ def test_requests_log_records_every_request(sage, clock):
     assert sage.emu.requests == []
 
 
-def test_decision_form_is_logged_with_repeated_fields(sage):
+def test_decision_form_is_logged_with_repeated_fields(sage: Sage) -> None:
     sage.call(
         "POST",
         sage.url("/token/authorise/decision"),
@@ -44,13 +46,13 @@ def test_decision_form_is_logged_with_repeated_fields(sage):
     assert entry["form"] == {"request_id": "x", "decision": "accept", "folder": ["A", "B"]}
 
 
-def test_unknown_paths_and_methods(sage):
+def test_unknown_paths_and_methods(sage: Sage) -> None:
     assert sage.call("GET", sage.url("/nowhere")).status == 404
     reply = sage.call("DELETE", sage.url("/folders"))
     assert reply.status == 405 and set(reply.json()) == {"message"}
 
 
-def test_cli_prints_one_line_per_region_and_stops_on_sigterm():
+def test_cli_prints_one_line_per_region_and_stops_on_sigterm() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "local.sagex3_emulator", "--regions", "eu-prod,us-prod", "--port", "0"],
         cwd=REPO_ROOT,
@@ -59,6 +61,7 @@ def test_cli_prints_one_line_per_region_and_stops_on_sigterm():
         text=True,
     )
     try:
+        assert process.stdout is not None and process.stderr is not None  # both are pipes
         lines = [process.stdout.readline().split() for _ in range(2)]
         assert [line[0] for line in lines] == ["eu-prod", "us-prod"]
         host_port = lines[1][1].removeprefix("http://").removesuffix("/v1")

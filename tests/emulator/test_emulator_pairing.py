@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from typing import TypedDict
 from urllib.parse import urlencode
 
 import pytest
 
 from local.sagex3_emulator import ApiError, Customer, DecisionError, Emulator
+from tests.emulator.conftest import FakeClock, Sage
+
+
+class Form(TypedDict):
+    """One parsed form: its attributes, and its inputs and buttons as attribute maps (plus "tag")."""
+
+    method: str | None
+    action: str | None
+    inputs: list[dict[str, str | None]]
 
 
 class FormParser(HTMLParser):
@@ -16,7 +26,7 @@ class FormParser(HTMLParser):
 
     def __init__(self) -> None:
         super().__init__()
-        self.forms: list[dict[str, object]] = []
+        self.forms: list[Form] = []
         self.labels: list[str] = []
         self._in_label = False
 
@@ -25,7 +35,7 @@ class FormParser(HTMLParser):
         if tag == "form":
             self.forms.append({"method": values.get("method"), "action": values.get("action"), "inputs": []})
         elif tag in ("input", "button") and self.forms:
-            self.forms[-1]["inputs"].append({"tag": tag, **values})  # type: ignore[union-attr]
+            self.forms[-1]["inputs"].append({"tag": tag, **values})
         elif tag == "label":
             self._in_label = True
 
@@ -44,8 +54,15 @@ def parse(html: str) -> FormParser:
     return parser
 
 
-def hidden(form: dict[str, object]) -> dict[str, str]:
-    return {i["name"]: i["value"] for i in form["inputs"] if i.get("type") == "hidden"}  # type: ignore[union-attr]
+def hidden(form: Form) -> dict[str, str]:
+    """The hidden inputs' names and values; every hidden input the emulator writes has both."""
+    fields: dict[str, str] = {}
+    for i in form["inputs"]:
+        if i.get("type") == "hidden":
+            name, value = i["name"], i["value"]
+            assert name is not None and value is not None, i
+            fields[name] = value
+    return fields
 
 
 def request_id(html: str) -> str:
@@ -54,7 +71,7 @@ def request_id(html: str) -> str:
     return found.group(1)
 
 
-def test_root_lists_links_built_from_each_region_base(sage):
+def test_root_lists_links_built_from_each_region_base(sage: Sage) -> None:
     for region in ("eu-prod", "us-prod"):
         base = sage.emu.base_url(region)
         reply = sage.call("GET", base)
@@ -75,20 +92,20 @@ def test_root_lists_links_built_from_each_region_base(sage):
 
 
 @pytest.mark.parametrize("missing", ["client_id", "scope", "customer", "redirect_uri", "state"])
-def test_authorise_missing_parameter_is_400(sage, missing):
+def test_authorise_missing_parameter_is_400(sage: Sage, missing: str) -> None:
     reply = sage.call("GET", sage.authorise_url(**{missing: None}))
     assert reply.status == 400
     assert reply.json() == {"message": "Missing required request parameters"}
 
 
-def test_authorise_unknown_client_and_unregistered_redirect_are_404(sage):
+def test_authorise_unknown_client_and_unregistered_redirect_are_404(sage: Sage) -> None:
     for override in ({"client_id": "nobody"}, {"redirect_uri": "https://evil.example/cb"}):
         reply = sage.call("GET", sage.authorise_url(**override))
         assert reply.status == 404
         assert set(reply.json()) == {"message"}
 
 
-def test_authorise_accepts_customer_inside_scope(sage):
+def test_authorise_accepts_customer_inside_scope(sage: Sage) -> None:
     url = sage.authorise_url(customer=None, scope=f"api.dataDelivery customer={sage.ACME}")
     reply = sage.call("GET", url)
     assert reply.status == 200
@@ -98,10 +115,10 @@ def test_authorise_accepts_customer_inside_scope(sage):
     assert token["scope"] == "api.dataDelivery folder.SEED folder.X3 folder.DEMO"
 
 
-def test_consent_page_shows_app_scope_customer_checkboxes_and_buttons(sage):
+def test_consent_page_shows_app_scope_customer_checkboxes_and_buttons(sage: Sage) -> None:
     reply = sage.call("GET", sage.authorise_url(scope="api.dataDelivery api.dataIngestion"))
     assert reply.status == 200
-    assert reply.header("Content-Type").startswith("text/html")
+    assert (reply.header("Content-Type") or "").startswith("text/html")
     assert "pending application approval" in reply.text.lower()
     assert "demo-app" in reply.text and "api.dataDelivery api.dataIngestion" in reply.text
     page = parse(reply.text)
@@ -120,13 +137,13 @@ def test_consent_page_shows_app_scope_customer_checkboxes_and_buttons(sage):
     assert ">Accept<" in reply.text and ">Reject<" in reply.text
 
 
-def test_consent_page_escapes_values(sage):
+def test_consent_page_escapes_values(sage: Sage) -> None:
     reply = sage.call("GET", sage.authorise_url(scope='api.dataDelivery <script>alert("x")</script>'))
     assert "<script>alert" not in reply.text
     assert "&lt;script&gt;" in reply.text
 
 
-def test_unknown_customer_with_fixed_customers_gets_error_callback(sage):
+def test_unknown_customer_with_fixed_customers_gets_error_callback(sage: Sage) -> None:
     reply = sage.call("GET", sage.authorise_url(customer="https://x3.unknown.example", state="s-1"))
     assert reply.status == 200
     (form,) = parse(reply.text).forms
@@ -140,7 +157,7 @@ def test_unknown_customer_with_fixed_customers_gets_error_callback(sage):
     )
 
 
-def test_accept_through_the_form_yields_autosubmitted_callback(sage):
+def test_accept_through_the_form_yields_autosubmitted_callback(sage: Sage) -> None:
     page = sage.call("GET", sage.authorise_url(state="abc"))
     reply = sage.call(
         "POST",
@@ -158,7 +175,7 @@ def test_accept_through_the_form_yields_autosubmitted_callback(sage):
     assert token["scope"] == "api.dataDelivery folder.SEED folder.DEMO"
 
 
-def test_accept_without_folder_shows_the_page_again_with_an_error(sage):
+def test_accept_without_folder_shows_the_page_again_with_an_error(sage: Sage) -> None:
     page = sage.call("GET", sage.authorise_url())
     rid = request_id(page.text)
     reply = sage.call(
@@ -175,7 +192,7 @@ def test_accept_without_folder_shows_the_page_again_with_an_error(sage):
     assert "authorizationCode" in again.text
 
 
-def test_foreign_region_callback_carries_the_home_endpoint(sage):
+def test_foreign_region_callback_carries_the_home_endpoint(sage: Sage) -> None:
     page = sage.call("GET", sage.authorise_url(region="eu-prod", customer=sage.GLOBEX))
     reply = sage.call(
         "POST",
@@ -187,7 +204,7 @@ def test_foreign_region_callback_carries_the_home_endpoint(sage):
     assert sage.exchange(fields["authorizationCode"], region="us-prod").status == 200
 
 
-def test_reject_through_the_form(sage):
+def test_reject_through_the_form(sage: Sage) -> None:
     page = sage.call("GET", sage.authorise_url(state="r-1"))
     reply = sage.call(
         "POST",
@@ -201,7 +218,7 @@ def test_reject_through_the_form(sage):
     assert fields["error_description"]
 
 
-def test_pending_request_expires_and_is_single_use(sage, clock):
+def test_pending_request_expires_and_is_single_use(sage: Sage, clock: FakeClock) -> None:
     page = sage.call("GET", sage.authorise_url())
     sage.emu.configure(pairing_request_lifetime=60)
     clock.advance(61)
@@ -214,7 +231,7 @@ def test_pending_request_expires_and_is_single_use(sage, clock):
     assert sage.call("POST", sage.url("/token/authorise/decision"), form=form).status == 404
 
 
-def test_approve_and_reject_helpers(sage):
+def test_approve_and_reject_helpers(sage: Sage) -> None:
     params = sage.emu.approve(sage.authorise_url(state="x"), ["X3"])
     assert set(params) == {"authorizationCode", "state"} and params["state"] == "x"
     foreign = sage.emu.approve(sage.authorise_url(region="eu-prod", customer=sage.GLOBEX))
@@ -236,7 +253,7 @@ def test_approve_and_reject_helpers(sage):
         sage.emu.approve("http://127.0.0.1:1/v1/token/authorise?" + urlencode({"client_id": "demo-app"}))
 
 
-def test_auto_customers_are_created_on_first_sight():
+def test_auto_customers_are_created_on_first_sight() -> None:
     with Emulator(regions=("eu-prod",)) as emu:
         url = f"{emu.base_url()}/token/authorise?" + urlencode(
             {
@@ -253,4 +270,6 @@ def test_auto_customers_are_created_on_first_sight():
         assert customer is not None
         assert customer.folders == ["SEED", "X3", "DEMO"] and customer.region == "eu-prod"
         emu.add_customer(Customer("https://x3.other.example", ["ONLY"], region="eu-prod"))
-        assert emu.get_customer("https://x3.other.example").folders == ["ONLY"]
+        other = emu.get_customer("https://x3.other.example")
+        assert other is not None
+        assert other.folders == ["ONLY"]

@@ -8,17 +8,18 @@ import uuid
 import pytest
 
 from local.sagex3_emulator.jwt import read_claims
+from tests.emulator.conftest import FakeClock, Sage
 
 NO_ASSOCIATION = (
     "Could not associate the requested url with an customer application registered on Sage Business Cloud"
 )
 
 
-def approve_code(sage, **kwargs) -> str:
+def approve_code(sage: Sage, **kwargs: str) -> str:
     return sage.emu.approve(sage.authorise_url(**kwargs))["authorizationCode"]
 
 
-def test_code_grant_returns_tokens_with_documented_claims(sage, clock):
+def test_code_grant_returns_tokens_with_documented_claims(sage: Sage, clock: FakeClock) -> None:
     code = sage.emu.approve(sage.authorise_url(scope="api.dataDelivery api.dataIngestion"), ["SEED", "X3"])
     reply = sage.exchange(code["authorizationCode"])
     assert reply.status == 200
@@ -30,6 +31,7 @@ def test_code_grant_returns_tokens_with_documented_claims(sage, clock):
     assert len(access.pop("tid")) == 32  # unique per token, so invalidating one never touches another
     iat = int(clock.now)
     customer = sage.emu.get_customer(sage.ACME)
+    assert customer is not None
     assert access == {
         "iss": "api.eu-prod-sagex3.com",
         "aud": "api.eu-prod-sagex3.com",
@@ -51,7 +53,7 @@ def test_code_grant_returns_tokens_with_documented_claims(sage, clock):
     assert "=" not in body["access_token"] and header.startswith("eyJ")
 
 
-def test_code_is_single_use(sage):
+def test_code_is_single_use(sage: Sage) -> None:
     code = approve_code(sage)
     assert sage.exchange(code).status == 200
     second = sage.exchange(code)
@@ -60,7 +62,7 @@ def test_code_is_single_use(sage):
     assert sage.exchange("never-issued").json() == {"message": "Pairing request not found"}
 
 
-def test_concurrent_redemptions_exactly_one_succeeds(sage):
+def test_concurrent_redemptions_exactly_one_succeeds(sage: Sage) -> None:
     for _ in range(3):
         code = approve_code(sage)
         barrier = threading.Barrier(4)
@@ -80,7 +82,7 @@ def test_concurrent_redemptions_exactly_one_succeeds(sage):
         assert sorted(statuses) == [200, 403, 403, 403]
 
 
-def test_code_grant_errors(sage, clock):
+def test_code_grant_errors(sage: Sage, clock: FakeClock) -> None:
     code = approve_code(sage)
     assert sage.exchange(code, client_secret="wrong").status == 401
     assert sage.exchange(code, client_secret="wrong").json() == {"message": "Unauthorised"}
@@ -99,7 +101,7 @@ def test_code_grant_errors(sage, clock):
     assert expired.status == 403 and expired.json() == {"message": "The request has expired."}
 
 
-def test_foreign_region_code_redeemable_only_at_home(sage):
+def test_foreign_region_code_redeemable_only_at_home(sage: Sage) -> None:
     params = sage.emu.approve(sage.authorise_url(region="eu-prod", customer=sage.GLOBEX))
     assert sage.exchange(params["authorizationCode"], region="eu-prod").status == 404
     reply = sage.exchange(params["authorizationCode"], region="us-prod")
@@ -107,7 +109,7 @@ def test_foreign_region_code_redeemable_only_at_home(sage):
     assert read_claims(reply.json()["access_token"])["iss"] == "api.us-prod-sagex3.com"
 
 
-def test_malformed_token_requests(sage):
+def test_malformed_token_requests(sage: Sage) -> None:
     reply = sage.call(
         "POST", sage.url("/token"), body=b"grant_type=refresh_token", headers={"Content-Type": "x"}
     )
@@ -119,7 +121,7 @@ def test_malformed_token_requests(sage):
     assert sage.token_call({"grant_type": "refresh_token", "client_id": "demo-app"}).status == 400
 
 
-def test_refresh_rotates_and_kills_the_old_token_at_once(sage, clock):
+def test_refresh_rotates_and_kills_the_old_token_at_once(sage: Sage, clock: FakeClock) -> None:
     first = sage.pair()
     clock.advance(10)
     second = sage.refresh(first["refresh_token"])
@@ -135,7 +137,7 @@ def test_refresh_rotates_and_kills_the_old_token_at_once(sage, clock):
     assert sage.refresh(new["refresh_token"]).status == 401
 
 
-def test_refresh_errors(sage):
+def test_refresh_errors(sage: Sage) -> None:
     tokens = sage.pair()
     assert sage.refresh(tokens["refresh_token"], client_secret="nope").status == 401
     assert sage.refresh(tokens["refresh_token"], client_id="nobody").status == 404
@@ -150,7 +152,7 @@ def test_refresh_errors(sage):
     assert sage.refresh(tokens["refresh_token"]).status == 200
 
 
-def test_expired_tokens_are_refused(sage, clock):
+def test_expired_tokens_are_refused(sage: Sage, clock: FakeClock) -> None:
     sage.emu.configure(access_lifetime=60, refresh_lifetime=120)
     tokens = sage.pair()
     assert tokens["expires_in"] == 60
@@ -164,7 +166,7 @@ def test_expired_tokens_are_refused(sage, clock):
     assert sage.refresh(tokens["refresh_token"]).status == 401
 
 
-def test_revoke_kills_refresh_and_access_tokens(sage):
+def test_revoke_kills_refresh_and_access_tokens(sage: Sage) -> None:
     acme = sage.pair()
     globex = sage.pair(customer=sage.GLOBEX)
     sage.emu.revoke(sage.ACME)
@@ -176,7 +178,7 @@ def test_revoke_kills_refresh_and_access_tokens(sage):
     assert sage.call("GET", sage.url("/folders"), token=sage.pair()["access_token"]).status == 200
 
 
-def test_invalidate_access_tokens_keeps_refresh_working(sage):
+def test_invalidate_access_tokens_keeps_refresh_working(sage: Sage) -> None:
     acme = sage.pair()
     globex = sage.pair(customer=sage.GLOBEX)
     sage.emu.invalidate_access_tokens(sage.ACME)
@@ -195,7 +197,7 @@ def test_invalidate_access_tokens_keeps_refresh_working(sage):
     ("knobs", "absent"),
     [({"send_expires_in": False}, "expires_in"), ({"send_token_type": False}, "token_type")],
 )
-def test_optional_response_fields(sage, knobs, absent):
+def test_optional_response_fields(sage: Sage, knobs: dict[str, bool], absent: str) -> None:
     sage.emu.configure(**knobs)
     tokens = sage.pair()
     assert absent not in tokens
@@ -204,7 +206,7 @@ def test_optional_response_fields(sage, knobs, absent):
     assert absent not in refreshed
 
 
-def test_disabled_application(sage):
+def test_disabled_application(sage: Sage) -> None:
     code = approve_code(sage)
     sage.emu.set_client_enabled("demo-app", False)
     reply = sage.exchange(code)
@@ -214,6 +216,6 @@ def test_disabled_application(sage):
     assert sage.exchange(code).status == 200
 
 
-def test_configure_rejects_unknown_knobs(sage):
+def test_configure_rejects_unknown_knobs(sage: Sage) -> None:
     with pytest.raises(TypeError):
-        sage.emu.configure(nonsense=1)
+        sage.emu.configure(nonsense=1)  # type: ignore[call-arg]  # an unknown knob, on purpose

@@ -22,7 +22,7 @@ def published_events(stack: Stack) -> Callable[[], list[dict[str, Any]]]:
     events.put_targets(Rule="observe", EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
 
     def drain() -> list[dict[str, Any]]:
-        found = []
+        found: list[dict[str, Any]] = []
         while True:
             batch = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
             if not batch:

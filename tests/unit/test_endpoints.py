@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from x3link.config import ConfigurationError, Settings
+from x3link.config import Settings
 from x3link.endpoints import EndpointPolicy, is_loopback, normalise
-from x3link.errors import EndpointNotAllowed
+from x3link.errors import ConfigurationError, EndpointNotAllowed
 
 EU = "https://api.eu-prod-sagex3.com/v1"
 US = "https://api.us-prod-sagex3.com/v1"

@@ -67,7 +67,7 @@ def app(**fields: Any) -> Image:
     }
 
 
-SUSPENDED = {
+SUSPENDED: dict[str, Any] = {
     "status": "suspended",
     "reason": "grant_refused",
     "version": 2,
@@ -77,7 +77,7 @@ SUSPENDED = {
     "last_refusal_status": 400,
     "last_refusal_message": "Pairing request not found",
 }
-EXPIRED = {
+EXPIRED: dict[str, Any] = {
     **SUSPENDED,
     "status": "expired",
     "reason": "grace_period_over",

@@ -64,7 +64,8 @@ def test_created_answer_links_to_the_configured_gateway(sage: Emulator, stack: S
     expires = _epoch(body["expires_at"])
     assert before + 600 - 2 <= expires <= time.time() + 600 + 1
     # ISO 8601 UTC, as the contract says
-    assert datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00")).utcoffset().total_seconds() == 0
+    offset = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00")).utcoffset()
+    assert offset is not None and offset.total_seconds() == 0
 
 
 def test_the_link_is_one_the_emulated_sage_accepts(sage: Emulator, stack: Stack) -> None:

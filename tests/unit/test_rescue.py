@@ -9,6 +9,7 @@ import base64
 import json
 import secrets
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import suppress
 from functools import cache
@@ -187,7 +188,7 @@ def test_a_body_that_is_no_rescue_message_is_poison(body: str) -> None:
 def test_a_sealed_content_that_is_no_token_set_is_poison(rescue: TokenRescue, stack: Stack) -> None:
     context = rescue_module.encryption_context("acme", GENERATION, 3)
     kms = boto3.client("kms")
-    for plaintext in (b"not zlib", rescue_module.zlib.compress(b'{"access_token": "a"}')):
+    for plaintext in (b"not zlib", zlib.compress(b'{"access_token": "a"}')):
         sealed = kms.encrypt(KeyId=stack.refs["DataKey"], Plaintext=plaintext, EncryptionContext=context)
         body = json.dumps(
             {

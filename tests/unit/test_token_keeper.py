@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -21,6 +22,7 @@ from tests.support.sage import pair
 from x3link import wiring
 from x3link.budget import Budget
 from x3link.errors import UpstreamError, UpstreamTimeout
+from x3link.oauth import TokenSet
 from x3link.token_store import Pairing
 
 CUSTOMER = "https://x3.acme.example"
@@ -96,7 +98,7 @@ def test_the_lease_covers_the_token_call_and_the_work_after_it(sage: Emulator, s
 
     worker.store.try_lease, worker._sage.token = lease, token  # type: ignore[method-assign]
     now = time.time()
-    worker.refresh(stored("acme"), Budget(finish_by=now + 69, answer_by=now + 29))
+    worker.refresh(stored("acme"), Budget(finish_by=now + 89, answer_by=now + 29))
 
     t = worker._timing
     # A query: the token call gets most of API Gateway's 29 s, and the lease all the work it may take.
@@ -163,11 +165,11 @@ def test_a_commit_that_outlasts_its_deadline_parks_the_tokens_inside_the_lease(
     parked_at: list[float] = []
     real_save = worker._rescue.save
 
-    def save(*args: Any) -> None:
+    def save(tenant: str, generation: str, version: int, tokens: TokenSet) -> None:
         parked_at.append(time.time())
-        real_save(*args)
+        real_save(tenant, generation, version, tokens)
 
-    worker._rescue.save = save
+    worker._rescue.save = save  # type: ignore[method-assign]  # a spy: when the tokens were parked
     started = time.time()
 
     served = worker.refresh(before)
@@ -240,7 +242,7 @@ def test_tokens_are_lost_only_when_both_the_table_and_the_rescue_queue_fail(
 
 @pytest.mark.parametrize("pending", ["rescued tokens", "a slow commit"])
 def test_delete_and_re_pair_keeps_the_new_pairings_tokens_and_customer(
-    sage: Emulator, stack: Stack, pending: str
+    sage: Emulator, stack: Stack, pending: str, atomic_moto_dynamodb: None
 ) -> None:
     old_customer, new_customer = "https://x3.old.example", "https://x3.new.example"
     pair(sage, "acme", old_customer)
@@ -256,12 +258,13 @@ def test_delete_and_re_pair_keeps_the_new_pairings_tokens_and_customer(
     else:
         sage.configure(latency=0.6)
         slow = keeper()
-        concurrently(
-            [
-                partial(slow.refresh, old),
-                lambda: (time.sleep(0.2), call("DELETE", "/tenants/acme")),
-            ]
-        )
+
+        def delete_meanwhile() -> None:
+            time.sleep(0.2)
+            call("DELETE", "/tenants/acme")
+
+        works: list[Callable[[], object]] = [partial(slow.refresh, old), delete_meanwhile]
+        concurrently(works)
         sage.configure(latency=0)
         pair(sage, "acme", new_customer)
         time.sleep(0.6)
