@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import boto3
+
+from local.background import Repeating
 
 SOURCE = "sage-x3-link"  # docs/contract.md, "Events"
 NAME = "local-event-log"
@@ -49,8 +50,7 @@ class EventLog:
         ]
         events.put_rule(Name=NAME, EventBusName=bus_name, EventPattern=json.dumps({"source": [SOURCE]}))
         events.put_targets(Rule=NAME, EventBusName=bus_name, Targets=[{"Id": "local-queue", "Arn": arn}])
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Repeating(self.drain, log, name=NAME, failing="events  could not be read")
 
     def drain(self) -> list[dict[str, Any]]:
         """Log and return every event that arrived since the last drain."""
@@ -68,26 +68,8 @@ class EventLog:
                 self._sqs.delete_message(QueueUrl=self._queue, ReceiptHandle=message["ReceiptHandle"])
 
     def start(self, interval: float = 0.25) -> EventLog:
-        if self._thread is None:
-            self._stopping.clear()
-            self._thread = threading.Thread(target=self._run, args=(interval,), name=NAME, daemon=True)
-            self._thread.start()
+        self._loop.start(interval)
         return self
 
-    def _run(self, interval: float) -> None:
-        last_error = ""
-        while not self._stopping.wait(interval):
-            try:
-                self.drain()
-                last_error = ""
-            except Exception as exc:  # say it once, keep reading: the endpoint may come back
-                error = f"{type(exc).__name__}: {exc}"
-                if error != last_error:
-                    self.log(f"events  could not be read: {error}")
-                last_error = error
-
     def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._loop.stop()

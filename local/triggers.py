@@ -24,6 +24,7 @@ import boto3
 from local import lambda_context
 from local import template as tpl
 from local.aws_resources import Stack
+from local.background import Repeating
 
 Invoke = Callable[[dict[str, Any]], Any]
 
@@ -271,8 +272,7 @@ class Triggers:
             else:
                 self.pollers.append(QueuePoller(source, arn, invoke, client=session.client("sqs")))
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Repeating(self.pump, self.log, name="local-triggers", failing="trigger  polling failed")
         self._failing: set[str] = set()
 
     def _invoker(self, function: str) -> Invoke:
@@ -313,31 +313,12 @@ class Triggers:
 
     def start(self, interval: float = 0.25) -> Triggers:
         """Poll in a background thread (daemon) until stop()."""
-        if self._thread is None and self.pollers:
-            self._stopping.clear()
-            self._thread = threading.Thread(
-                target=self._run, args=(interval,), name="local-triggers", daemon=True
-            )
-            self._thread.start()
+        if self.pollers:
+            self._loop.start(interval)
         return self
 
-    def _run(self, interval: float) -> None:
-        last_error = ""
-        while not self._stopping.wait(interval):
-            try:
-                self.pump()
-                last_error = ""
-            except Exception as exc:  # the endpoint went away, a stream was deleted: say so once, go on
-                error = f"{type(exc).__name__}: {exc}"
-                if error != last_error:
-                    self.log(f"trigger  polling failed: {error}")
-                last_error = error
-
     def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._loop.stop()
 
     def __enter__(self) -> Triggers:
         return self.start()
