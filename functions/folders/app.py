@@ -10,8 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
-from x3link.api import json_api, tenant_parameter
-from x3link.budget import Budget
+from x3link.api import json_api, request_budget, tenant_parameter
 from x3link.folders import list_folders
 
 logger = Logger()
@@ -24,9 +23,7 @@ def folders(tenant: str) -> dict[str, Any]:
     tenant = tenant_parameter(tenant)
     logger.append_keys(tenant=tenant)
     metrics.add_metric(name="FolderQueries", unit=MetricUnit.Count, value=1)
-    budget = Budget.for_api_request(
-        app.current_event.raw_event, app.lambda_context.get_remaining_time_in_millis()
-    )
+    budget = request_budget(app)
     return {"folders": list_folders(tenant, wiring.token_keeper(), wiring.sage_client(), budget)}
 
 

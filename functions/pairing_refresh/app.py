@@ -11,8 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
-from x3link.api import json_api, tenant_parameter
-from x3link.budget import Budget
+from x3link.api import json_api, request_budget, tenant_parameter
 
 logger = Logger()
 metrics = Metrics()
@@ -24,9 +23,7 @@ def retry(tenant: str) -> dict[str, Any]:
     tenant = tenant_parameter(tenant)
     logger.append_keys(tenant=tenant)
     metrics.add_metric(name="OperatorRetries", unit=MetricUnit.Count, value=1)
-    budget = Budget.for_api_request(
-        app.current_event.raw_event, app.lambda_context.get_remaining_time_in_millis()
-    )
+    budget = request_budget(app)
     pairing = wiring.token_keeper().retry(tenant, budget)
     logger.info("Pairing retried by an operator", extra={"status": pairing.status})
     return pairing.describe(time.time())

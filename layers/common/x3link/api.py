@@ -8,6 +8,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from botocore.exceptions import BotoCoreError, ClientError
 
+from x3link.budget import Budget
 from x3link.config import TENANT_PATTERN
 from x3link.errors import BadRequest, NotFound, StorageUnavailable, X3LinkError
 
@@ -51,6 +52,13 @@ def tenant_parameter(tenant: str) -> str:
             "tenant must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."
         )
     return tenant
+
+
+def request_budget(app: APIGatewayRestResolver) -> Budget:
+    """The deadlines of the request `app` is resolving: its invocation's end and API Gateway's 29 s."""
+    return Budget.for_api_request(
+        app.current_event.raw_event, app.lambda_context.get_remaining_time_in_millis()
+    )
 
 
 def json_api() -> APIGatewayRestResolver:
