@@ -2,14 +2,22 @@
 
 Only what the template's own statements use is evaluated: `Effect`, `Action` (a string or a list, with
 `*` wildcards), `Resource` (resolved against the stack, with wildcards) and `Condition` with `StringEquals`
-or `StringLike` on `kms:EncryptionContext:<key>`. Anything else in a statement (NotAction, NotResource,
-another condition) makes it match nothing, so a policy this module cannot read is reported, never passed.
-SAM's policy templates and managed policy names are likewise unsupported: they yield no statement.
+or `StringLike` on `kms:ViaService` or `kms:EncryptionContext:<key>`. Anything else in a statement
+(NotAction, NotResource, another condition) makes it match nothing, so a policy this module cannot read is
+reported, never passed. SAM's policy templates and managed policy names are likewise unsupported: they
+yield no statement.
 
-Besides the API calls themselves, AWS requires KMS permissions that no call names: a principal sending to
+Besides the API calls themselves, AWS requires KMS permissions that no call names, which the service asks
+of KMS with the caller's rights (`kms:ViaService` is then that service's endpoint): a principal sending to
 (receiving from) a queue encrypted with a customer managed key needs `kms:GenerateDataKey` and
-`kms:Decrypt` (`kms:Decrypt`) on that key, and one reading a secret encrypted with one needs `kms:Decrypt`.
-`implied` lists them, from the queue's and the secret's own properties in the template.
+`kms:Decrypt` (`kms:Decrypt`) on that key, one reading a secret encrypted with one needs `kms:Decrypt`, and
+one reading or writing a table encrypted with one needs `kms:Decrypt` (DynamoDB unwraps the table key).
+`implied` lists them, from the queue's, the secret's and the table's own properties in the template, with
+the encryption context each service uses.
+
+A key's use needs its key policy too. The template's key policies name the account (IAM delegation), never a
+role, so a request on a key is allowed only when one of the role's statements and one of the key policy's
+statements for the account both allow it (`Resources.allows`).
 """
 
 from __future__ import annotations
@@ -56,7 +64,10 @@ class Resources:
     arns: dict[str, str] = field(default_factory=dict)  # table name, queue URL, key id, secret... → ARN
     queue_keys: dict[str, str] = field(default_factory=dict)  # queue ARN → its customer managed key ARN
     secret_keys: dict[str, str] = field(default_factory=dict)  # secret ARN → its customer managed key ARN
+    table_keys: dict[str, str] = field(default_factory=dict)  # table ARN → its customer managed key ARN
+    table_names: dict[str, str] = field(default_factory=dict)  # table ARN → its name
     keys: list[str] = field(default_factory=list)
+    key_policies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # key ARN → its statements
 
     @classmethod
     def of(cls, stack: Stack) -> Resources:
@@ -73,14 +84,28 @@ class Resources:
             if kind == "AWS::KMS::Key":
                 found.keys.append(arn)
                 found.arns[f"alias/{name}-{logical_id}"] = arn
-            key = props.get("KmsMasterKeyId") or props.get("KmsKeyId")
+                policy = tpl.resolve(props.get("KeyPolicy", {}), stack.refs, stack.attrs)
+                found.key_policies[arn] = list(policy.get("Statement", []))
+            if kind == "AWS::DynamoDB::Table":
+                found.table_names[arn] = ref
+            key = (
+                props.get("KmsMasterKeyId")
+                or props.get("KmsKeyId")
+                or props.get("SSESpecification", {}).get("KMSMasterKeyId")
+            )
             if isinstance(key, tpl.Intrinsic):
                 key_arn = stack.attrs.get((key.value[0] if key.name == "Fn::GetAtt" else key.value, "Arn"))
                 if key_arn and kind == "AWS::SQS::Queue":
                     found.queue_keys[arn] = key_arn
                 elif key_arn and kind == "AWS::SecretsManager::Secret":
                     found.secret_keys[arn] = key_arn
+                elif key_arn and kind == "AWS::DynamoDB::Table":
+                    found.table_keys[arn] = key_arn
         return found
+
+    def via(self, service: str) -> tuple[str, str]:
+        """The `kms:ViaService` of a KMS request that `service` makes for its caller."""
+        return ("kms:ViaService", f"{service}.{self.stack.refs['AWS::Region']}.amazonaws.com")
 
     def arn(self, name: str | None) -> str:
         return self.arns.get(name or "", f"unknown:{name}")
@@ -94,6 +119,8 @@ class Resources:
         if prefix == "dynamodb":
             if "StreamArn" in params:
                 return [Request(action, params["StreamArn"])]
+            if "RequestItems" in params:  # BatchGetItem / BatchWriteItem: authorised per table
+                return [Request(action, self.arn(table)) for table in sorted(params["RequestItems"])]
             table = self.arn(params.get("TableName"))
             index = params.get("IndexName")
             return [Request(action, f"{table}/index/{index}" if index else table)]
@@ -120,12 +147,21 @@ class Resources:
     def implied(self, call: Call) -> list[Request]:
         """The KMS permissions AWS requires for this call without the call naming them."""
         why = f"{call.service}:{call.operation}"
+        if call.service == "dynamodb":
+            tables = call.params.get("RequestItems") or [call.params.get("TableName")]
+            implied = []
+            for table in sorted({self.arn(name) for name in tables}):
+                key = self.table_keys.get(table)
+                if key is not None:
+                    name = ("kms:EncryptionContext:aws:dynamodb:tableName", self.table_names[table])
+                    implied.append(Request("kms:Decrypt", key, (name, self.via("dynamodb")), why))
+            return implied
         if call.service == "sqs":
             queue = self.arn(call.params.get("QueueUrl"))
             key = self.queue_keys.get(queue)
             if key is None:
                 return []
-            context = (("kms:EncryptionContext:aws:sqs:arn", queue),)
+            context = (("kms:EncryptionContext:aws:sqs:arn", queue), self.via("sqs"))
             if call.operation in ("SendMessage", "SendMessageBatch"):
                 return [
                     Request("kms:GenerateDataKey", key, context, why),
@@ -137,8 +173,28 @@ class Resources:
             secret = self.arn(call.params.get("SecretId"))
             key = self.secret_keys.get(secret)
             if key is not None:
-                return [Request("kms:Decrypt", key, (("kms:EncryptionContext:SecretARN", secret),), why)]
+                context = (("kms:EncryptionContext:SecretARN", secret), self.via("secretsmanager"))
+                return [Request("kms:Decrypt", key, context, why)]
         return []
+
+    # ------------------------------------------------------------------ judging
+    def account_statements(self, key: str) -> list[dict[str, Any]]:
+        """The key policy's statements for this stack's account (its root): those IAM delegation applies."""
+        root = f"arn:{self.stack.refs['AWS::Partition']}:iam::{self.stack.refs['AWS::AccountId']}:root"
+        return [
+            {k: v for k, v in statement.items() if k != "Principal"}
+            for statement in self.key_policies.get(key, [])
+            if isinstance(statement.get("Principal"), Mapping)
+            and root in _listed(statement["Principal"].get("AWS"))
+        ]
+
+    def allows(self, statements: Iterable[Mapping[str, Any]], request: Request) -> bool:
+        """What AWS decides for one of the account's roles: its policy, and the key's policy for a key."""
+        if not allowed(statements, request):
+            return False
+        return request.resource not in self.key_policies or allowed(
+            self.account_statements(request.resource), request
+        )
 
 
 # ---------------------------------------------------------------------- policies
@@ -161,7 +217,8 @@ def _conditions_hold(condition: Mapping[str, Any], context: Mapping[str, str]) -
         if operator not in ("StringEquals", "StringLike"):
             return False
         for key, wanted in tests.items():
-            if not key.startswith("kms:EncryptionContext:") or key not in context:
+            readable = key == "kms:ViaService" or key.startswith("kms:EncryptionContext:")
+            if not readable or key not in context:
                 return False
             value = context[key]
             if operator == "StringEquals" and value not in _listed(wanted):

@@ -209,7 +209,7 @@ FLOWS: dict[str, tuple[Flow, dict[str, set[str]]]] = {
         flow_describe_and_delete,
         {"TenantsFunction": {"dynamodb:GetItem", "dynamodb:DeleteItem"}},
     ),
-    "folders-fresh-token": (flow_folders_fresh_token, {"FoldersFunction": {"dynamodb:GetItem"}}),
+    "folders-fresh-token": (flow_folders_fresh_token, {"FoldersFunction": {"dynamodb:BatchGetItem"}}),
     "folders-401-then-refresh": (
         flow_folders_401_then_refresh,
         {"FoldersFunction": {"dynamodb:UpdateItem", "secretsmanager:GetSecretValue"}},
