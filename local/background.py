@@ -6,6 +6,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from botocore.config import Config
+
+# A poll that the local AWS does not answer quickly is abandoned, so stopping the stack never waits long.
+POLLING = Config(connect_timeout=1, read_timeout=5, retries={"mode": "standard", "max_attempts": 2})
+STOP_WAIT_SECONDS = 5
+
 
 class Repeating:
     def __init__(self, poll: Callable[[], object], log: Callable[[str], None], *, name: str, failing: str):
@@ -41,5 +47,5 @@ class Repeating:
     def stop(self) -> None:
         self._stopping.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=STOP_WAIT_SECONDS)  # a daemon thread: it ends with the process
             self._thread = None

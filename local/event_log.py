@@ -13,7 +13,7 @@ from typing import Any
 
 import boto3
 
-from local.background import Repeating
+from local.background import POLLING, Repeating
 
 SOURCE = "sage-x3-link"  # docs/contract.md, "Events"
 NAME = "local-event-log"
@@ -41,7 +41,7 @@ class EventLog:
     ) -> None:
         session = session or boto3.Session()
         self.log = log
-        self._sqs, events = session.client("sqs"), session.client("events")
+        self._sqs, events = session.client("sqs", config=POLLING), session.client("events")
         self._queue = self._sqs.create_queue(QueueName=NAME)["QueueUrl"]
         with contextlib.suppress(Exception):  # an endpoint that outlived an earlier run: show only what's new
             self._sqs.purge_queue(QueueUrl=self._queue)

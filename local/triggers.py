@@ -24,7 +24,7 @@ import boto3
 from local import lambda_context
 from local import template as tpl
 from local.aws_resources import Stack
-from local.background import Repeating
+from local.background import POLLING, Repeating
 
 Invoke = Callable[[dict[str, Any]], Any]
 
@@ -267,10 +267,12 @@ class Triggers:
             if source.type == "DynamoDB":
                 table = source.source.value[0] if isinstance(source.source, tpl.Intrinsic) else ""
                 start_at = "TRIM_HORIZON" if table in stack.created else "LATEST"
-                client = session.client("dynamodbstreams")
+                client = session.client("dynamodbstreams", config=POLLING)
                 self.pollers.append(StreamPoller(source, arn, invoke, start_at=start_at, client=client))
             else:
-                self.pollers.append(QueuePoller(source, arn, invoke, client=session.client("sqs")))
+                self.pollers.append(
+                    QueuePoller(source, arn, invoke, client=session.client("sqs", config=POLLING))
+                )
         self._lock = threading.Lock()
         self._loop = Repeating(self.pump, self.log, name="local-triggers", failing="trigger  polling failed")
         self._failing: set[str] = set()
