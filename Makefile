@@ -24,11 +24,16 @@ venv: $(STAMP)
 test: lint template browser-deps
 	$(BIN)/python -m pytest
 
-## make lint: ruff, then mypy over the layer, the functions, local/ and tests/ (pyproject.toml [tool.mypy]).
+## make lint: ruff, then mypy over the layer, the functions, local/ and tests/ (pyproject.toml [tool.mypy]),
+## then bandit over the code that runs (pyproject.toml [tool.bandit]). local/ runs only on a developer's machine:
+## there bandit also skips what ruff's per-file-ignores for local/ accept (the emulator's demo credentials, the
+## local gateway's error texts: B105-B107) and the template loader, a yaml.SafeLoader subclass (B506).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/bandit --quiet --configfile pyproject.toml --recursive layers functions
+	$(BIN)/bandit --quiet --configfile pyproject.toml --recursive local --skip B101,B105,B106,B107,B506
 
 template: $(STAMP)
 	$(BIN)/cfn-lint template.yaml

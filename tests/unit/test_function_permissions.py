@@ -4,9 +4,9 @@ moto allows everything, so a call a role may not make passes every other test an
 AccessDenied. Here each real flow runs through the handlers, every call through the clients the layer
 builds is recorded with the function whose handler made it, and each is judged against that function's
 policy as IAM would: action, resource (the stack's ARNs) and the template's conditions (KMS encryption
-context). The KMS permissions AWS requires for an encrypted queue or secret, which no call names, are
-checked the same way. The polling Lambda itself does for a stream or queue trigger is not the code's, and
-is not recorded.
+context, `kms:ViaService`). The KMS permissions AWS requires for an encrypted table, queue or secret, which
+no call names, are checked the same way, and every use of the key must be allowed by the key's policy too.
+The polling Lambda itself does for a stream or queue trigger is not the code's, and is not recorded.
 """
 
 from __future__ import annotations
@@ -282,10 +282,10 @@ def judge(calls: list[Call], stack: Stack) -> tuple[dict[str, set[str]], list[st
         statements = inline_statements(made.function, stack)
         for request in requests:
             used.setdefault(made.function, set()).add(request.action)
-            if not allowed(statements, request):
+            if not resources.allows(statements, request):
                 refused.append(f"{made.function}: {request}")
         for request in resources.implied(made):
-            if not allowed(statements, request):
+            if not resources.allows(statements, request):
                 refused.append(f"{made.function}: {request}")
     return used, sorted(set(refused))
 
@@ -333,5 +333,53 @@ def test_the_judge_refuses_what_a_policy_does_not_allow(stack: Stack) -> None:
     send = Call("x", "sqs", "SendMessage", {"QueueUrl": queue})
     implied = resources.implied(send)
     assert {r.action for r in implied} == {"kms:GenerateDataKey", "kms:Decrypt"}
-    assert all(allowed(folders, r) for r in implied)
-    assert not all(allowed(events, r) for r in implied)  # it may Decrypt (its stream), not GenerateDataKey
+    assert all(resources.allows(folders, r) for r in implied)
+    assert not any(resources.allows(events, r) for r in implied)  # it decrypts via DynamoDB only (its stream)
+
+
+def test_the_judge_holds_each_key_grant_to_its_service_and_context(stack: Stack) -> None:
+    """A key grant serves the calls of one service (kms:ViaService) or of the code under one context."""
+    resources = Resources.of(stack)
+    table, key = stack.refs["PairingsTable"], stack.refs["DataKey"]
+    secret, queue = stack.refs["ClientCredentialsSecret"], stack.refs["TokenRescueQueue"]
+    tenants = inline_statements("TenantsFunction", stack)
+    folders = inline_statements("FoldersFunction", stack)
+    region = stack.refs["AWS::Region"]
+    rescue = {"purpose": "token-rescue", "tenant": "acme", "generation": "g", "version": "1"}
+
+    def kms(operation: str, context: dict[str, str] | None = None, via: str | None = None) -> Request:
+        """A request on the key: the code's own call, or one a service (`via`) makes for the role."""
+        pairs = tuple((f"kms:EncryptionContext:{k}", v) for k, v in sorted((context or {}).items()))
+        if via:
+            pairs += (("kms:ViaService", f"{via}.{region}.amazonaws.com"),)
+        return Request(f"kms:{operation}", resources.arn(key), pairs)
+
+    # The table's encryption: what DynamoDB asks of KMS for a read is allowed through DynamoDB only.
+    (via_table,) = resources.implied(Call("x", "dynamodb", "GetItem", {"TableName": table}))
+    assert dict(via_table.context)["kms:ViaService"] == f"dynamodb.{region}.amazonaws.com"
+    assert resources.allows(tenants, via_table)
+    assert not resources.allows(tenants, kms("Decrypt", {"aws:dynamodb:tableName": table}))  # not via it
+    assert not resources.allows(tenants, kms("Decrypt", {"aws:dynamodb:tableName": table}, via="sqs"))
+    # The secret's encryption: this secret only, through Secrets Manager only.
+    (via_secret,) = resources.implied(Call("x", "secretsmanager", "GetSecretValue", {"SecretId": secret}))
+    assert resources.allows(folders, via_secret) and not resources.allows(tenants, via_secret)
+    assert not resources.allows(folders, kms("Decrypt", {"SecretARN": secret}))
+    other_secret = {"SecretARN": f"{secret}-other"}
+    assert not resources.allows(folders, kms("Decrypt", other_secret, via="secretsmanager"))
+    # The rescue queues' encryption: through SQS, for these queues only.
+    (_, via_queue) = resources.implied(Call("x", "sqs", "SendMessage", {"QueueUrl": queue}))
+    assert resources.allows(folders, via_queue)
+    assert not resources.allows(folders, kms("Decrypt", {"aws:sqs:arn": "arn:aws:sqs:x:1:other"}, via="sqs"))
+    # The code's own calls: under the rescue's context, never through a service with another.
+    assert resources.allows(folders, kms("Decrypt", rescue))
+    assert not resources.allows(folders, kms("Decrypt"))
+    assert not resources.allows(tenants, kms("Decrypt", rescue))  # TenantsFunction opens nothing itself
+
+    # The key policy bounds every role: a role that allowed any use of the key gets only what it names.
+    everything = [{"Effect": "Allow", "Action": "kms:*", "Resource": resources.arn(key)}]
+    assert resources.allows(everything, kms("Encrypt", rescue))
+    assert resources.allows(everything, via_table)
+    assert not resources.allows(everything, kms("Encrypt", {"purpose": "anything-else"}))
+    assert not resources.allows(everything, kms("Decrypt"))
+    assert not resources.allows(everything, kms("GenerateDataKey", {"purpose": "token-rescue"}))
+    assert not resources.allows(everything, kms("Decrypt", {"x": "y"}, via="lambda"))
