@@ -12,8 +12,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
 from x3link.callback_params import parse_callback
-from x3link.errors import X3LinkError
-from x3link.pages import error_page, success_page
+from x3link.errors import NotFound, X3LinkError
+from x3link.pages import failure_page, success_page
 
 HTML = "text/html; charset=utf-8"
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
@@ -27,7 +27,7 @@ def failed(error: X3LinkError) -> Response[Any]:
     logger.info("Pairing callback refused", extra={"error": error.code, "detail": error.message})
     metrics.add_metric(name="PairingsFailed", unit=MetricUnit.Count, value=1)
     return Response(
-        status_code=error.status, content_type=HTML, body=error_page(error.message), headers=NO_STORE
+        status_code=error.status, content_type=HTML, body=failure_page(error.code), headers=NO_STORE
     )
 
 
@@ -36,11 +36,19 @@ def crashed(error: Exception) -> Response[Any]:
     return Response(
         status_code=500,
         content_type=HTML,
-        body=error_page("Something went wrong on our side."),
+        body=failure_page("internal_error"),
         headers=NO_STORE,
     )
 
 
+def not_found(_: Exception) -> Response[Any]:
+    error = NotFound("No such page.")
+    return Response(
+        status_code=error.status, content_type=HTML, body=failure_page(error.code), headers=NO_STORE
+    )
+
+
+app.not_found(not_found)  # else the catch-all below would take the resolver's not-found for a 500
 app.exception_handler(X3LinkError)(failed)
 app.exception_handler(Exception)(crashed)
 
@@ -62,7 +70,9 @@ def callback() -> Response[Any]:
     )
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False, clear_state=True
+)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -27,7 +27,9 @@ def folders(tenant: str) -> dict[str, Any]:
     return {"folders": list_folders(tenant, wiring.token_keeper(), wiring.sage_client(), budget)}
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False, clear_state=True
+)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -75,7 +75,7 @@ class _InOrder:
 
 
 # The stream's images hold the pairing's tokens: the event is never logged, whatever the environment says.
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     in_order = _InOrder()

@@ -11,8 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
-from x3link.api import json_api
-from x3link.errors import BadRequest
+from x3link.api import json_api, json_body
 from x3link.pairing import PairingRequest
 
 logger = Logger()
@@ -23,11 +22,7 @@ app = json_api()
 @app.post("/pairings")
 def start_pairing() -> Response[Any]:
     metrics.add_metric(name="PairingRequests", unit=MetricUnit.Count, value=1)
-    try:
-        body = app.current_event.json_body
-    except (TypeError, ValueError):
-        raise BadRequest('The body must be JSON: {"tenant": ..., "customer": ...}.') from None
-    request = PairingRequest.parse(body)
+    request = PairingRequest.parse(json_body(app))
     logger.append_keys(tenant=request.tenant)
     context = app.current_event.request_context
     redirect_uri = wiring.settings().redirect_uri(context.domain_name or "", context.stage)
@@ -35,7 +30,9 @@ def start_pairing() -> Response[Any]:
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=started)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False, clear_state=True
+)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

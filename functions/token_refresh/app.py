@@ -19,7 +19,9 @@ logger = Logger()
 metrics = Metrics()
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.EVENT_BRIDGE, log_event=False, clear_state=True
+)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Leave time to finish the refresh under way and report, rather than be cut off mid-write.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import re
 import threading
 import time
@@ -26,11 +27,12 @@ from local.sagex3_emulator import Customer, Emulator
 from tests.support.api import SIGNED, STAGE, Answer, call
 from tests.support.sage import start_pairing
 from x3link import wiring
-from x3link.pages import error_page, success_page
+from x3link.pages import FAILURE_SENTENCES, error_page, failure_page, success_page
 
 ACME = "https://x3.acme.example"
 GLOBEX = "https://x3.globex.example"  # homed in us-prod where a test registers it
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+SERVICE = "sage-x3-link"
 
 
 # Import the handlers now, outside any test's output capture: Powertools' Logger writes to the sys.stdout of
@@ -83,6 +85,21 @@ def _page_folders(html: str) -> list[str]:
 
 def _is_html(answer: Answer) -> bool:
     return answer.headers.get("content-type", "").startswith("text/html")
+
+
+def _log_debug(caplog: pytest.LogCaptureFixture) -> None:
+    """The functions' loggers at DEBUG for this test (Powertools gives each child logger its own level)."""
+    for name in [SERVICE, *(n for n in logging.root.manager.loggerDict if n.startswith(f"{SERVICE}."))]:
+        caplog.set_level(logging.DEBUG, logger=name)
+
+
+def _page_message(answer: Answer) -> str:
+    """The one sentence a failure page says: fixed for each kind of failure, never Sage's own text."""
+    assert _is_html(answer), answer.headers
+    assert "Pairing failed" in answer.body
+    found = re.search(r'<p id="message">(.*?)</p>', answer.body, re.S)
+    assert found, answer.body
+    return found.group(1)
 
 
 def _state_item_key(state: str) -> dict[str, Any]:
@@ -250,8 +267,7 @@ def test_endpoint_off_the_allow_list_is_refused_before_anything_reaches_sage(
         with subtests.test(msg=label):
             answer = _post_form({**params, "endpoint": endpoint})
             assert answer.status == 400, (label, answer.status, answer.body)
-            assert _is_html(answer)
-            assert "Pairing failed" in answer.body
+            assert _page_message(answer) == FAILURE_SENTENCES["endpoint_not_allowed"]
             assert sage.requests == [], [(e["region"], e["route"]) for e in sage.requests]
             assert _tenant("globex").status == 404
 
@@ -306,7 +322,7 @@ def test_expired_state_is_refused_without_an_exchange(sage: Emulator, stack: Sta
     answer = _post_form(params)
 
     assert answer.status == 400
-    assert _is_html(answer)
+    assert _page_message(answer) == FAILURE_SENTENCES["invalid_state"]
     assert "expired" in answer.body.lower()
     assert sage.count("code") == 0
     assert _tenant("acme").status == 404
@@ -343,9 +359,8 @@ def test_customer_refusal_is_a_400_and_spends_the_state(sage: Emulator, stack: S
     answer = _post_form(refusal)
 
     assert answer.status == 400
-    assert _is_html(answer)
-    assert "Pairing failed" in answer.body
-    assert "rejected" in answer.body  # Sage's error_description is shown to the person
+    assert _page_message(answer) == FAILURE_SENTENCES["authorisation_denied"]
+    assert refusal["error_description"] not in answer.body  # Sage's own words go to the log only
     assert sage.count("code") == 0
     assert _tenant("acme").status == 404
 
@@ -361,17 +376,36 @@ def test_error_callback_in_the_query_string_is_a_refusal(sage: Emulator, stack: 
     state = sage.approve(link)["state"]
     answer = call("GET", "/callback", query={"state": state, "error": "access_denied", "statusCode": "403"})
     assert answer.status == 400
-    assert "access_denied" in answer.body
+    assert _page_message(answer) == FAILURE_SENTENCES["authorisation_denied"]
+    assert "access_denied" not in answer.body
     assert sage.count("code") == 0
 
 
-def test_hostile_error_description_is_escaped(sage: Emulator, stack: Stack) -> None:
+def test_hostile_error_description_is_never_shown(sage: Emulator, stack: Stack) -> None:
     state = sage.approve(_link("acme"))["state"]
     hostile = "<script>alert('x')</script>"
     answer = _post_form({"state": state, "error": "access_denied", "error_description": hostile})
     assert answer.status == 400
+    assert _page_message(answer) == FAILURE_SENTENCES["authorisation_denied"]
     assert "<script>" not in answer.body
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in answer.body
+    assert "alert(" not in answer.body
+
+
+def test_sages_words_go_to_the_log_only_at_debug_and_scrubbed(
+    sage: Emulator, stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    params = sage.approve(_link("acme"))
+    said = f"The user said no to {params['authorizationCode']}"
+    _log_debug(caplog)
+
+    answer = _post_form({"state": params["state"], "error": "access_denied", "error_description": said})
+
+    assert _page_message(answer) == FAILURE_SENTENCES["authorisation_denied"]
+    assert "said no" not in answer.body
+    told = [record for record in caplog.records if "said no" in repr(record.__dict__)]
+    assert told and {record.levelno for record in told} == {logging.DEBUG}
+    assert all(params["authorizationCode"] not in repr(record.__dict__) for record in caplog.records)
+    assert any("The user said no to [redacted]" in repr(record.__dict__) for record in told)
 
 
 def test_hostile_folder_names_from_sage_are_escaped(sage: Emulator, stack: Stack) -> None:
@@ -455,21 +489,23 @@ def test_sage_refusing_the_exchange_is_a_502_page(
     answer = _post_form(params)
 
     assert answer.status == 502, answer.body
-    assert _is_html(answer)
-    assert "Pairing failed" in answer.body
+    assert _page_message(answer) == FAILURE_SENTENCES["exchange_refused"]
     assert sage.count("code") == 1
     assert _tenant("acme").status == 404
 
 
-def test_expired_code_is_a_502_page(sage: Emulator, stack: Stack) -> None:
+def test_expired_code_is_a_502_page(sage: Emulator, stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
     sage.configure(code_lifetime=0)
     params = sage.approve(_link("acme"))
+    _log_debug(caplog)
 
     answer = _post_form(params)
 
     assert answer.status == 502
-    assert _is_html(answer)
-    assert "The request has expired." in answer.body
+    assert _page_message(answer) == FAILURE_SENTENCES["exchange_refused"]
+    assert "The request has expired." not in answer.body  # Sage's message: in the log, at DEBUG, only
+    told = [record for record in caplog.records if "The request has expired." in repr(record.__dict__)]
+    assert told and {record.levelno for record in told} == {logging.DEBUG}
     assert sage.count("code") == 1
     assert _tenant("acme").status == 404
 
@@ -569,8 +605,15 @@ def test_error_page_escapes_the_message() -> None:
     assert "Pairing failed" in page
 
 
+def test_failure_pages_say_a_fixed_sentence_per_kind_of_failure() -> None:
+    assert len(set(FAILURE_SENTENCES.values())) == len(FAILURE_SENTENCES)
+    for code, sentence in FAILURE_SENTENCES.items():
+        assert f'<p id="message">{sentence}</p>' in failure_page(code)
+    assert '<p id="message">Something went wrong on our side.</p>' in failure_page("no_such_kind")
+
+
 def test_pages_are_complete_html_documents() -> None:
-    for page in (success_page("acme", ["SEED"]), error_page("no")):
+    for page in (success_page("acme", ["SEED"]), error_page("no"), failure_page("invalid_state")):
         assert page.lstrip().lower().startswith("<!doctype html>")
         assert page.rstrip().endswith("</html>")
         assert '<meta charset="utf-8">' in page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,28 @@ def test_handlers_import_no_tooling_and_defer_the_aws_sdk(logical_id: str) -> No
 @pytest.mark.parametrize("logical_id", ["TenantsFunction", "PairingStartFunction"])
 def test_handlers_that_never_call_sage_do_not_load_the_http_client(logical_id: str) -> None:
     assert "urllib3" not in _imported_by(logical_id)
+
+
+@pytest.mark.parametrize("logical_id", sorted(tpl.functions()))
+def test_handlers_pin_the_sdks_loggers_at_warning_whatever_the_level(logical_id: str) -> None:
+    """Their DEBUG lines carry whole requests and answers (signatures, the client secret, tokens)."""
+    spec = tpl.functions()[logical_id]
+    names = ["boto3", "botocore", "botocore.endpoint", "botocore.parsers", "urllib3.connectionpool"]
+    probe = (
+        "import json, logging, sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; "
+        "logging.basicConfig(level=logging.DEBUG); import app; "
+        "print(json.dumps({name: logging.getLogger(name).getEffectiveLevel() for name in sys.argv[3:]}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(spec.code_uri), str(ROOT / "layers/common"), *names],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "POWERTOOLS_SERVICE_NAME": "probe",
+            "POWERTOOLS_LOG_LEVEL": "DEBUG",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        },
+    ).stdout
+    assert json.loads(out) == dict.fromkeys(names, logging.WARNING)

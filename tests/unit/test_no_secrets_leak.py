@@ -1,15 +1,23 @@
-"""No code, token, client secret or Authorization header in any log line or answer, even at DEBUG.
+"""No code, state, token, client secret, SigV4 signature or Authorization header in any log line or answer,
+even with Powertools told to log every event (POWERTOOLS_LOGGER_LOG_EVENT=true) and the root logger at DEBUG.
 
 The flows run through the real handlers with Sage X3 emulated over HTTP; every secret the emulator saw or
-issued is collected afterwards and looked for in everything the functions wrote or answered.
+issued is collected afterwards and looked for in everything the functions wrote or answered: the service's
+log stream, stdout and stderr, and every record any logger produced (the AWS SDK's and urllib3's included).
 """
 
 from __future__ import annotations
 
+import ast
 import io
+import json
 import logging
+import re
+import secrets as random_secrets
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,6 +28,7 @@ from local import template as tpl
 from local.aws_resources import Stack
 from local.sagex3_emulator import Emulator
 from tests.support.api import Answer, call
+from tests.support.keeper import put_credentials, sweep, tune
 from tests.support.sage import CLIENT_ID, CLIENT_SECRET, pair, start_pairing
 from x3link import wiring
 from x3link.callback_params import CallbackParams, parse_callback
@@ -29,16 +38,35 @@ from x3link.token_store import Pairing
 SERVICE = "sage-x3-link"
 ACME = "https://x3.acme.example"
 GLOBEX = "https://x3.globex.example"
+INITECH = "https://x3.initech.example"
+HOOLI = "https://x3.hooli.example"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-API_FUNCTIONS = ("PairingStartFunction", "CallbackFunction", "TenantsFunction", "FoldersFunction")
+WRONG_SECRET = "a-typo-during-rotation-7f3c9d2e8b1a"
+# Logged by the test's own fakes, not by a function: Sage's emulator and moto's AWS see every secret.
+INFRASTRUCTURE = ("moto", "werkzeug", "local.", "sagex3_emulator")
+IAM_ROUTES = {(route.method, route.pattern) for route in tpl.routes() if route.auth == "AWS_IAM"}
+FUNCTIONS = sorted({route.function for route in tpl.routes()} | {"TokenRefreshFunction"})
+SIGNATURE = re.compile(r"Signature=[0-9a-f]{64}")
 
 
 @dataclass
 class Captured:
     stream: io.StringIO = field(default_factory=io.StringIO)
     answers: list[Answer] = field(default_factory=list)
+    signatures: set[str] = field(default_factory=set)
 
     def call(self, method: str, path: str, **kwargs: Any) -> Answer:
+        """A request as the app sends it: signed with SigV4 (and a session token) on IAM routes."""
+        if any(method == m and pattern.match(path) for m, pattern in IAM_ROUTES):
+            signature, session_token = random_secrets.token_hex(32), random_secrets.token_urlsafe(48)
+            self.signatures |= {signature, session_token}
+            kwargs["headers"] = {
+                **(kwargs.get("headers") or {}),
+                "Authorization": "AWS4-HMAC-SHA256 Credential=AKIATESTING/20261127/us-east-1/execute-api/"
+                f"aws4_request, SignedHeaders=host;x-amz-date;x-amz-security-token, Signature={signature}",
+                "X-Amz-Date": "20261127T060000Z",
+                "X-Amz-Security-Token": session_token,
+            }
         answer = call(method, path, **kwargs)
         self.answers.append(answer)
         return answer
@@ -48,16 +76,20 @@ class Captured:
 def debug_logs(
     stack: Stack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> Iterator[Captured]:
-    """Everything the functions log, at DEBUG.
+    """Everything the functions log, at DEBUG, with every event offered to the log.
 
-    Powertools reads POWERTOOLS_LOG_LEVEL when a Logger is created, i.e. when a handler or layer module is
-    first imported, which may have happened in an earlier test. So the level is set on the service logger
-    and every child logger directly, and the stream of the service's handler (bound to whatever sys.stdout
-    was at import) is pointed at a buffer for the test.
+    Powertools reads POWERTOOLS_LOG_LEVEL when a Logger is created and POWERTOOLS_LOGGER_LOG_EVENT when a
+    handler is decorated, i.e. when a handler module is first imported, which may have happened in an
+    earlier test. So the handlers are imported afresh for this test (the earlier modules come back after
+    it), the level is set on the service logger and every child logger directly, and the stream of the
+    service's handler (bound to whatever sys.stdout was at import) is pointed at a buffer for the test.
     """
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
+    for name in [name for name in sys.modules if name.startswith("functions_")]:
+        monkeypatch.delitem(sys.modules, name)
     wiring.reset()
-    for function in API_FUNCTIONS:
+    for function in FUNCTIONS:
         tpl.load_handler(function)
     captured = Captured()
     loggers = [logging.getLogger(SERVICE)] + [
@@ -72,6 +104,7 @@ def debug_logs(
         for handler in logger.handlers:
             if isinstance(handler, logging.StreamHandler):
                 streams.append((handler, handler.setStream(captured.stream)))
+    caplog.set_level(logging.DEBUG)  # the root logger: whatever any library logs reaches the capture
     caplog.set_level(logging.DEBUG, logger=SERVICE)
     try:
         yield captured
@@ -83,7 +116,7 @@ def debug_logs(
 
 
 def _secrets(sage: Emulator, stack: Stack, extra: set[str]) -> set[str]:
-    found = {CLIENT_SECRET} | extra
+    found = {CLIENT_SECRET, WRONG_SECRET} | extra
     for entry in sage.requests:
         body = entry["json"] if isinstance(entry["json"], dict) else {}
         for name in ("code", "refresh_token", "client_secret", "access_token"):
@@ -93,14 +126,14 @@ def _secrets(sage: Emulator, stack: Stack, extra: set[str]) -> set[str]:
             if name.lower() == "authorization":
                 found.add(value)
                 found.add(value.partition(" ")[2])
-    for customer in (ACME, GLOBEX):
+    for customer in (ACME, GLOBEX, INITECH, HOOLI):
         token = sage.current_refresh_token(customer)
         if token:
             found.add(token)
     items = boto3.client("dynamodb").scan(TableName=stack.refs["PairingsTable"])["Items"]
     for item in items:
         for name in ("access_token", "refresh_token"):
-            if name in item:
+            if name in item and "S" in item[name]:
                 found.add(item[name]["S"])
     # A token cut short (e.g. a message quoting its first characters) must not show either: look for each
     # JWT's payload and signature on their own as well.
@@ -112,12 +145,16 @@ def _secrets(sage: Emulator, stack: Stack, extra: set[str]) -> set[str]:
     return found
 
 
+def _from_a_function(record: logging.LogRecord) -> bool:
+    return not record.name.startswith(INFRASTRUCTURE)
+
+
 def _everything_written(
     captured: Captured, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> str:
     out, err = capsys.readouterr()
     records = []
-    for record in caplog.records:
+    for record in filter(_from_a_function, caplog.records):
         records.append(record.getMessage())
         records.append(repr(record.__dict__))
         if record.exc_info:
@@ -135,11 +172,19 @@ def test_no_secret_in_any_output_of_every_flow(
 ) -> None:
     c = debug_logs
     codes: set[str] = set()
+    sage.configure(refresh_lifetime=3 * 86400)  # every pairing is due at every sweep
 
-    # 1. pairing: start, consent, callback (form), the code exchange
+    # 1. pairing: start, consent, the callback in each of its shapes (form, JSON, query), the code exchange
+    assert c.call("POST", "/pairings", json_body={"tenant": "acme"}).status == 400
     params = sage.approve(start_pairing("acme", ACME)["authorization_url"], folders=["SEED"])
-    codes.add(params["authorizationCode"])
+    codes |= {params["authorizationCode"], params["state"]}
     assert c.call("POST", "/callback", body=urlencode(params), headers=FORM).status == 200
+    as_json = sage.approve(start_pairing("hooli", HOOLI)["authorization_url"])
+    codes |= {as_json["authorizationCode"], as_json["state"]}
+    assert c.call("POST", "/callback", json_body=as_json).status == 200
+    in_query = sage.approve(start_pairing("initech", INITECH)["authorization_url"])
+    codes |= {in_query["authorizationCode"], in_query["state"]}
+    assert c.call("GET", "/callback", query=in_query).status == 200
     # the same callback replayed, and as a GET carrying the code in the query string
     assert c.call("POST", "/callback", body=urlencode(params), headers=FORM).status == 400
     assert c.call("GET", "/callback", query=params).status == 400
@@ -153,54 +198,119 @@ def test_no_secret_in_any_output_of_every_flow(
     sage.fail_next("folders", status=500)
     assert c.call("GET", "/tenants/acme/folders").status == 502
     assert c.call("GET", "/tenants/acme").status == 200
-    assert sage.count("refresh") == 2
 
     # 3. exchange refusals: Sage says no, and an expired code
     refused = sage.approve(start_pairing("globex", GLOBEX)["authorization_url"])
-    codes.add(refused["authorizationCode"])
+    codes |= {refused["authorizationCode"], refused["state"]}
     sage.fail_next("code", status=403)
     assert c.call("POST", "/callback", json_body=refused).status == 502
     sage.configure(code_lifetime=0)
     expired = sage.approve(start_pairing("globex", GLOBEX)["authorization_url"])
-    codes.add(expired["authorizationCode"])
+    codes |= {expired["authorizationCode"], expired["state"]}
     assert c.call("GET", "/callback", query=expired).status == 502
     sage.configure(code_lifetime=600)
 
-    # 4. callbacks refused before any exchange: off-list endpoint, unknown state, customer refusal
+    # 4. callbacks refused before any exchange: off-list endpoint, unknown state, customer refusal, and a
+    # refusal whose description quotes a code and a state (it is logged, scrubbed, at DEBUG only)
     offlist = sage.approve(start_pairing("globex", GLOBEX)["authorization_url"])
-    codes.add(offlist["authorizationCode"])
+    codes |= {offlist["authorizationCode"], offlist["state"]}
     bad = {**offlist, "endpoint": "https://evil.example/v1"}
     assert c.call("POST", "/callback", body=urlencode(bad), headers=FORM).status == 400
     assert c.call("POST", "/callback", json_body={**offlist, "state": "unknown"}).status == 400
     rejected = sage.reject(start_pairing("globex", GLOBEX)["authorization_url"])
+    codes.add(rejected["state"])
     assert c.call("POST", "/callback", body=urlencode(rejected), headers=FORM).status == 400
+    quoting = sage.approve(start_pairing("globex", GLOBEX)["authorization_url"])
+    codes |= {quoting["authorizationCode"], quoting["state"]}
+    hostile = {
+        "state": quoting["state"],
+        "error": f"access_denied {quoting['authorizationCode']}",
+        "error_description": f"code {quoting['authorizationCode']} for state {quoting['state']}",
+    }
+    assert c.call("POST", "/callback", body=urlencode(hostile), headers=FORM).status == 400
 
-    # 5. a refused grant: the pairing is suspended with Sage's (scrubbed) refusal; an operator retries it
+    # 5. the keep-alive sweep refreshes every pairing
+    summary = sweep()
+    assert summary["refreshed"] == 3, summary
+
+    # 6. a refused grant: the pairing is suspended with Sage's (scrubbed) refusal; an operator retries it,
+    # and retries a healthy pairing
     sage.revoke(ACME)
     assert c.call("GET", "/tenants/acme/folders").status == 409
     assert c.call("GET", "/tenants/acme").json["status"] == "suspended"
     assert c.call("POST", "/tenants/acme/refresh").status == 409
+    assert c.call("POST", "/tenants/hooli/refresh").status == 200
 
-    # 6. a second tenant paired and deleted
+    # 7. Sage refuses the app itself: a wrong client secret during a rotation, met by a query and a sweep
+    tune(credentials_recheck_seconds=0)
+    put_credentials(stack, client_secret=WRONG_SECRET)
+    wiring.credentials_source().reload()
+    sage.invalidate_access_tokens()
+    assert c.call("GET", "/tenants/initech/folders").status == 503
+    assert sweep()["refreshed"] == 0
+    assert c.call("POST", "/tenants/initech/refresh").status == 503
+    put_credentials(stack)
+    wiring.credentials_source().reload()
+
+    # 8. a second tenant paired and deleted
     pair(sage, "other", "https://x3.other.example")
-    secrets = _secrets(sage, stack, codes)
+    secrets = _secrets(sage, stack, codes | c.signatures)
     assert c.call("DELETE", "/tenants/other").status == 204
 
     written = _everything_written(c, caplog, capsys)
 
-    # The capture works: INFO and DEBUG lines of the functions are in it.
+    # The capture works: INFO and DEBUG lines of the functions are in it, events were offered to the log,
+    # and the root logger took DEBUG records from libraries as well.
     assert "Pairing completed" in written
     assert any(r.levelno == logging.DEBUG and r.name.startswith(SERVICE) for r in caplog.records)
     assert "Sage X3 token call answered" in c.stream.getvalue()
+    assert "Sage X3 refused the code exchange" in c.stream.getvalue()
+    assert logging.getLogger().getEffectiveLevel() == logging.DEBUG
+    assert any(r.levelno == logging.DEBUG and not r.name.startswith(SERVICE) for r in caplog.records)
     # Enough secrets were collected for the check to mean something.
-    assert CLIENT_SECRET in secrets
+    assert {CLIENT_SECRET, WRONG_SECRET} <= secrets
     assert codes <= secrets
-    assert sum(1 for s in secrets if s.startswith("eyJ")) >= 6  # access and refresh tokens
+    assert len(c.signatures) >= 2 * 10  # every IAM route, signed
+    assert sum(1 for s in secrets if s.startswith("eyJ")) >= 10  # access and refresh tokens
 
     leaked = sorted(secret for secret in secrets if secret in written)
     assert leaked == []
     assert "Bearer " not in written
+    assert "AWS4-HMAC-SHA256" not in written
+    assert SIGNATURE.search(written) is None
     assert CLIENT_ID  # the id is public: only the secret matters
+
+
+@pytest.mark.parametrize("logical_id", sorted(tpl.functions()))
+def test_every_handler_says_never_to_log_its_event_and_to_clear_its_state(logical_id: str) -> None:
+    """Said explicitly on each handler: the environment's POWERTOOLS_LOGGER_LOG_EVENT is never consulted."""
+    spec = tpl.functions()[logical_id]
+    module, name = spec.handler.rsplit(".", 1)
+    tree = ast.parse(Path(spec.code_uri, f"{module}.py").read_text())
+    handler = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+    options = [
+        {keyword.arg: keyword.value for keyword in decorator.keywords}
+        for decorator in handler.decorator_list
+        if isinstance(decorator, ast.Call)
+        and isinstance(decorator.func, ast.Attribute)
+        and decorator.func.attr == "inject_lambda_context"
+    ]
+    assert len(options) == 1, "the handler injects its Lambda context into the logger once"
+    for option in ("log_event", "clear_state"):
+        assert option in options[0], option
+    assert ast.literal_eval(options[0]["log_event"]) is False
+    assert ast.literal_eval(options[0]["clear_state"]) is True
+
+
+def test_a_request_is_never_logged_with_an_earlier_requests_tenant(
+    sage: Emulator, stack: Stack, debug_logs: Captured
+) -> None:
+    pair(sage, "acme", ACME)  # the callback appends tenant=acme to its log lines
+    assert call("GET", "/callback").status == 400
+    lines = [json.loads(line) for line in debug_logs.stream.getvalue().splitlines() if line.startswith("{")]
+    assert any(line.get("tenant") == "acme" for line in lines)
+    refused = [line for line in lines if line.get("message") == "Pairing callback refused"]
+    assert refused and all("tenant" not in line for line in refused), refused
 
 
 def test_reprs_hide_tokens(sage: Emulator, stack: Stack) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from botocore.exceptions import BotoCoreError, ClientError
 
+from x3link import request_json
 from x3link.budget import Budget
 from x3link.config import TENANT_PATTERN
 from x3link.errors import BadRequest, NotFound, StorageUnavailable, X3LinkError
@@ -48,10 +51,30 @@ def unexpected_error(error: Exception) -> Response[Any]:
 def tenant_parameter(tenant: str) -> str:
     """The `{tenant}` path parameter, held to the same pattern as when the pairing was started."""
     if not TENANT_PATTERN.fullmatch(tenant):
-        raise BadRequest(
-            "tenant must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."
-        )
+        raise BadRequest(_BAD_TENANT)
     return tenant
+
+
+def json_body(app: APIGatewayRestResolver) -> Any:
+    """The request's body as JSON, read within `request_json`'s bounds (None when there is no body).
+
+    Not Powertools' `json_body`: a body nested too deep would raise RecursionError there, a 500.
+    """
+    event = app.current_event
+    body = event.body
+    if not body:
+        return None
+    if event.is_base64_encoded:
+        try:
+            raw: str | bytes = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest("The body is not valid base64.") from None
+    else:
+        raw = body
+    try:
+        return request_json.loads(raw)
+    except request_json.NotAcceptableJson as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def request_budget(app: APIGatewayRestResolver) -> Budget:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from x3link import request_json
 from x3link.errors import CallbackError
 
-MAX_BODY_BYTES = 16 * 1024
+MAX_BODY_BYTES = request_json.MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,9 @@ def _body_params(event: dict[str, Any]) -> dict[str, Any]:
     content_type = _header(event.get("headers"), "content-type").split(";")[0].strip().lower()
     if content_type == "application/json" or (not content_type and text.lstrip().startswith("{")):
         try:
-            parsed = json.loads(text)
-        except ValueError:
-            raise CallbackError("The callback body is not valid JSON.") from None
+            parsed = request_json.loads(text)
+        except request_json.NotAcceptableJson as exc:
+            raise CallbackError(f"The callback body is refused: {exc}") from None
         if not isinstance(parsed, dict):
             raise CallbackError("The callback body must be a JSON object.")
         return parsed

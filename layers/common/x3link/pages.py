@@ -1,8 +1,27 @@
-"""The small HTML pages a person sees at the end of the Sage X3 consent flow. Every value is escaped."""
+"""The small HTML pages a person sees at the end of the Sage X3 consent flow. Every value is escaped.
+
+A failure page says one fixed sentence per kind of failure, never text from Sage or from the request: the
+callback is public, and what Sage or a forged callback says goes to the log (at DEBUG, scrubbed) only.
+"""
 
 from __future__ import annotations
 
 from html import escape
+
+# The error code of each failure the callback can meet → what the person is told.
+FAILURE_SENTENCES = {
+    "invalid_callback": "Sage X3 sent your browser back without what the pairing needs.",
+    "invalid_state": "This pairing link is unknown, already used or expired.",
+    "endpoint_not_allowed": "Sage X3 sent your browser back from a gateway this app does not use.",
+    "authorisation_denied": "Access was not granted in Sage X3, so nothing was paired.",
+    "exchange_refused": "Sage X3 refused to complete the pairing.",
+    "upstream_error": "Sage X3 could not complete the pairing.",
+    "upstream_timeout": "Sage X3 did not answer in time.",
+    "configuration_error": "This app is not yet set up to pair with Sage X3.",
+    "service_unavailable": "The pairing could not be saved.",
+    "not_found": "There is no such page.",
+}
+UNEXPECTED_FAILURE = "Something went wrong on our side."
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
@@ -25,3 +44,8 @@ def success_page(tenant: str, folders: list[str]) -> str:
 def error_page(message: str) -> str:
     content = f'<p id="message">{escape(message)}</p><p>Ask the app to send you a new pairing link.</p>'
     return _PAGE.format(title="Pairing failed", css="fail", content=content)
+
+
+def failure_page(code: str) -> str:
+    """The page for a failure with this error code: its fixed sentence, whatever the error's message."""
+    return error_page(FAILURE_SENTENCES.get(code, UNEXPECTED_FAILURE))

@@ -23,6 +23,7 @@ from x3link.errors import (
     InvalidState,
     UpstreamError,
 )
+from x3link.logs import scrub
 from x3link.oauth import ClientCredentials, authorization_url, code_grant, parse_token_response
 from x3link.pairing_states import PairingStates, PendingPairing
 from x3link.token_store import Pairing, TokenStore, iso
@@ -128,18 +129,29 @@ class PairingService:
         base_url = self._endpoints.resolve(callback.endpoint)
         pending = self._states.consume(callback.state, self._clock())
         if callback.error:
-            logger.info(
-                "Customer refused the pairing", extra={"tenant": pending.tenant, "error": callback.error}
+            logger.info("Customer refused the pairing", extra={"tenant": pending.tenant})
+            # What Sage (or whoever sent the callback) said: for the log only, never for the page.
+            logger.debug(
+                "Sage X3's refusal",
+                extra={
+                    "error": scrub(callback.error),
+                    "error_description": scrub(callback.error_description or ""),
+                    "status_code": scrub(callback.status_code or ""),
+                },
             )
-            reason = (callback.error_description or callback.error).rstrip(". ")
-            raise AuthorisationDenied(f"Sage X3 did not grant access: {reason}.")
+            raise AuthorisationDenied("Sage X3 did not grant access.")
         assert callback.code
         credentials = self._credentials()
         grant = code_grant(callback.code, credentials, pending.redirect_uri)
         try:
             payload = self._sage().token(base_url, grant)
         except GrantRefused as refusal:
-            raise ExchangeRefused(f"Sage X3 refused the pairing: {refusal.sage_message}") from None
+            # Sage's message (already scrubbed by the client) is for the log only, never for the page.
+            logger.debug(
+                "Sage X3 refused the code exchange",
+                extra={"upstream_status": refusal.upstream_status, "sage_message": refusal.sage_message},
+            )
+            raise ExchangeRefused(f"Sage X3 refused the code exchange ({refusal.upstream_status}).") from None
         except UpstreamError as exc:
             raise ExchangeRefused(exc.message) from None
         tokens = parse_token_response(payload, self._clock())

@@ -4,7 +4,6 @@ once sent (a replayed refresh would rotate twice); data reads retry what is safe
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import urllib3
@@ -19,6 +18,7 @@ from urllib3.exceptions import (
 from urllib3.util import Retry, Timeout
 
 from x3link.errors import GrantRefused, Unauthorised, UpstreamError, UpstreamTimeout
+from x3link.logs import scrub
 
 logger = Logger(child=True)
 
@@ -43,10 +43,6 @@ READ_RETRY = Retry(
 )
 
 
-# Anything token-shaped (a JWT, or a long opaque run) is cut from Sage's messages before they are shown.
-_TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*|[A-Za-z0-9_\-+/=]{24,}")
-
-
 def _sage_message(body: bytes) -> str:
     """Sage's `{"message"}`, short and scrubbed: it ends up in error bodies and logs."""
     return _parse_message(body)[0]
@@ -61,7 +57,7 @@ def _parse_message(body: bytes) -> tuple[str, bool]:
     message = document.get("message") if isinstance(document, dict) else None
     if not isinstance(message, str):
         return "no message", False
-    return _TOKEN_LIKE.sub("[redacted]", message[:200]) or "no message", True
+    return scrub(message) or "no message", True
 
 
 def _failure(reason: Exception | None) -> UpstreamError | UpstreamTimeout:

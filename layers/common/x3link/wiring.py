@@ -10,6 +10,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from x3link.config import Settings
+from x3link.logs import pin_sdk_loggers
 
 if TYPE_CHECKING:  # imported where they are built: a cold start loads only what its handler uses
     from x3link.breaker import AppBreaker
@@ -21,6 +22,9 @@ if TYPE_CHECKING:  # imported where they are built: a cold start loads only what
     from x3link.sage_client import SageX3Client
     from x3link.token_keeper import TokenKeeper
     from x3link.token_store import TokenStore
+
+# Before any client exists: the SDK never logs a request or an answer, whatever the level is set to.
+pin_sdk_loggers()
 
 
 @cache
