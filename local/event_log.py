@@ -37,20 +37,25 @@ class EventLog:
     """Subscribes a local queue to `bus_name`; `drain()` logs what arrived, `start()` keeps draining."""
 
     def __init__(
-        self, bus_name: str, log: Callable[[str], None], *, session: boto3.Session | None = None
+        self,
+        bus_name: str,
+        log: Callable[[str], None],
+        *,
+        session: boto3.Session | None = None,
+        name: str = NAME,
     ) -> None:
         session = session or boto3.Session()
         self.log = log
         self._sqs, events = session.client("sqs", config=POLLING), session.client("events")
-        self._queue = self._sqs.create_queue(QueueName=NAME)["QueueUrl"]
+        self._queue = self._sqs.create_queue(QueueName=name)["QueueUrl"]
         with contextlib.suppress(Exception):  # an endpoint that outlived an earlier run: show only what's new
             self._sqs.purge_queue(QueueUrl=self._queue)
         arn = self._sqs.get_queue_attributes(QueueUrl=self._queue, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
-        events.put_rule(Name=NAME, EventBusName=bus_name, EventPattern=json.dumps({"source": [SOURCE]}))
-        events.put_targets(Rule=NAME, EventBusName=bus_name, Targets=[{"Id": "local-queue", "Arn": arn}])
-        self._loop = Repeating(self.drain, log, name=NAME, failing="events  could not be read")
+        events.put_rule(Name=name, EventBusName=bus_name, EventPattern=json.dumps({"source": [SOURCE]}))
+        events.put_targets(Rule=name, EventBusName=bus_name, Targets=[{"Id": "local-queue", "Arn": arn}])
+        self._loop = Repeating(self.drain, log, name=name, failing="events  could not be read")
 
     def drain(self) -> list[dict[str, Any]]:
         """Log and return every event that arrived since the last drain."""
