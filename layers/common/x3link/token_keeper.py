@@ -106,6 +106,19 @@ class SweepSummary:
 _DONE, _SKIPPED, _UNDECIDED, _HELD = "done", "skipped", "undecided", "held"
 
 
+@dataclass(frozen=True)
+class _Lease:
+    """One attempt's right to spend `pairing`'s refresh token, and what the attempt was asked to do."""
+
+    pairing: Pairing
+    owner: str
+    until: float
+    token_timeout: float
+    probe: bool  # the breaker's probe: its success closes the breaker
+    operator: bool  # an operator's retry: any status, no backoff
+    defer_ambiguous: bool  # a sweep's: an ambiguous refusal is judged at the end of the run
+
+
 class _Undecided(Exception):
     """An ambiguous refusal in a sweep that has no evidence yet about the app's health: judged at the end."""
 
@@ -207,16 +220,10 @@ class TokenKeeper:
                     now + self._timing.connect_seconds + token_timeout + self._timing.after_token_seconds
                 )
                 if self._take_lease(current, owner, now, lease_until):
-                    return self._refresh_leased(
-                        current,
-                        owner,
-                        lease_until,
-                        token_timeout,
-                        credentials,
-                        probe,
-                        operator,
-                        defer_ambiguous,
+                    lease = _Lease(
+                        current, owner, lease_until, token_timeout, probe, operator, defer_ambiguous
                     )
+                    return self._refresh_leased(lease, credentials)
             if now >= give_up_at:
                 raise UpstreamTimeout("Another refresh of this pairing did not finish in time.")
             self._sleep(self._timing.poll_seconds)
@@ -271,24 +278,15 @@ class TokenKeeper:
             return latest is not None and latest.lease_owner == owner
 
     def _refresh_leased(
-        self,
-        pairing: Pairing,
-        owner: str,
-        lease_until: float,
-        token_timeout: float,
-        credentials: ClientCredentials,
-        probe: bool,
-        operator: bool,
-        defer_ambiguous: bool,
-        *,
-        retried: bool = False,
+        self, lease: _Lease, credentials: ClientCredentials, *, retried: bool = False
     ) -> Pairing:
+        pairing = lease.pairing
         assert pairing.refresh_token
         try:
             payload = self._sage.token(
                 pairing.endpoint,
                 refresh_grant(pairing.refresh_token, credentials),
-                read_timeout=token_timeout,
+                read_timeout=lease.token_timeout,
             )
             tokens = parse_token_response(
                 payload,
@@ -301,28 +299,16 @@ class TokenKeeper:
             if fresh is not None and fresh != credentials and not retried:
                 # The secret was rotated: the refused token was not spent, so try once with the new one.
                 logger.info("Client credentials changed; retrying the refresh with them")
-                return self._refresh_leased(
-                    pairing,
-                    owner,
-                    lease_until,
-                    token_timeout,
-                    fresh,
-                    probe,
-                    operator,
-                    defer_ambiguous,
-                    retried=True,
-                )
-            return self._judge(
-                pairing, owner, lease_until, refusal, fresh or credentials, operator, defer_ambiguous
-            )
+                return self._refresh_leased(lease, fresh, retried=True)
+            return self._judge(lease, refusal, fresh or credentials)
         except X3LinkError as exc:
-            self._release(pairing, owner, maybe_applied=exc.maybe_applied)
+            self._release(lease, maybe_applied=exc.maybe_applied)
             raise
-        self._note_success(credentials, probe)
+        self._note_success(credentials, lease.probe)
         reason = None
         if pairing.status != ACTIVE:
-            reason = "operator_retry" if operator else "recovered"
-        return self._store_refreshed(pairing, owner, tokens, lease_until, credentials.version, reason)
+            reason = "operator_retry" if lease.operator else "recovered"
+        return self._store_refreshed(lease, tokens, reason)
 
     def _reload_credentials(self) -> ClientCredentials | None:
         try:
@@ -354,25 +340,16 @@ class TokenKeeper:
         except STORE_ERRORS as exc:
             logger.warning("Could not record the app's health", extra={"error": _error_code(exc)})
 
-    def _release(self, pairing: Pairing, owner: str, *, maybe_applied: bool = False) -> None:
+    def _release(self, lease: _Lease, *, maybe_applied: bool = False) -> None:
+        tenant = lease.pairing.tenant
         try:
-            self.store.release_lease(pairing.tenant, owner, self._clock(), maybe_applied=maybe_applied)
+            self.store.release_lease(tenant, lease.owner, self._clock(), maybe_applied=maybe_applied)
         except STORE_ERRORS:
-            logger.warning(
-                "Could not release a refresh lease; it lapses by itself", extra={"tenant": pairing.tenant}
-            )
+            logger.warning("Could not release a refresh lease; it lapses by itself", extra={"tenant": tenant})
 
-    def _store_refreshed(
-        self,
-        pairing: Pairing,
-        owner: str,
-        tokens: TokenSet,
-        lease_until: float,
-        credentials_version: str,
-        reason: str | None,
-    ) -> Pairing:
-        t = self._timing
-        commit_by = lease_until - t.park_seconds - t.margin_seconds
+    def _store_refreshed(self, lease: _Lease, tokens: TokenSet, reason: str | None) -> Pairing:
+        pairing, t = lease.pairing, self._timing
+        commit_by = lease.until - t.park_seconds - t.margin_seconds
         attempt = 0
         while attempt == 0 or self._clock() + t.store_call_seconds <= commit_by:
             attempt += 1
@@ -398,7 +375,7 @@ class TokenKeeper:
                 return self._require_usable(self.store.get(pairing.tenant), pairing.tenant)
             logger.info("Tokens refreshed", extra={"tenant": pairing.tenant, "version": stored.version})
             return stored
-        if not self._park(pairing, tokens, lease_until):
+        if not self._park(lease, tokens):
             logger.critical(
                 "Refreshed tokens could neither be stored nor rescued: the pairing will need to be renewed",
                 extra={"tenant": pairing.tenant},
@@ -418,9 +395,9 @@ class TokenKeeper:
             }
         )
 
-    def _park(self, pairing: Pairing, tokens: TokenSet, lease_until: float) -> bool:
+    def _park(self, lease: _Lease, tokens: TokenSet) -> bool:
         """Park the tokens in the rescue queue, trying again while the lease still has time for a try."""
-        t = self._timing
+        pairing, lease_until, t = lease.pairing, lease.until, self._timing
         attempt = 0
         while attempt == 0 or self._clock() + 2 * t.store_call_seconds <= lease_until - t.margin_seconds:
             attempt += 1
@@ -437,22 +414,14 @@ class TokenKeeper:
         return False
 
     # ------------------------------------------------------------------ judging a refusal
-    def _judge(
-        self,
-        pairing: Pairing,
-        owner: str,
-        lease_until: float,
-        refused: GrantRefused,
-        credentials: ClientCredentials,
-        operator: bool,
-        defer_ambiguous: bool,
-    ) -> Pairing:
+    def _judge(self, lease: _Lease, refused: GrantRefused, credentials: ClientCredentials) -> Pairing:
         """Decide what a refused refresh means. Only a healthy app's refused grant changes the pairing."""
+        pairing, owner = lease.pairing, lease.owner
         # A stale worker's refusal may just mean another one rotated the token: parked tokens first. Unless
         # the whole queue was seen, fail closed: a grant is never judged while its live token may be parked.
         try:
             drained = self.recover_rescued(
-                deadline=min(self._clock() + self._timing.rescue_drain_seconds, lease_until)
+                deadline=min(self._clock() + self._timing.rescue_drain_seconds, lease.until)
             )
             latest = self.store.get(pairing.tenant)
         except Exception as exc:
@@ -462,7 +431,7 @@ class TokenKeeper:
             )
             drained, latest = None, None
         if drained is None or not drained.complete:
-            self._release(pairing, owner)
+            self._release(lease)
             raise UpstreamError(
                 "Sage X3 refused the refresh and the parked tokens could not all be checked; nothing was "
                 "changed, try again shortly."
@@ -480,17 +449,17 @@ class TokenKeeper:
             return self._suspend(pairing, owner, refusal, "reply_lost")
         healthy = verdict != APP and self._app_is_healthy(credentials)
         if verdict == APP or (verdict == AMBIGUOUS and not healthy):
-            if defer_ambiguous and verdict == AMBIGUOUS:
-                self._release(pairing, owner)
+            if lease.defer_ambiguous and verdict == AMBIGUOUS:
+                self._release(lease)
                 raise _Undecided()
-            self._release(pairing, owner)
+            self._release(lease)
             if self._breaker.open(pairing.tenant, refusal.status, refusal.message, credentials.version):
                 logger.error("Sage X3 refuses the app itself: circuit breaker opened", extra=log)
             else:
                 logger.warning("Sage X3 still refuses the app itself", extra=log)
             _count("AppCredentialsRejected")
             raise AppUnavailable(APP_UNAVAILABLE)
-        if operator and pairing.status == EXPIRED:
+        if lease.operator and pairing.status == EXPIRED:
             self.store.note_refusal(pairing, refusal, owner)
             raise PairingExpired("Sage X3 still refuses this pairing: the customer must pair again.")
         if verdict == GRANT_DEAD and healthy:
