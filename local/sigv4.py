@@ -25,8 +25,8 @@ SERVICE = "execute-api"
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 
-MISSING_TOKEN = "Missing Authentication Token"
-INVALID_TOKEN = "The security token included in the request is invalid."
+MISSING_TOKEN = "Missing Authentication Token"  # nosec B105  # API Gateway's error text, not a secret
+INVALID_TOKEN = "The security token included in the request is invalid."  # nosec B105  # API Gateway's message
 SIGNATURE_MISMATCH = (
     "The request signature we calculated does not match the signature you provided. "
     "Check your AWS Secret Access Key and signing method. Consult the service documentation for details."

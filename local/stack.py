@@ -21,7 +21,7 @@ from local.moto_server import EmbeddedMoto
 from local.triggers import Triggers
 
 DEMO_CLIENT_ID = "demo-app"
-DEMO_CLIENT_SECRET = "demo-secret"
+DEMO_CLIENT_SECRET = "demo-secret"  # nosec B105  # the emulator's public demo app, which only it accepts
 EMULATOR_REGIONS = ("eu-prod", "us-prod")
 EMULATOR_FIRST_PORT = 8100
 

@@ -105,7 +105,7 @@ PULL_EVENT_TYPES = ("DynamoDB", "SQS")
 @cache
 def load(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     with path.open(encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+        return yaml.load(handle, Loader=_Loader)  # noqa: S506  # nosec B506  # a yaml.SafeLoader subclass
 
 
 def resources(

@@ -34,7 +34,7 @@ class Emulator:
         host: str = "127.0.0.1",
         ports: dict[str, int] | None = None,
         client_id: str = "demo-app",
-        client_secret: str = "demo-secret",  # noqa: S107 - the emulator's public demo app
+        client_secret: str = "demo-secret",  # noqa: S107  # nosec B107  # the emulator's public demo app
         redirect_uris: Iterable[str] | None = None,
         customers: Iterable[Customer] | None = None,
         clock: Callable[[], float] = time.time,

@@ -18,6 +18,7 @@ from .models import AccessRecord, Client, Grant, gateway_host
 from .state import State
 
 _MAX_ACCESS_RECORDS = 10_000
+TOKEN_TYPE = "Bearer"  # nosec B105  # the OAuth token type, not a password
 
 
 def _field(body: dict[str, Any], name: str) -> str:
@@ -136,7 +137,7 @@ def issue_tokens(state: State, grant: Grant) -> dict[str, Any]:
     if settings.send_expires_in:
         payload["expires_in"] = int(settings.access_lifetime)
     if settings.send_token_type:
-        payload["token_type"] = "Bearer"
+        payload["token_type"] = TOKEN_TYPE
     return payload
 
 
