@@ -133,6 +133,13 @@ class Gateway:
         with self._locks_guard:
             return self._locks.setdefault(logical_id, threading.Lock())
 
+    def resource_of(self, method: str, raw_path: str) -> str:
+        """The template route a request matched (`/pair/{id}`), or its path when it matched none."""
+        try:
+            return self.table.match(method, raw_path)[0].path
+        except GatewayRefusal:
+            return raw_path
+
     def handle(self, request: apigw_event.HttpRequest, source_ip: str) -> apigw_event.HttpResponse:
         """One request through routing, authorisation and the function, as API Gateway would."""
         request_id = str(uuid.uuid4())
@@ -246,8 +253,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(response.body)
         elapsed = (time.monotonic() - started) * 1000
-        # The query string is left out on purpose: a callback's carries the authorization code.
-        gateway.log(f"{self.command} {raw_path} -> {response.status} ({elapsed:.0f} ms)")
+        # As API Gateway's access log: the route, not the path (a pairing link's id is in its path), and
+        # never the query string (a callback's carries the authorization code).
+        resource = gateway.resource_of(self.command, raw_path)
+        gateway.log(f"{self.command} {resource} -> {response.status} ({elapsed:.0f} ms)")
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: the default line holds the full request target, query string included."""

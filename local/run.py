@@ -1,5 +1,5 @@
-"""`make run`: start the whole stack, print where everything is and a ready pairing link, serve until
-Ctrl-C (or SIGTERM), then stop everything it started."""
+"""`make run`: start the whole stack, print where everything is and a ready pairing link (one opening, in
+one browser), serve until Ctrl-C (or SIGTERM), then stop everything it started."""
 
 from __future__ import annotations
 
@@ -48,8 +48,10 @@ def demo_pairing(stack: LocalStack) -> None:
         say(f"No demo pairing link: POST /pairings answered {response.status} (see the log above).")
         return
     answer = response.json()
-    say(f'Pairing link for tenant "{DEMO_TENANT}" (customer {DEMO_CUSTOMER}), until {answer["expires_at"]}:')
-    say(f"  {answer['authorization_url']}")
+    say(f'Pairing link for tenant "{DEMO_TENANT}" (customer {DEMO_CUSTOMER}):')
+    say(f"  {answer['pairing_url']}")
+    # Opening it sets the cookie the callback needs: the whole pairing happens in the browser that opened it.
+    say(f"  It opens once, in one browser, until {answer['expires_at']}; accept at Sage X3 in that browser.")
 
 
 def state(stack: LocalStack, settings: StackSettings) -> dict[str, object]:

@@ -120,11 +120,12 @@ def import_costs() -> tuple[float, list[tuple[str, float]]]:
 
 
 def main() -> None:
-    print("Requests per operation (AWS calls by API, Sage X3 requests):")
+    print("Requests per operation, warm (AWS calls by API, Sage X3 requests):")
     for label, calls, sage_requests in request_costs():
         aws = ", ".join(f"{name} x{count}" for name, count in sorted(calls.items())) or "none"
         dynamo = sum(count for name, count in calls.items() if name.startswith("dynamodb:"))
-        print(f"  {label:38} DynamoDB {dynamo}  Sage X3 {sage_requests}  [{aws}]")
+        kms = sum(count for name, count in calls.items() if name.startswith("kms:"))
+        print(f"  {label:38} DynamoDB {dynamo}  KMS {kms}  Sage X3 {sage_requests}  [{aws}]")
     baseline, rows = import_costs()
     print(
         f"\nCold import, median of {IMPORT_RUNS} fresh interpreters, against `import boto3` = 1.00 "

@@ -1,4 +1,4 @@
-"""POST /pairings: start pairing a tenant with its Sage X3 customer and hand back the consent link."""
+"""POST /pairings: start pairing a tenant with its Sage X3 customer and hand back the pairing link."""
 
 from __future__ import annotations
 
@@ -25,8 +25,11 @@ def start_pairing() -> Response[Any]:
     request = PairingRequest.parse(json_body(app))
     logger.append_keys(tenant=request.tenant)
     context = app.current_event.request_context
-    redirect_uri = wiring.settings().redirect_uri(context.domain_name or "", context.stage)
-    started = wiring.pairing_service().start(request, redirect_uri)
+    settings, domain = wiring.settings(), context.domain_name or ""
+    redirect_uri = settings.redirect_uri(domain, context.stage)
+    started = wiring.pairing_service().start(
+        request, redirect_uri, lambda link_id: settings.public_url(f"/pair/{link_id}", domain, context.stage)
+    )
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=started)
 
 

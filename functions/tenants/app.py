@@ -1,4 +1,7 @@
-"""GET and DELETE /tenants/{tenant}: what a tenant's pairing looks like (never its tokens), or forget it."""
+"""GET and DELETE /tenants/{tenant}: what a tenant's pairing looks like (never its tokens), or forget it.
+
+It reads pairings through a store that cannot open their tokens, and its role may not decrypt them.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ app = json_api()
 def describe(tenant: str) -> dict[str, Any]:
     tenant = tenant_parameter(tenant)
     logger.append_keys(tenant=tenant)
-    pairing = wiring.token_store().get(tenant)
+    pairing = wiring.pairing_records().get(tenant)
     if pairing is None:
         raise NotPaired(f"Tenant {tenant!r} is not paired.")
     return pairing.describe(time.time())
@@ -32,7 +35,7 @@ def describe(tenant: str) -> dict[str, Any]:
 def forget(tenant: str) -> Response[Any]:
     tenant = tenant_parameter(tenant)
     logger.append_keys(tenant=tenant)
-    if not wiring.token_store().delete(tenant):
+    if not wiring.pairing_records().delete(tenant):
         raise NotPaired(f"Tenant {tenant!r} is not paired.")
     logger.info("Pairing deleted")
     return Response(status_code=204, body="")

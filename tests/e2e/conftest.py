@@ -7,6 +7,9 @@ Two kinds of stack:
   started" path), so a test can turn Sage X3's knobs and read its request log;
 - `RunningStack` with no `SAGE_X3_URL`: plain `make run` settings, the emulator embedded in the stack
   (the browser tests).
+
+Over HTTP, a `Browser` is what the X3 administrator's browser keeps from opening a pairing link (where it
+was sent, and the binding cookie); `deliver(..., browser=...)` sends the callback with its cookie.
 """
 
 from __future__ import annotations
@@ -23,10 +26,10 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from botocore.auth import SigV4Auth
@@ -53,8 +56,9 @@ _DROPPED = {"PORT", "MOTO_PORT", "LOCAL_STACK_FILE", "MAKEFLAGS", "MAKELEVEL", "
 @dataclass
 class Reply:
     status: int
-    headers: dict[str, str]  # names in lower case
+    headers: dict[str, str]  # names in lower case; a repeated header keeps its last value here
     body: bytes
+    set_cookies: list[str] = field(default_factory=list)  # every Set-Cookie header, as sent on the wire
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -66,6 +70,22 @@ class Reply:
     @property
     def content_type(self) -> str:
         return self.headers.get("content-type", "").split(";")[0].strip()
+
+
+@dataclass(frozen=True)
+class Browser:
+    """What a browser holds after opening a pairing link: where the 303 sent it (Sage X3's authorise URL),
+    and the cookies it keeps (`name` -> `value`, from each Set-Cookie before its first `;`)."""
+
+    authorise_url: str
+    cookies: dict[str, str]
+
+    @property
+    def cookie_header(self) -> dict[str, str]:
+        """The `Cookie` header this browser sends back to the stack (none when it keeps no cookie)."""
+        if not self.cookies:
+            return {}
+        return {"Cookie": "; ".join(f"{name}={value}" for name, value in self.cookies.items())}
 
 
 def sign(
@@ -244,43 +264,81 @@ class RunningStack:
         try:
             connection.request(method, path, body=payload or None, headers=send_headers)
             response = connection.getresponse()
-            return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+            received = response.getheaders()
+            return Reply(
+                response.status,
+                {name.lower(): value for name, value in received},
+                response.read(),
+                [value for name, value in received if name.lower() == "set-cookie"],
+            )
         finally:
             connection.close()
 
-    def start_pairing(self, tenant: str, customer: str) -> str:
-        """A signed `POST /pairings`; the authorization link."""
-        answer = self.call("POST", "/pairings", json_body={"tenant": tenant, "customer": customer})
+    def start_pairing(self, tenant: str, customer: str, **extra: Any) -> str:
+        """A signed `POST /pairings` (`extra`: e.g. `replace=True`); the pairing link it answers."""
+        answer = self.call("POST", "/pairings", json_body={"tenant": tenant, "customer": customer, **extra})
         assert answer.status == 201, (answer.status, answer.body)
-        return answer.json()["authorization_url"]
+        pairing_url: str = answer.json()["pairing_url"]
+        return pairing_url
 
-    def deliver(self, params: Mapping[str, str], form: str = "post-form") -> Reply:
-        """Sage X3's callback, unsigned, in one of the shapes of sage-x3-api.md §2."""
+    def link_path(self, pairing_url: str) -> str:
+        """The path of a pairing link, which must be on this stack's own public `GET /pair/{id}` route."""
+        assert pairing_url.startswith(f"{self.api_url}/pair/"), pairing_url
+        return urlsplit(pairing_url).path
+
+    def open_link(self, pairing_url: str) -> Browser:
+        """Open a pairing link as the X3 administrator's browser does (GET, unsigned, no redirect followed):
+        a 303 to Sage X3's authorise URL, with the cookie that binds this browser to the pairing."""
+        answer = self.call("GET", self.link_path(pairing_url), signed=False)
+        assert answer.status == 303, (answer.status, answer.body)
+        cookies = {}
+        for header in answer.set_cookies:
+            name, _, value = header.split(";")[0].strip().partition("=")
+            cookies[name] = value
+        return Browser(answer.headers["location"], cookies)
+
+    def start_browser(self, tenant: str, customer: str, **extra: Any) -> Browser:
+        """`POST /pairings`, then open its link: the browser is at Sage X3's consent page."""
+        return self.open_link(self.start_pairing(tenant, customer, **extra))
+
+    def deliver(
+        self, params: Mapping[str, str], form: str = "post-form", *, browser: Browser | None = None
+    ) -> Reply:
+        """Sage X3's callback, unsigned, in one of the shapes of sage-x3-api.md §2, from `browser` (with
+        the cookies it got when it opened the pairing link), or from a browser that has none."""
         params = dict(params)
+        cookie = browser.cookie_header if browser is not None else {}
         if form == "get-authorizationCode":
-            return self.call("GET", f"/callback?{urlencode(params)}", signed=False)
+            return self.call("GET", f"/callback?{urlencode(params)}", headers=cookie, signed=False)
         if form == "get-code":
             params["code"] = params.pop("authorizationCode")
-            return self.call("GET", f"/callback?{urlencode(params)}", signed=False)
+            return self.call("GET", f"/callback?{urlencode(params)}", headers=cookie, signed=False)
         if form == "post-form":
             return self.call(
                 "POST",
                 "/callback",
                 body=urlencode(params).encode(),
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                headers={"Content-Type": "application/x-www-form-urlencoded", **cookie},
                 signed=False,
             )
         if form == "post-json":
-            return self.call("POST", "/callback", json_body=params, signed=False)
+            return self.call("POST", "/callback", json_body=params, headers=cookie, signed=False)
         raise ValueError(f"unknown callback form {form!r}")
 
     def pair(
-        self, tenant: str, customer: str, folders: list[str] | None = None, form: str = "post-form"
+        self,
+        tenant: str,
+        customer: str,
+        folders: list[str] | None = None,
+        form: str = "post-form",
+        **extra: Any,
     ) -> Reply:
-        """Start, accept at Sage X3 (the emulator of this process), deliver the callback: 200 expected."""
+        """Start, open the link, accept at Sage X3 (the emulator of this process), deliver the callback
+        from the same browser: 200 expected."""
         assert self.sage is not None, "this stack runs its own emulator"
-        params = self.sage.approve(self.start_pairing(tenant, customer), folders=folders)
-        answer = self.deliver(params, form)
+        browser = self.start_browser(tenant, customer, **extra)
+        params = self.sage.approve(browser.authorise_url, folders=folders)
+        answer = self.deliver(params, form, browser=browser)
         assert answer.status == 200, (answer.status, answer.body)
         return answer
 

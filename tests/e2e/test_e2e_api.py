@@ -3,6 +3,8 @@ process (`SAGE_X3_URL` set), so each test can see and steer what Sage X3 does.""
 
 from __future__ import annotations
 
+import dataclasses
+import html
 import http.client
 import json
 import re
@@ -14,9 +16,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from local.sagex3_emulator import Customer, Emulator
-from tests.e2e.conftest import RunningStack, names
+from tests.e2e.conftest import Reply, RunningStack, names
 from tests.support.contract import TENANT_FIELDS
 from tests.support.sage import CLIENT_ID, CLIENT_SECRET
+from x3link.pages import FAILURE_SENTENCES
 
 pytestmark = pytest.mark.e2e
 
@@ -48,6 +51,14 @@ def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def page_message(answer: Reply) -> str:
+    """The one sentence of a failure page."""
+    assert answer.content_type == "text/html", answer.headers
+    found = re.search(r'<p id="message">(.*?)</p>', answer.text, re.S)
+    assert found, answer.text
+    return html.unescape(found.group(1))
+
+
 def success_page_shows(answer_text: str, tenant: str, folders: list[str]) -> None:
     assert "Pairing complete" in answer_text
     assert re.search(rf'id="tenant"[^>]*>{re.escape(tenant)}<', answer_text), answer_text
@@ -64,19 +75,26 @@ def test_pairing_through_each_callback_form(stack: RunningStack, sage: Emulator,
     started = stack.call("POST", "/pairings", json_body={"tenant": tenant, "customer": customer})
     assert started.status == 201, started.body
     answer = started.json()
+    assert set(answer) == {"tenant", "pairing_url", "expires_at"}
     assert answer["tenant"] == tenant
-    link = answer["authorization_url"]
+    # The link is the stack's own public route, and opens for 7 days (PairingLinkLifetimeHours).
+    assert answer["pairing_url"].startswith(f"{stack.api_url}/pair/")
+    expires_at = parse_time(answer["expires_at"])
+    now = datetime.now(UTC)
+    assert now + timedelta(days=7, minutes=-1) < expires_at <= now + timedelta(days=7, minutes=1)
+    assert sage.requests == []  # nothing reaches Sage X3 before the link is opened
+
+    browser = stack.open_link(answer["pairing_url"])
+    link = browser.authorise_url
     assert link.startswith(f"{sage.base_url('eu-prod')}/token/authorise?")
     query = parse_qs(urlsplit(link).query)
     assert query["redirect_uri"] == [stack.redirect_uri]
     assert query["customer"] == [customer]
     assert query["client_id"] == [CLIENT_ID]
-    expires_at = parse_time(answer["expires_at"])
-    now = datetime.now(UTC)
-    assert now < expires_at <= now + timedelta(minutes=11)
+    assert query["state"][0]
 
     params = sage.approve(link, folders=["SEED", "DEMO"])
-    page = stack.deliver(params, form)
+    page = stack.deliver(params, form, browser=browser)
 
     assert page.status == 200, page.body
     assert page.content_type == "text/html"
@@ -101,6 +119,141 @@ def test_pairing_through_each_callback_form(stack: RunningStack, sage: Emulator,
     assert refresh_token is not None
     assert refresh_token not in described.text
     assert params["authorizationCode"] not in described.text
+
+
+# --- 1b. the pairing link, and the browser it binds ----------------------------------------------------
+
+
+def cookie_attributes(set_cookie: str) -> tuple[str, str, dict[str, str]]:
+    """A Set-Cookie header as a browser reads it: name, value, and attributes by lower-case name."""
+    name_value, *attributes = [part.strip() for part in set_cookie.split(";")]
+    name, _, value = name_value.partition("=")
+    flags = {attribute.partition("=")[0].lower(): attribute.partition("=")[2] for attribute in attributes}
+    return name, value, flags
+
+
+def test_opening_the_link_sets_a_host_only_cookie_on_the_wire(stack: RunningStack, sage: Emulator) -> None:
+    tenant, customer = names("cookie-wire")
+    pairing_url = stack.start_pairing(tenant, customer)
+
+    opened = stack.call("GET", stack.link_path(pairing_url), signed=False)  # public: no signature
+
+    assert opened.status == 303, opened.body
+    assert opened.headers["location"].startswith(f"{sage.base_url('eu-prod')}/token/authorise?")
+    assert opened.headers["cache-control"] == "no-store"
+    assert opened.headers["referrer-policy"] == "no-referrer"
+    # One Set-Cookie header line, as the gateway sent it; read the way a browser reads it.
+    assert len(opened.set_cookies) == 1, opened.set_cookies
+    name, value, flags = cookie_attributes(opened.set_cookies[0])
+    assert name.startswith("__Host-"), name
+    assert len(value) >= 43  # 32 random bytes
+    assert "secure" in flags and flags["secure"] == ""
+    assert "httponly" in flags and flags["httponly"] == ""
+    assert flags["samesite"] == "None"  # Sage X3 sends the browser back with a cross-site POST
+    assert flags["path"] == "/"
+    assert "domain" not in flags  # `__Host-`: this host only
+    assert 600 <= int(flags["max-age"]) <= 7200
+    # The cookie binds this browser only: it is neither the state nor in the URL Sage X3 sees.
+    state = parse_qs(urlsplit(opened.headers["location"]).query)["state"][0]
+    assert value not in opened.headers["location"] and value != state
+    assert value not in pairing_url
+
+
+def test_a_link_opens_once(stack: RunningStack, sage: Emulator) -> None:
+    tenant, customer = names("opened-twice")
+    pairing_url = stack.start_pairing(tenant, customer)
+    browser = stack.open_link(pairing_url)
+
+    again = stack.call("GET", stack.link_path(pairing_url), signed=False)
+
+    assert again.status == 404, again.body
+    assert page_message(again) == FAILURE_SENTENCES["pairing_link_invalid"]
+    assert again.set_cookies == [] and "location" not in again.headers
+    assert again.headers["cache-control"] == "no-store"
+    # A link that never existed gets the same page.
+    unknown = stack.call("GET", "/pair/" + "B" * 43, signed=False)
+    assert unknown.status == 404, unknown.body
+    assert page_message(unknown) == FAILURE_SENTENCES["pairing_link_invalid"]
+    # The second opening spent nothing: the browser that opened it first still pairs.
+    page = stack.deliver(sage.approve(browser.authorise_url, folders=["SEED"]), browser=browser)
+    assert page.status == 200, page.body
+    success_page_shows(page.text, tenant, ["SEED"])
+
+
+def test_a_callback_without_the_cookie_is_refused_and_the_right_browser_still_completes(
+    stack: RunningStack, sage: Emulator
+) -> None:
+    tenant, customer = names("cookieless")
+    browser = stack.start_browser(tenant, customer)
+    (cookie_name,) = browser.cookies
+    params = sage.approve(browser.authorise_url, folders=["SEED"])
+    # Another browser: no cookie, or the right name with another value.
+    impostors = [None, dataclasses.replace(browser, cookies={cookie_name: "A" * 43})]
+
+    for impostor in impostors:
+        for form in ("post-form", "get-authorizationCode"):
+            refused = stack.deliver(params, form, browser=impostor)
+            assert refused.status == 400, (form, refused.body)
+            assert refused.content_type == "text/html"
+            assert "Pairing failed" in refused.text
+            assert page_message(refused) == FAILURE_SENTENCES["browser_mismatch"]
+
+    assert sage.count("code") == 0  # nothing was exchanged, and the state was not spent
+    assert stack.call("GET", f"/tenants/{tenant}").status == 404
+    page = stack.deliver(params, "post-form", browser=browser)
+    assert page.status == 200, page.body
+    success_page_shows(page.text, tenant, ["SEED"])
+    assert sage.count("code") == 1
+    assert stack.call("GET", f"/tenants/{tenant}").json()["status"] == "active"
+
+
+def test_reloading_the_success_page_shows_it_again_without_a_second_exchange(
+    stack: RunningStack, sage: Emulator
+) -> None:
+    tenant, customer = names("reloaded")
+    browser = stack.start_browser(tenant, customer)
+    params = sage.approve(browser.authorise_url, folders=["SEED", "X3"])
+    first = stack.deliver(params, "post-form", browser=browser)
+    assert first.status == 200, first.body
+    paired = stack.call("GET", f"/tenants/{tenant}").json()
+
+    reload = stack.deliver(params, "post-form", browser=browser)
+
+    assert reload.status == 200, reload.body
+    assert reload.content_type == "text/html"
+    assert reload.body == first.body
+    success_page_shows(reload.text, tenant, ["SEED", "X3"])
+    assert reload.headers["cache-control"] == "no-store"
+    assert sage.count("code") == 1
+    assert stack.call("GET", f"/tenants/{tenant}").json() == paired  # nothing stored again
+
+
+def test_another_customer_for_a_paired_tenant_needs_replace(stack: RunningStack, sage: Emulator) -> None:
+    tenant, customer = names("replaced")
+    other_customer = "https://x3.replacement.example"  # another X3: another identity in its tokens
+    stack.pair(tenant, customer, folders=["SEED"])
+    paired = stack.call("GET", f"/tenants/{tenant}").json()
+
+    browser = stack.start_browser(tenant, other_customer)
+    refused = stack.deliver(sage.approve(browser.authorise_url, folders=["X3"]), browser=browser)
+
+    assert refused.status == 409, refused.body
+    assert page_message(refused) == FAILURE_SENTENCES["identity_mismatch"]
+    assert stack.call("GET", f"/tenants/{tenant}").json() == paired  # the first customer's pairing stays
+    folders = stack.call("GET", f"/tenants/{tenant}/folders")
+    assert folders.status == 200, folders.body
+    assert folder_names(folders.json()) == ["SEED"]
+
+    browser = stack.start_browser(tenant, other_customer, replace=True)
+    replaced = stack.deliver(sage.approve(browser.authorise_url, folders=["X3"]), browser=browser)
+
+    assert replaced.status == 200, replaced.body
+    success_page_shows(replaced.text, tenant, ["X3"])
+    described = stack.call("GET", f"/tenants/{tenant}").json()
+    assert (described["customer"], described["folders"]) == (other_customer, ["X3"])
+    folders = stack.call("GET", f"/tenants/{tenant}/folders")
+    assert folders.status == 200, folders.body
+    assert folder_names(folders.json()) == ["X3"]
 
 
 # --- 2. folders ----------------------------------------------------------------------------------------
@@ -216,12 +369,12 @@ def test_a_customer_of_another_region_is_served_by_its_own_gateway(
 ) -> None:
     tenant, customer = names("regional")
     sage.add_customer(Customer(customer, ["SEED", "US1"], region="us-prod"))
-    link = stack.start_pairing(tenant, customer)
-    assert link.startswith(sage.base_url("eu-prod"))  # opened at the configured gateway
-    params = sage.approve(link, folders=["US1"])
+    browser = stack.start_browser(tenant, customer)
+    assert browser.authorise_url.startswith(sage.base_url("eu-prod"))  # opened at the configured gateway
+    params = sage.approve(browser.authorise_url, folders=["US1"])
     assert params["endpoint"] == sage.base_url("us-prod")
 
-    page = stack.deliver(params, "post-form")
+    page = stack.deliver(params, "post-form", browser=browser)
 
     assert page.status == 200, page.body
     success_page_shows(page.text, tenant, ["US1"])
@@ -235,10 +388,11 @@ def test_a_customer_of_another_region_is_served_by_its_own_gateway(
 
 def test_the_customers_refusal_is_a_400_page(stack: RunningStack, sage: Emulator) -> None:
     tenant, customer = names("refused")
-    params = sage.reject(stack.start_pairing(tenant, customer))
+    browser = stack.start_browser(tenant, customer)
+    params = sage.reject(browser.authorise_url)
     assert params["error"]
 
-    answer = stack.deliver(params, "post-form")
+    answer = stack.deliver(params, "post-form", browser=browser)
 
     assert answer.status == 400, answer.body
     assert answer.content_type == "text/html"
@@ -249,10 +403,11 @@ def test_the_customers_refusal_is_a_400_page(stack: RunningStack, sage: Emulator
 
 def test_sage_refusing_the_exchange_is_a_502_page(stack: RunningStack, sage: Emulator) -> None:
     tenant, customer = names("exchange-refused")
-    params = sage.approve(stack.start_pairing(tenant, customer), folders=["SEED"])
+    browser = stack.start_browser(tenant, customer)
+    params = sage.approve(browser.authorise_url, folders=["SEED"])
     sage.fail_next("code", status=403, body={"message": "The request has expired."})
 
-    answer = stack.deliver(params, "post-form")
+    answer = stack.deliver(params, "post-form", browser=browser)
 
     assert answer.status == 502, answer.body
     assert answer.content_type == "text/html"
@@ -266,14 +421,14 @@ def test_pairing_again_keeps_the_old_tokens_until_the_new_callback(
 ) -> None:
     tenant, customer = names("repair")
     stack.pair(tenant, customer, folders=["SEED"])
-    link = stack.start_pairing(tenant, customer)
+    browser = stack.start_browser(tenant, customer)
 
     still = stack.call("GET", f"/tenants/{tenant}/folders")
     assert still.status == 200, still.body
     assert folder_names(still.json()) == ["SEED"]
     assert stack.call("GET", f"/tenants/{tenant}").json()["status"] == "active"
 
-    page = stack.deliver(sage.approve(link, folders=["X3", "DEMO"]), "post-form")
+    page = stack.deliver(sage.approve(browser.authorise_url, folders=["X3", "DEMO"]), browser=browser)
     assert page.status == 200, page.body
     assert stack.call("GET", f"/tenants/{tenant}").json()["folders"] == ["X3", "DEMO"]
     assert folder_names(stack.call("GET", f"/tenants/{tenant}/folders").json()) == ["X3", "DEMO"]
@@ -406,19 +561,22 @@ def test_junk_pairing_requests_are_bad_requests(stack: RunningStack, body: bytes
 
 def test_a_replayed_callback_never_exchanges_twice(stack: RunningStack, sage: Emulator) -> None:
     tenant, customer = names("replay")
-    params = sage.approve(stack.start_pairing(tenant, customer), folders=["SEED"])
-    first = stack.deliver(params, "post-form")
+    browser = stack.start_browser(tenant, customer)
+    params = sage.approve(browser.authorise_url, folders=["SEED"])
+    first = stack.deliver(params, "post-form", browser=browser)
     assert first.status == 200, first.body
 
     for form in ("post-form", "get-authorizationCode", "post-json"):
-        replay = stack.deliver(params, form)
+        # From the browser that paired: the same success page again (a reload), whatever the form.
+        replay = stack.deliver(params, form, browser=browser)
+        assert replay.status == 200, (form, replay.body)
         assert replay.content_type == "text/html"
-        # The contract allows the same success page again or a 400; never a second exchange.
-        if replay.status == 200:
-            success_page_shows(replay.text, tenant, ["SEED"])
-        else:
-            assert replay.status == 400, replay.body
-            assert "Pairing failed" in replay.text
+        success_page_shows(replay.text, tenant, ["SEED"])
+        # From anywhere else: a failure page that shows nothing of the pairing.
+        elsewhere = stack.deliver(params, form)
+        assert elsewhere.status == 400, (form, elsewhere.body)
+        assert page_message(elsewhere) == FAILURE_SENTENCES["browser_mismatch"]
+        assert tenant not in elsewhere.text and "SEED" not in elsewhere.text
     assert sage.count("code") == 1
     assert stack.call("GET", f"/tenants/{tenant}/folders").status == 200
 
@@ -437,11 +595,12 @@ def test_a_callback_endpoint_off_the_allow_list_is_refused(
     stack: RunningStack, sage: Emulator, endpoint: str
 ) -> None:
     tenant, customer = names("offlist")
-    params = sage.approve(stack.start_pairing(tenant, customer), folders=["SEED"])
+    browser = stack.start_browser(tenant, customer)
+    params = sage.approve(browser.authorise_url, folders=["SEED"])
     params["endpoint"] = endpoint.format(us=sage.base_url("us-prod"), eu=sage.base_url("eu-prod"))
     sage.clear_requests()
 
-    answer = stack.deliver(params, "post-form")
+    answer = stack.deliver(params, "post-form", browser=browser)
 
     assert answer.status == 400, answer.body
     assert answer.content_type == "text/html"

@@ -1,5 +1,6 @@
-"""A person pairs in a real browser: headless Chromium (Debian's) walks the pairing link that `make run`
-printed through the embedded emulator's consent page and back to the stack's `/callback`.
+"""A person pairs in a real browser: headless Chromium (Debian's) opens the pairing link that `make run`
+printed, is sent on (303) to the embedded emulator's consent page, and comes back to the stack's
+`/callback` with the `__Host-` cookie the link set, as the callback requires.
 
 The stack runs with plain `make run` settings (no SAGE_X3_URL: the emulator is embedded). Full-page
 screenshots land in test-artifacts/screenshots/.
@@ -7,14 +8,18 @@ screenshots land in test-artifacts/screenshots/.
 
 from __future__ import annotations
 
+import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
-from tests.e2e.conftest import SCREENSHOTS, RunningStack, running_stack
+from tests.e2e.conftest import HOST, SCREENSHOTS, RunningStack, running_stack
+from x3link.browser_binding import COOKIE_PREFIX
+from x3link.pages import FAILURE_SENTENCES
 
 pytestmark = pytest.mark.browser
 
@@ -29,6 +34,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TIMEOUT_MS = 15_000
+# Sage X3's authorise page, wherever the emulator serves it on this machine.
+AUTHORISE = re.compile(rf"^http://{re.escape(HOST)}:\d+/v1/token/authorise\?")
 
 
 def chromium_path() -> str:
@@ -50,8 +57,8 @@ def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStac
 
 
 @pytest.fixture
-def page(tmp_path: Path) -> Iterator[Any]:
-    """A fresh Chromium profile and one page in it."""
+def new_browser(tmp_path: Path) -> Iterator[Callable[[], Any]]:
+    """Opens a browser of its own (a fresh Chromium profile: its own cookies) and gives a page in it."""
     executable = chromium_path()
     try:
         from playwright.sync_api import sync_playwright
@@ -60,18 +67,31 @@ def page(tmp_path: Path) -> Iterator[Any]:
             "Playwright is missing: run `make test`, which installs requirements-dev.txt", pytrace=False
         )
     with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=executable,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1000, "height": 700},
-        )
-        try:
+        contexts: list[Any] = []
+
+        def open_page() -> Any:
+            context = playwright.chromium.launch_persistent_context(
+                str(tmp_path / f"chromium-profile-{len(contexts)}"),
+                executable_path=executable,
+                headless=True,
+                args=CHROMIUM_ARGS,
+                viewport={"width": 1000, "height": 700},
+            )
+            contexts.append(context)
             context.set_default_timeout(TIMEOUT_MS)
-            yield context.new_page()
+            return context.new_page()
+
+        try:
+            yield open_page
         finally:
-            context.close()
+            for context in contexts:
+                context.close()
+
+
+@pytest.fixture
+def page(new_browser: Callable[[], Any]) -> Any:
+    """The person's browser, and one page in it."""
+    return new_browser()
 
 
 def screenshot(page: Any, name: str) -> Path:
@@ -82,34 +102,80 @@ def screenshot(page: Any, name: str) -> Path:
     return target
 
 
-def open_consent_page(page: Any, link: str, customer: str) -> None:
+def open_consent_page(page: Any, pairing_url: str, customer: str) -> None:
+    """Open the pairing link: its 303 (with the binding cookie) leads on to Sage X3's consent page."""
     from playwright.sync_api import expect
 
-    answer = page.goto(link)
+    answer = page.goto(pairing_url)
     assert answer is not None and answer.status == 200
+    assert AUTHORISE.match(answer.request.url), answer.request.url
+    opening = answer.request.redirected_from
+    assert opening is not None and opening.url == pairing_url
+    assert opening.response() is not None and opening.response().status == 303
     expect(page.locator("h1")).to_have_text("Pending application approval")
     expect(page.locator("#customer")).to_have_text(customer)
     expect(page.locator('input[type="checkbox"][name="folder"]')).to_have_count(3)  # SEED, X3, DEMO
+
+
+def binding_cookie(page: Any, stack: RunningStack) -> dict[str, Any]:
+    """The one binding cookie the browser keeps for the stack, as Chromium stored it."""
+    kept = [cookie for cookie in page.context.cookies(stack.api_url) if cookie["name"].startswith("__Host-")]
+    assert len(kept) == 1, page.context.cookies()
+    return dict(kept[0])
+
+
+def accept(page: Any, stack: RunningStack, folders: list[str], expected_status: int = 200) -> Any:
+    """Tick `folders`, Accept: the emulator's page POSTs the callback back to the stack. That request."""
+    for folder in folders:
+        page.check(f'input[name="folder"][value="{folder}"]')
+    with page.expect_response(lambda response: response.url == stack.redirect_uri) as arrived:
+        page.get_by_role("button", name="Accept").click()
+    callback = arrived.value
+    assert callback.request.method == "POST"  # the emulator's auto-submitted form
+    assert callback.status == expected_status
+    page.wait_for_url(stack.redirect_uri, wait_until="load")
+    return callback
+
+
+def expect_success_page(page: Any, tenant: str, folders: list[str]) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.locator("h1")).to_have_text("Pairing complete")
+    expect(page.locator("#tenant")).to_have_text(tenant)
+    expect(page.locator("#folders li")).to_have_text(folders)
+
+
+def expect_failure_page(page: Any, sentence: str) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.locator("h1")).to_have_text("Pairing failed")
+    expect(page.locator("#message")).to_have_text(sentence)
 
 
 def test_a_person_pairs_the_demo_tenant_in_a_browser(demo_stack: RunningStack, page: Any) -> None:
     from playwright.sync_api import expect
 
     open_consent_page(page, demo_stack.pairing_link(), "https://x3.demo.example")
+    # Chromium kept the `__Host-` cookie the link set over plain http: 127.0.0.1 is a loopback host, a
+    # "potentially trustworthy" origin, which Chromium lets set and receive Secure cookies (any other
+    # http host would have the cookie refused).
+    cookie = binding_cookie(page, demo_stack)
+    assert cookie["name"].startswith(COOKIE_PREFIX)
+    assert (cookie["domain"], cookie["path"]) == (HOST, "/")
+    assert (cookie["secure"], cookie["httpOnly"], cookie["sameSite"]) == (True, True, "None")
+    assert cookie["expires"] > 0  # Max-Age: a persistent cookie, not a session one
     page.check('input[name="folder"][value="SEED"]')
     page.check('input[name="folder"][value="X3"]')
     expect(page.locator('input[name="folder"]:checked')).to_have_count(2)
     screenshot(page, "consent.png")
 
-    with page.expect_response(lambda response: response.url == demo_stack.redirect_uri) as arrived:
-        page.get_by_role("button", name="Accept").click()
-    callback = arrived.value
-    assert callback.request.method == "POST"  # the emulator's auto-submitted form
-    assert callback.status == 200
-    page.wait_for_url(demo_stack.redirect_uri, wait_until="load")
-    expect(page.locator("h1")).to_have_text("Pairing complete")
-    expect(page.locator("#tenant")).to_have_text("demo")
-    expect(page.locator("#folders li")).to_have_text(["SEED", "X3"])
+    callback = accept(page, demo_stack, [])
+    # The auto-submitted POST from the emulator's origin (another port of 127.0.0.1: same site,
+    # another origin) carried the cookie.
+    sent = callback.request.all_headers()
+    assert f"{cookie['name']}={cookie['value']}" in sent.get("cookie", ""), sent
+    assert sent.get("sec-fetch-site") == "same-site", sent
+    expect_success_page(page, "demo", ["SEED", "X3"])
     screenshot(page, "success.png")
 
     folders = demo_stack.call("GET", "/tenants/demo/folders")
@@ -117,12 +183,91 @@ def test_a_person_pairs_the_demo_tenant_in_a_browser(demo_stack: RunningStack, p
     assert [folder["name"] for folder in folders.json()["folders"]] == ["SEED", "X3"]
 
 
+def test_the_cookie_goes_with_a_cross_site_post_from_sage(demo_stack: RunningStack, page: Any) -> None:
+    """Sage X3 is another site than the app, so its auto-submitted callback POST is cross-site: only a
+    `SameSite=None` cookie goes with it. The emulator shares the stack's host (127.0.0.1), so the person
+    goes on at the same consent page named http://localhost, another site, as Sage's would be."""
+    customer = "https://x3.cross-site.example"
+    open_consent_page(page, demo_stack.start_pairing("cross-site", customer), customer)
+    cookie = binding_cookie(page, demo_stack)
+    other_site = page.url.replace(f"http://{HOST}:", "http://localhost:", 1)
+    assert urlsplit(other_site).hostname == "localhost"
+    answer = page.goto(other_site)
+    assert answer is not None and answer.status == 200
+    assert page.locator("#customer").inner_text() == customer
+
+    callback = accept(page, demo_stack, ["DEMO"])
+
+    sent = callback.request.all_headers()
+    assert sent.get("sec-fetch-site") == "cross-site", sent
+    assert f"{cookie['name']}={cookie['value']}" in sent.get("cookie", ""), sent
+    expect_success_page(page, "cross-site", ["DEMO"])
+    described = demo_stack.call("GET", "/tenants/cross-site")
+    assert described.status == 200, described.body
+    assert described.json()["folders"] == ["DEMO"]
+
+
+def test_the_success_page_reloaded_shows_pairing_complete_again(demo_stack: RunningStack, page: Any) -> None:
+    customer = "https://x3.reloading.example"
+    open_consent_page(page, demo_stack.start_pairing("reloading", customer), customer)
+    accept(page, demo_stack, ["SEED"])
+    expect_success_page(page, "reloading", ["SEED"])
+    paired = demo_stack.call("GET", "/tenants/reloading").json()
+
+    answer = page.reload()  # the browser posts the same callback again, with its cookie
+
+    assert answer is not None and answer.status == 200
+    assert answer.request.method == "POST"
+    expect_success_page(page, "reloading", ["SEED"])
+    screenshot(page, "success-reloaded.png")
+    assert demo_stack.call("GET", "/tenants/reloading").json() == paired  # nothing exchanged or stored again
+
+
+def test_a_pairing_link_opened_a_second_time_shows_the_failure_page(
+    demo_stack: RunningStack, page: Any
+) -> None:
+    customer = "https://x3.twice.example"
+    pairing_url = demo_stack.start_pairing("twice", customer)
+    open_consent_page(page, pairing_url, customer)
+
+    answer = page.goto(pairing_url)
+
+    assert answer is not None and answer.status == 404
+    assert page.url == pairing_url  # no redirect this time
+    expect_failure_page(page, FAILURE_SENTENCES["pairing_link_invalid"])
+    screenshot(page, "link-opened-twice.png")
+    assert demo_stack.call("GET", "/tenants/twice").status == 404
+
+
+def test_a_callback_replayed_in_another_browser_shows_the_browser_mismatch(
+    demo_stack: RunningStack, page: Any, new_browser: Callable[[], Any]
+) -> None:
+    customer = "https://x3.replayed.example"
+    open_consent_page(page, demo_stack.start_pairing("replayed", customer), customer)
+    callback = accept(page, demo_stack, ["X3"])
+    params = callback.request.post_data  # what Sage X3 sent this browser back with
+    assert params and "state=" in params
+    leaked = f"{demo_stack.redirect_uri}?{params}"  # the callback, as a URL someone copied
+
+    elsewhere = new_browser()
+    assert elsewhere.context.cookies(demo_stack.api_url) == []
+    answer = elsewhere.goto(leaked)
+
+    assert answer is not None and answer.status == 400
+    expect_failure_page(elsewhere, FAILURE_SENTENCES["browser_mismatch"])
+    assert "replayed" not in elsewhere.content() and "X3</li>" not in elsewhere.content()
+    screenshot(elsewhere, "callback-in-another-browser.png")
+    # The same URL in the browser that paired is a reload: the success page again.
+    again = page.goto(leaked)
+    assert again is not None and again.status == 200
+    expect_success_page(page, "replayed", ["X3"])
+
+
 def test_a_person_rejects_in_a_browser(demo_stack: RunningStack, page: Any) -> None:
     from playwright.sync_api import expect
 
     customer = "https://x3.rejecting.example"
-    link = demo_stack.start_pairing("rejecting", customer)
-    open_consent_page(page, link, customer)
+    open_consent_page(page, demo_stack.start_pairing("rejecting", customer), customer)
 
     with page.expect_response(lambda response: response.url == demo_stack.redirect_uri) as arrived:
         page.get_by_role("button", name="Reject").click()
@@ -130,9 +275,8 @@ def test_a_person_rejects_in_a_browser(demo_stack: RunningStack, page: Any) -> N
     assert callback.request.method == "POST"
     assert callback.status == 400
     page.wait_for_url(demo_stack.redirect_uri, wait_until="load")
-    expect(page.locator("h1")).to_have_text("Pairing failed")
     # One fixed sentence for a refusal: the customer's reason, in Sage's words, goes to the log only.
-    expect(page.locator("#message")).to_have_text("Access was not granted in Sage X3, so nothing was paired.")
+    expect_failure_page(page, "Access was not granted in Sage X3, so nothing was paired.")
     expect(page.locator("body")).not_to_contain_text("rejected")
     screenshot(page, "rejected.png")
 

@@ -1,5 +1,6 @@
-"""Fixtures of the local-stack tests: the local credentials, and a gateway serving fake functions on
-an ephemeral port, so gateway behaviour is tested apart from the real handlers."""
+"""Fixtures of the local-stack tests: the local credentials, a gateway serving fake functions on an
+ephemeral port, so gateway behaviour is tested apart from the real handlers, and a browser's opening of a
+pairing link."""
 
 from __future__ import annotations
 
@@ -10,13 +11,17 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from local import sigv4
 from local.gateway import Gateway
 from local.template import ROOT, Route
+
+if TYPE_CHECKING:
+    from local.stack import LocalStack
 
 CREDENTIALS = sigv4.Credentials("testing", "testing", "us-east-1")
 FAKE_ROUTES = [
@@ -113,6 +118,16 @@ def run_module(
         timeout=timeout,
         check=False,
     )
+
+
+def open_pairing_link(stack: LocalStack, pairing_url: str) -> tuple[str, dict[str, str]]:
+    """Open a pairing link as a browser does (GET, unsigned): where the 303 sends it (Sage X3's authorise
+    URL), and the `Cookie` header that browser then sends back with the callback."""
+    assert pairing_url.startswith(f"{stack.api_url}/pair/"), pairing_url
+    opened = stack.call("GET", urlsplit(pairing_url).path, signed=False)
+    assert opened.status == 303, opened.body
+    headers = {name.lower(): value for name, value in opened.headers.items()}
+    return headers["location"], {"Cookie": headers["set-cookie"].split(";")[0]}
 
 
 @pytest.fixture

@@ -255,3 +255,15 @@ class TestCurlSigV4:
         assert json.loads(completed.stdout) == {
             "message": "Credential should be scoped to a valid region, not 'eu-west-1'. "
         }
+
+
+def test_the_request_log_names_the_route_never_the_path_or_the_query(fake_api: FakeApi) -> None:
+    """As API Gateway's access log: a pairing link's id sits in its path, a callback's code in its query."""
+    reply = fake_api.request("GET", "/things/secret-in-path?code=secret-in-query", sign_with=CREDENTIALS)
+    assert reply.status == 200
+    deadline = time.monotonic() + 5  # the gateway logs a request after it has answered it
+    while not any(" -> 200 " in line for line in fake_api.log) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    lines = [line for line in fake_api.log if " -> 200 " in line]
+    assert lines == [lines[0]] and lines[0].startswith("GET /things/{thing} -> 200"), fake_api.log
+    assert not any("secret" in line for line in fake_api.log)

@@ -12,6 +12,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 
 from local.stack import LocalStack, StackSettings
+from tests.local.conftest import open_pairing_link
 from x3link import wiring
 
 pytestmark = pytest.mark.e2e
@@ -46,12 +47,13 @@ def test_pairing_and_deletion_are_printed_as_they_happen(running: tuple[LocalSta
         "POST", "/pairings", json_body={"tenant": "shown", "customer": "https://x3.shown.example"}
     )
     assert started.status == 201, started.body
-    callback = stack.emulator.approve(started.json()["authorization_url"], folders=["SEED"])
+    link, cookie = open_pairing_link(stack, started.json()["pairing_url"])
+    callback = stack.emulator.approve(link, folders=["SEED"])
     answer = stack.call(
         "POST",
         "/callback",
         body=urlencode(callback).encode(),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        headers={"Content-Type": "application/x-www-form-urlencoded", **cookie},
         signed=False,
     )
     assert answer.status == 200, answer.body

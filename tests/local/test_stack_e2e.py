@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -22,7 +24,7 @@ from aws_lambda_powertools.utilities import parameters
 from local import ports
 from local.stack import LocalStack, StackSettings
 from local.template import ROOT
-from tests.local.conftest import run_module
+from tests.local.conftest import open_pairing_link, run_module
 from x3link import wiring
 
 pytestmark = pytest.mark.e2e
@@ -45,7 +47,7 @@ def test_a_pairing_goes_round_through_the_emulator(local_stack: LocalStack) -> N
         "POST", "/pairings", json_body={"tenant": "round", "customer": "https://x3.round.example"}
     )
     assert started.status == 201, started.body
-    link = started.json()["authorization_url"]
+    link, cookie = open_pairing_link(local_stack, started.json()["pairing_url"])
     assert link.startswith(f"{local_stack.sage_x3_url}/token/authorise?")
     assert parse_qs(urlsplit(link).query)["redirect_uri"] == [local_stack.redirect_uri]
 
@@ -54,7 +56,7 @@ def test_a_pairing_goes_round_through_the_emulator(local_stack: LocalStack) -> N
         "POST",
         "/callback",
         body=urlencode(callback).encode(),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        headers={"Content-Type": "application/x-www-form-urlencoded", **cookie},
         signed=False,
     )
     assert answer.status == 200, answer.body
@@ -80,6 +82,18 @@ def test_the_regional_endpoint_is_allowed(local_stack: LocalStack) -> None:
     assert local_stack.emulator_urls["us-prod"] in local_stack.allowed_endpoints
     assert os.environ["SAGE_X3_ALLOWED_ENDPOINTS"] == ",".join(local_stack.allowed_endpoints)
     assert os.environ["AWS_ENDPOINT_URL"] == local_stack.aws_endpoint_url
+
+
+def _get(port: int, path: str) -> http.client.HTTPResponse:
+    """An unsigned GET, its redirect not followed; the response, read."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        return response
+    finally:
+        connection.close()
 
 
 def _lines(stream: object, sink: queue.Queue[str]) -> None:
@@ -120,7 +134,16 @@ def test_make_run_then_make_invoke(tmp_path: Path) -> None:
         ready = _wait_for(lines, "Ready", seen)
         assert f"http://127.0.0.1:{api_port}" in ready
         output = "".join(seen)
-        assert f"redirect_uri=http%3A%2F%2F127.0.0.1%3A{api_port}%2Fcallback" in output
+        printed = re.search(rf"^  (http://127\.0\.0\.1:{api_port}/pair/\S+)$", output, re.M)
+        assert printed, output
+        assert "It opens once, in one browser, until " in output
+        # The printed link opens (once) on to the emulator, with the redirect URI on the real port.
+        opened = _get(api_port, urlsplit(printed.group(1)).path)
+        assert opened.status == 303
+        location = opened.getheader("Location") or ""
+        assert parse_qs(urlsplit(location).query)["redirect_uri"] == [f"http://127.0.0.1:{api_port}/callback"]
+        assert (opened.getheader("Set-Cookie") or "").startswith("__Host-")
+        assert _get(api_port, urlsplit(printed.group(1)).path).status == 404
         curl_example = 'curl --aws-sigv4 "aws:amz:us-east-1:execute-api" --user testing:testing'
         assert f"{curl_example} http://127.0.0.1:{api_port}/tenants/demo" in output
         assert json.loads(stack_file.read_text())["pid"] == process.pid

@@ -25,6 +25,7 @@ class Answer:
     status: int
     headers: dict[str, str]
     body: str
+    set_cookies: tuple[str, ...] = ()
 
     @property
     def json(self) -> Any:
@@ -61,9 +62,17 @@ def call(
     context = for_function(route.function, region="us-east-1", account_id=STAGE.account_id)
     result = tpl.load_handler(route.function)(event, context)
     result_headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
+    set_cookies: list[str] = []
     for key, values in (result.get("multiValueHeaders") or {}).items():
         result_headers[key.lower()] = values[-1]
-    return Answer(status=result["statusCode"], headers=result_headers, body=result.get("body") or "")
+        if key.lower() == "set-cookie":
+            set_cookies.extend(values)
+    return Answer(
+        status=result["statusCode"],
+        headers=result_headers,
+        body=result.get("body") or "",
+        set_cookies=tuple(set_cookies),
+    )
 
 
 def invoke(logical_id: str, event: dict[str, Any]) -> Any:

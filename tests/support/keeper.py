@@ -24,9 +24,11 @@ T = TypeVar("T")
 
 
 def stored(tenant: str) -> Pairing:
-    pairing = wiring.token_store().get(tenant)
+    """The tenant's pairing as the table holds it, its sealed tokens opened as the functions open them."""
+    store = wiring.token_store()
+    pairing = store.get(tenant)
     assert pairing is not None, tenant
-    return pairing
+    return store.open(pairing)
 
 
 def worker() -> TokenKeeper:
@@ -45,6 +47,7 @@ def keeper(**timing: Any) -> TokenKeeper:
     own = (
         wiring.token_keeper,
         wiring.token_store,
+        wiring.token_sealer,
         wiring.token_rescue,
         wiring.app_breaker,
         wiring.credentials_source,

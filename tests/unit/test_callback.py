@@ -13,6 +13,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -25,7 +26,7 @@ from local.aws_resources import Stack
 from local.lambda_context import for_function
 from local.sagex3_emulator import Customer, Emulator
 from tests.support.api import SIGNED, STAGE, Answer, call
-from tests.support.sage import start_pairing
+from tests.support.sage import open_link, start_pairing
 from x3link import wiring
 from x3link.pages import FAILURE_SENTENCES, error_page, failure_page, success_page
 
@@ -42,15 +43,40 @@ for _function in ("PairingStartFunction", "CallbackFunction", "TenantsFunction",
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+# The test's one browser: a pairing link it opened leaves a cookie, sent with every callback it delivers.
+BROWSER: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_browser() -> Iterator[None]:
+    BROWSER.clear()
+    yield
+    BROWSER.clear()
+
+
+def _cookies() -> dict[str, str]:
+    return {"Cookie": "; ".join(f"{k}={v}" for k, v in BROWSER.items())} if BROWSER else {}
+
+
+def _callback(method: str, **kwargs: Any) -> Answer:
+    """A callback delivered by the test's browser (with its cookies)."""
+    headers = {**kwargs.pop("headers", {}), **_cookies()}
+    return call(method, "/callback", headers=headers, **kwargs)
+
+
 def _post_form(params: dict[str, str]) -> Answer:
-    return call("POST", "/callback", body=urlencode(params), headers=FORM)
+    return _callback("POST", body=urlencode(params), headers=FORM)
 
 
 def _post_form_base64(params: dict[str, str]) -> Answer:
     """A form body as API Gateway hands it over when the API treats the media type as binary."""
     route = next(r for r in tpl.routes() if r.method == "POST" and r.path == "/callback")
     request = HttpRequest(
-        method="POST", raw_path="/callback", raw_query="", headers=list(FORM.items()), body=b""
+        method="POST",
+        raw_path="/callback",
+        raw_query="",
+        headers=list({**FORM, **_cookies()}.items()),
+        body=b"",
     )
     event = build_event(request, resource=route.path, path_parameters={}, stage=STAGE, caller=SIGNED)
     event["body"] = base64.b64encode(urlencode(params).encode()).decode("ascii")
@@ -63,8 +89,11 @@ def _post_form_base64(params: dict[str, str]) -> Answer:
     return Answer(status=result["statusCode"], headers=headers, body=result.get("body") or "")
 
 
-def _link(tenant: str, customer: str = ACME) -> str:
-    return start_pairing(tenant, customer)["authorization_url"]
+def _link(tenant: str, customer: str = ACME, **extra: Any) -> str:
+    """Start a pairing and open its link in the test's browser: where Sage's consent page is."""
+    browser = open_link(start_pairing(tenant, customer, **extra)["pairing_url"])
+    BROWSER.update(browser.cookies)
+    return browser.authorise_url
 
 
 def _tenant(tenant: str) -> Answer:
@@ -122,14 +151,14 @@ def _access_tokens_used(sage: Emulator) -> list[str]:
 def _as_get_with_code(params: dict[str, str]) -> Answer:
     query = dict(params)
     query["code"] = query.pop("authorizationCode")
-    return call("GET", "/callback", query=query)
+    return _callback("GET", query=query)
 
 
 CALLBACK_SHAPES = {
-    "GET query, authorizationCode": lambda params: call("GET", "/callback", query=params),
+    "GET query, authorizationCode": lambda params: _callback("GET", query=params),
     "GET query, code": _as_get_with_code,
     "POST form": _post_form,
-    "POST JSON": lambda params: call("POST", "/callback", json_body=params),
+    "POST JSON": lambda params: _callback("POST", json_body=params),
     "POST form, base64-encoded body": _post_form_base64,
 }
 
@@ -282,7 +311,7 @@ def test_json_callback_endpoint_that_is_not_a_string_is_refused(sage: Emulator, 
     sage.add_customer(Customer(GLOBEX, ["SEED"], region="us-prod"))
     params = sage.approve(_link("globex", GLOBEX))
     for endpoint in ({"url": params["endpoint"]}, [params["endpoint"]], 1):
-        answer = call("POST", "/callback", json_body={**params, "endpoint": endpoint})
+        answer = _callback("POST", json_body={**params, "endpoint": endpoint})
         assert answer.status == 400, (endpoint, answer.body)
         assert _is_html(answer)
     assert sage.count("code") == 0
@@ -344,7 +373,7 @@ def test_missing_code_is_refused_and_keeps_the_state(sage: Emulator, stack: Stac
 
 
 def test_empty_callback_is_refused(sage: Emulator, stack: Stack) -> None:
-    for answer in (call("GET", "/callback"), call("POST", "/callback", body="", headers=FORM)):
+    for answer in (_callback("GET"), _callback("POST", body="", headers=FORM)):
         assert answer.status == 400
         assert _is_html(answer)
     assert sage.requests == []
@@ -374,7 +403,7 @@ def test_customer_refusal_is_a_400_and_spends_the_state(sage: Emulator, stack: S
 def test_error_callback_in_the_query_string_is_a_refusal(sage: Emulator, stack: Stack) -> None:
     link = _link("acme")
     state = sage.approve(link)["state"]
-    answer = call("GET", "/callback", query={"state": state, "error": "access_denied", "statusCode": "403"})
+    answer = _callback("GET", query={"state": state, "error": "access_denied", "statusCode": "403"})
     assert answer.status == 400
     assert _page_message(answer) == FAILURE_SENTENCES["authorisation_denied"]
     assert "access_denied" not in answer.body
@@ -426,7 +455,7 @@ def test_replayed_callback_never_exchanges_twice(sage: Emulator, stack: Stack) -
         TableName=stack.refs["PairingsTable"], Key={"tenant": {"S": "acme"}}
     )["Item"]
 
-    for replay in (_post_form(params), call("GET", "/callback", query=params)):
+    for replay in (_post_form(params), _callback("GET", query=params)):
         assert replay.status == 400 or replay.body == first.body
         assert _is_html(replay)
 

@@ -7,7 +7,6 @@ import time
 from datetime import datetime
 from typing import Any
 
-import boto3
 import pytest
 import urllib3
 
@@ -16,6 +15,7 @@ from local.aws_resources import Stack
 from local.sagex3_emulator import Emulator
 from tests.support.api import Answer, call
 from tests.support.events import lifecycle_events
+from tests.support.keeper import stored
 from tests.support.sage import pair
 from x3link import wiring
 
@@ -33,10 +33,11 @@ def _epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def _item(stack: Stack, tenant: str = "acme") -> dict[str, Any]:
-    return boto3.client("dynamodb").get_item(
-        TableName=stack.refs["PairingsTable"], Key={"tenant": {"S": tenant}}, ConsistentRead=True
-    )["Item"]
+def _access_token(tenant: str = "acme") -> str:
+    """The access token stored for the tenant (sealed in the table: opened as the functions open it)."""
+    token = stored(tenant).access_token
+    assert token
+    return token
 
 
 def _bearers(sage: Emulator) -> list[str]:
@@ -63,7 +64,7 @@ def test_folders_are_exactly_what_sage_returns_for_the_grant(sage: Emulator, sta
     assert answer.status == 200, answer.body
     assert answer.headers["content-type"].startswith("application/json")
     # What Sage itself answers to the same token, fetched independently
-    token = _item(stack)["access_token"]["S"]
+    token = _access_token()
     direct = urllib3.request(
         "GET", f"{sage.base_url('eu-prod')}/folders", headers={"Authorization": f"Bearer {token}"}
     )
@@ -188,7 +189,7 @@ def test_token_close_to_expiry_is_refreshed_before_the_query(sage: Emulator, sta
     assert sage.count("refresh") == 1
     assert sage.count("folders") == 1
     (used,) = _bearers(sage)
-    assert used == _item(stack)["access_token"]["S"]
+    assert used == _access_token()
     names = [entry["route"] for entry in sage.requests if entry["route"] in ("refresh", "folders")]
     assert names == ["refresh", "folders"]  # the refresh came first, the query never saw a 401
 
@@ -203,7 +204,7 @@ def test_fresh_token_is_not_refreshed(sage: Emulator, stack: Stack) -> None:
 
 def test_401_refreshes_once_and_retries_once(sage: Emulator, stack: Stack) -> None:
     pair(sage, "acme", ACME, folders=["X3"])
-    old = _item(stack)["access_token"]["S"]
+    old = _access_token()
     sage.invalidate_access_tokens()
 
     answer = _folders()
@@ -216,7 +217,7 @@ def test_401_refreshes_once_and_retries_once(sage: Emulator, stack: Stack) -> No
     assert names == ["folders", "refresh", "folders"]
     first, second = _bearers(sage)
     assert first == old
-    assert second == _item(stack)["access_token"]["S"]
+    assert second == _access_token()
     # the rotated refresh token was stored: the next refresh still works
     sage.invalidate_access_tokens()
     assert _folders().status == 200
@@ -262,7 +263,7 @@ def test_expiry_comes_from_the_jwt_when_expires_in_is_missing(sage: Emulator, st
 
 def test_sage_messages_are_scrubbed_of_anything_token_shaped(sage: Emulator, stack: Stack) -> None:
     pair(sage, "scrub")
-    token = _item(stack, "scrub")["access_token"]["S"]
+    token = _access_token("scrub")
     sage.fail_next("folders", status=500, count=3, body={"message": f"bad token {token} and sk_{'x' * 30}"})
 
     answer = call("GET", "/tenants/scrub/folders")

@@ -26,7 +26,7 @@ from tests.support.api import call
 from tests.support.aws_faults import ERROR, AwsCalls, Call, Fault
 from tests.support.iam import Request, Resources, allowed, inline_statements
 from tests.support.keeper import keeper, put_credentials, stored, sweep, tune
-from tests.support.sage import pair
+from tests.support.sage import callback, pair, start_browser
 
 CUSTOMER = "https://x3.acme.example"
 LOAD_HANDLER = tpl.load_handler
@@ -77,7 +77,11 @@ def poison(stack: Stack) -> None:
 
 # ---------------------------------------------------------------------- the flows
 def flow_pairing(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
-    pair(sage, "acme", CUSTOMER)
+    browser = start_browser("acme", CUSTOMER)
+    params = sage.approve(browser.authorise_url)
+    assert callback(params).status == 400  # another browser: the state is read back to say why
+    assert callback(params, browser).status == 200
+    assert callback(params, browser).status == 200  # a reload
 
 
 def flow_describe_and_delete(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
@@ -202,17 +206,21 @@ FLOWS: dict[str, tuple[Flow, dict[str, set[str]]]] = {
         flow_pairing,
         {
             "PairingStartFunction": {"dynamodb:PutItem", "secretsmanager:GetSecretValue"},
-            "CallbackFunction": {"dynamodb:DeleteItem", "dynamodb:UpdateItem"},
+            "PairLinkFunction": {"dynamodb:DeleteItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue"},
+            "CallbackFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "kms:GenerateDataKey"},
         },
     ),
     "describe-and-delete": (
         flow_describe_and_delete,
         {"TenantsFunction": {"dynamodb:GetItem", "dynamodb:DeleteItem"}},
     ),
-    "folders-fresh-token": (flow_folders_fresh_token, {"FoldersFunction": {"dynamodb:BatchGetItem"}}),
+    "folders-fresh-token": (
+        flow_folders_fresh_token,
+        {"FoldersFunction": {"dynamodb:BatchGetItem", "kms:Decrypt"}},  # opens the sealed tokens
+    ),
     "folders-401-then-refresh": (
         flow_folders_401_then_refresh,
-        {"FoldersFunction": {"dynamodb:UpdateItem", "secretsmanager:GetSecretValue"}},
+        {"FoldersFunction": {"dynamodb:UpdateItem", "secretsmanager:GetSecretValue", "kms:Decrypt"}},
     ),
     "folders-refused-grant-drains-rescue": (
         flow_folders_refused_grant_drains_the_rescue_queue,
@@ -261,7 +269,14 @@ FLOWS: dict[str, tuple[Flow, dict[str, set[str]]]] = {
     ),
     "rescue-trigger": (
         flow_rescue_trigger,
-        {"TokenRescueFunction": {"kms:Decrypt", "dynamodb:UpdateItem", "sqs:SendMessage"}},
+        {
+            "TokenRescueFunction": {
+                "kms:Decrypt",
+                "kms:GenerateDataKey",  # seals the rescued tokens it stores
+                "dynamodb:UpdateItem",
+                "sqs:SendMessage",
+            }
+        },
     ),
     "stream-trigger": (flow_stream_trigger, {"PairingEventsFunction": {"events:PutEvents"}}),
 }
@@ -374,6 +389,19 @@ def test_the_judge_holds_each_key_grant_to_its_service_and_context(stack: Stack)
     assert resources.allows(folders, kms("Decrypt", rescue))
     assert not resources.allows(folders, kms("Decrypt"))
     assert not resources.allows(tenants, kms("Decrypt", rescue))  # TenantsFunction opens nothing itself
+    # The pairings' sealed tokens: data keys under this table's context, for the functions that use them.
+    sealed = {"purpose": "pairing-tokens", "table": table, "tenant": "acme"}
+    callback = inline_statements("CallbackFunction", stack)
+    events = inline_statements("PairingEventsFunction", stack)
+    for operation in ("GenerateDataKey", "Decrypt"):
+        assert resources.allows(folders, kms(operation, sealed))
+        assert not resources.allows(folders, kms(operation, {**sealed, "table": f"{table}-other"}))
+        assert not resources.allows(folders, kms(operation, {"purpose": "pairing-tokens", "tenant": "acme"}))
+        assert not resources.allows(tenants, kms(operation, sealed))  # metadata only
+        assert not resources.allows(events, kms(operation, sealed))  # the stream's images stay sealed
+    assert resources.allows(callback, kms("GenerateDataKey", sealed))
+    assert not resources.allows(callback, kms("Decrypt", sealed))  # it seals, and never opens
+    assert not resources.allows(folders, kms("Encrypt", sealed))  # envelope keys only
 
     # The key policy bounds every role: a role that allowed any use of the key gets only what it names.
     everything = [{"Effect": "Allow", "Action": "kms:*", "Resource": resources.arn(key)}]
@@ -382,4 +410,7 @@ def test_the_judge_holds_each_key_grant_to_its_service_and_context(stack: Stack)
     assert not resources.allows(everything, kms("Encrypt", {"purpose": "anything-else"}))
     assert not resources.allows(everything, kms("Decrypt"))
     assert not resources.allows(everything, kms("GenerateDataKey", {"purpose": "token-rescue"}))
+    assert resources.allows(everything, kms("GenerateDataKey", sealed))
+    assert resources.allows(everything, kms("Decrypt", sealed))
+    assert not resources.allows(everything, kms("Encrypt", sealed))
     assert not resources.allows(everything, kms("Decrypt", {"x": "y"}, via="lambda"))

@@ -29,7 +29,8 @@ from local.aws_resources import Stack
 from local.sagex3_emulator import Emulator
 from tests.support.api import Answer, call
 from tests.support.keeper import put_credentials, sweep, tune
-from tests.support.sage import CLIENT_ID, CLIENT_SECRET, pair, start_pairing
+from tests.support.sage import CLIENT_ID, CLIENT_SECRET, pair, start_browser
+from tests.support.sage import callback as deliver_callback
 from x3link import wiring
 from x3link.callback_params import CallbackParams, parse_callback
 from x3link.oauth import ClientCredentials, TokenSet
@@ -131,10 +132,12 @@ def _secrets(sage: Emulator, stack: Stack, extra: set[str]) -> set[str]:
         if token:
             found.add(token)
     items = boto3.client("dynamodb").scan(TableName=stack.refs["PairingsTable"])["Items"]
+    store = wiring.token_store()
     for item in items:
-        for name in ("access_token", "refresh_token"):
-            if name in item and "S" in item[name]:
-                found.add(item[name]["S"])
+        pairing = store.get(item["tenant"]["S"]) if "sealed_tokens" in item else None
+        if pairing is not None:  # the tokens it holds sealed, opened as the functions open them
+            opened = store.open(pairing)
+            found |= {opened.access_token or "", opened.refresh_token or ""}
     # A token cut short (e.g. a message quoting its first characters) must not show either: look for each
     # JWT's payload and signature on their own as well.
     for value in list(found):
@@ -174,20 +177,43 @@ def test_no_secret_in_any_output_of_every_flow(
     codes: set[str] = set()
     sage.configure(refresh_lifetime=3 * 86400)  # every pairing is due at every sweep
 
-    # 1. pairing: start, consent, the callback in each of its shapes (form, JSON, query), the code exchange
+    def consent(
+        tenant: str, customer: str, *, accept: bool = True, folders: list[str] | None = None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """POST /pairings, the browser opens the link, the customer decides at Sage: the callback's
+        parameters, and the browser's Cookie header. Link ids and cookies are secrets too."""
+        created = c.call("POST", "/pairings", json_body={"tenant": tenant, "customer": customer})
+        link_id = created.json["pairing_url"].rsplit("/pair/", 1)[1]
+        opened = c.call("GET", f"/pair/{link_id}")
+        assert opened.status == 303, opened.body
+        # These two answers hand the link to the app and the state and cookie to the browser: that is their
+        # job. Everything else (logs, other answers) must never show them.
+        c.answers.remove(created)
+        c.answers.remove(opened)
+        cookies = dict(header.split(";")[0].split("=", 1) for header in opened.set_cookies)
+        codes.add(link_id)
+        codes.update(cookies.values())
+        url = opened.headers["location"]
+        params = sage.approve(url, folders=folders) if accept else sage.reject(url)
+        codes.update(value for key, value in params.items() if key in ("authorizationCode", "state"))
+        return params, {"Cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}
+
+    # 1. pairing: start, open the link, consent, the callback in each of its shapes (form, JSON, query), the
+    # code exchange; a callback from another browser
     assert c.call("POST", "/pairings", json_body={"tenant": "acme"}).status == 400
-    params = sage.approve(start_pairing("acme", ACME)["authorization_url"], folders=["SEED"])
-    codes |= {params["authorizationCode"], params["state"]}
-    assert c.call("POST", "/callback", body=urlencode(params), headers=FORM).status == 200
-    as_json = sage.approve(start_pairing("hooli", HOOLI)["authorization_url"])
-    codes |= {as_json["authorizationCode"], as_json["state"]}
-    assert c.call("POST", "/callback", json_body=as_json).status == 200
-    in_query = sage.approve(start_pairing("initech", INITECH)["authorization_url"])
-    codes |= {in_query["authorizationCode"], in_query["state"]}
-    assert c.call("GET", "/callback", query=in_query).status == 200
-    # the same callback replayed, and as a GET carrying the code in the query string
-    assert c.call("POST", "/callback", body=urlencode(params), headers=FORM).status == 400
+    params, acme_browser = consent("acme", ACME, folders=["SEED"])
+    assert c.call("POST", "/callback", body=urlencode(params), headers=FORM).status == 400  # no cookie
+    assert c.call("POST", "/callback", body=urlencode(params), headers={**FORM, **acme_browser}).status == 200
+    as_json, browser = consent("hooli", HOOLI)
+    assert c.call("POST", "/callback", json_body=as_json, headers=browser).status == 200
+    in_query, browser = consent("initech", INITECH)
+    assert c.call("GET", "/callback", query=in_query, headers=browser).status == 200
+    # the same callback replayed (the success page again), as a GET, and from another browser
+    assert c.call("POST", "/callback", body=urlencode(params), headers={**FORM, **acme_browser}).status == 200
+    assert c.call("GET", "/callback", query=params, headers=acme_browser).status == 200
     assert c.call("GET", "/callback", query=params).status == 400
+    # the link opened again
+    assert c.call("GET", "/pair/" + "A" * 43).status == 404
 
     # 2. folder queries: plain, after a 401 (refresh and retry), with a token close to expiry
     assert c.call("GET", "/tenants/acme/folders").status == 200
@@ -200,34 +226,31 @@ def test_no_secret_in_any_output_of_every_flow(
     assert c.call("GET", "/tenants/acme").status == 200
 
     # 3. exchange refusals: Sage says no, and an expired code
-    refused = sage.approve(start_pairing("globex", GLOBEX)["authorization_url"])
-    codes |= {refused["authorizationCode"], refused["state"]}
+    refused, browser = consent("globex", GLOBEX)
     sage.fail_next("code", status=403)
-    assert c.call("POST", "/callback", json_body=refused).status == 502
+    assert c.call("POST", "/callback", json_body=refused, headers=browser).status == 502
     sage.configure(code_lifetime=0)
-    expired = sage.approve(start_pairing("globex", GLOBEX)["authorization_url"])
-    codes |= {expired["authorizationCode"], expired["state"]}
-    assert c.call("GET", "/callback", query=expired).status == 502
+    expired, browser = consent("globex", GLOBEX)
+    assert c.call("GET", "/callback", query=expired, headers=browser).status == 502
     sage.configure(code_lifetime=600)
 
     # 4. callbacks refused before any exchange: off-list endpoint, unknown state, customer refusal, and a
     # refusal whose description quotes a code and a state (it is logged, scrubbed, at DEBUG only)
-    offlist = sage.approve(start_pairing("globex", GLOBEX)["authorization_url"])
-    codes |= {offlist["authorizationCode"], offlist["state"]}
+    offlist, browser = consent("globex", GLOBEX)
     bad = {**offlist, "endpoint": "https://evil.example/v1"}
-    assert c.call("POST", "/callback", body=urlencode(bad), headers=FORM).status == 400
-    assert c.call("POST", "/callback", json_body={**offlist, "state": "unknown"}).status == 400
-    rejected = sage.reject(start_pairing("globex", GLOBEX)["authorization_url"])
-    codes.add(rejected["state"])
-    assert c.call("POST", "/callback", body=urlencode(rejected), headers=FORM).status == 400
-    quoting = sage.approve(start_pairing("globex", GLOBEX)["authorization_url"])
-    codes |= {quoting["authorizationCode"], quoting["state"]}
+    assert c.call("POST", "/callback", body=urlencode(bad), headers={**FORM, **browser}).status == 400
+    assert (
+        c.call("POST", "/callback", json_body={**offlist, "state": "unknown"}, headers=browser).status == 400
+    )
+    rejected, browser = consent("globex", GLOBEX, accept=False)
+    assert c.call("POST", "/callback", body=urlencode(rejected), headers={**FORM, **browser}).status == 400
+    quoting, browser = consent("globex", GLOBEX)
     hostile = {
         "state": quoting["state"],
         "error": f"access_denied {quoting['authorizationCode']}",
         "error_description": f"code {quoting['authorizationCode']} for state {quoting['state']}",
     }
-    assert c.call("POST", "/callback", body=urlencode(hostile), headers=FORM).status == 400
+    assert c.call("POST", "/callback", body=urlencode(hostile), headers={**FORM, **browser}).status == 400
 
     # 5. the keep-alive sweep refreshes every pairing
     summary = sweep()
@@ -309,7 +332,7 @@ def test_a_request_is_never_logged_with_an_earlier_requests_tenant(
     assert call("GET", "/callback").status == 400
     lines = [json.loads(line) for line in debug_logs.stream.getvalue().splitlines() if line.startswith("{")]
     assert any(line.get("tenant") == "acme" for line in lines)
-    refused = [line for line in lines if line.get("message") == "Pairing callback refused"]
+    refused = [line for line in lines if line.get("message") == "Page refused"]
     assert refused and all("tenant" not in line for line in refused), refused
 
 
@@ -341,12 +364,16 @@ def test_reprs_hide_tokens(sage: Emulator, stack: Stack) -> None:
     assert CLIENT_ID in repr(credentials)
 
     # The objects the layer really builds, from real tokens
-    params = sage.approve(start_pairing("acme", ACME)["authorization_url"])
+    browser = start_browser("acme", ACME)
+    params = sage.approve(browser.authorise_url)
     parsed = parse_callback({"queryStringParameters": params})
     assert params["authorizationCode"] not in repr(parsed)
-    assert call("POST", "/callback", body=urlencode(params), headers=FORM).status == 200
-    stored = wiring.token_store().get("acme")
-    assert stored is not None and stored.access_token and stored.refresh_token
+    assert deliver_callback(params, browser).status == 200
+    read = wiring.token_store().get("acme")
+    assert read is not None and read.sealed_tokens
+    assert not any(token in repr(read) for token in (read.sealed_tokens.hex(), repr(read.sealed_tokens)))
+    stored = wiring.token_store().open(read)
+    assert stored.access_token and stored.refresh_token
     assert stored.access_token not in repr(stored)
     assert stored.refresh_token not in repr(stored)
     loaded = wiring.client_credentials()

@@ -1,4 +1,6 @@
-"""POST /pairings through the template's route: the consent link, the stored state, and every bad input."""
+"""POST /pairings through the template's route: the pairing link, what it stores, and every bad input.
+
+Opening the link (GET /pair/{id}) and the browser binding: tests/unit/test_pairing_links.py."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from local import template as tpl
 from local.aws_resources import Stack
 from local.sagex3_emulator import Emulator
 from tests.support.api import STAGE, call
-from tests.support.sage import CLIENT_ID
+from tests.support.sage import CLIENT_ID, open_link
 from x3link import wiring
 
 CUSTOMER = "https://x3.acme.example"
@@ -31,9 +33,15 @@ def _states(stack: Stack) -> list[dict[str, Any]]:
     return boto3.client("dynamodb").scan(TableName=table, ConsistentRead=True)["Items"]
 
 
-def _state_of(answer_json: dict[str, Any]) -> str:
-    query = parse_qs(urlsplit(answer_json["authorization_url"]).query)
-    return query["state"][0]
+def _authorise_query(answer_json: dict[str, Any]) -> dict[str, list[str]]:
+    """The query of Sage's authorise URL that opening the answer's pairing link redirects to."""
+    return parse_qs(
+        urlsplit(open_link(answer_json["pairing_url"]).authorise_url).query, keep_blank_values=True
+    )
+
+
+def _link_id(answer_json: dict[str, Any]) -> str:
+    return urlsplit(answer_json["pairing_url"]).path.rsplit("/pair/", 1)[1]
 
 
 def _epoch(iso_text: str) -> float:
@@ -41,17 +49,36 @@ def _epoch(iso_text: str) -> float:
     return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp()
 
 
-def test_created_answer_links_to_the_configured_gateway(sage: Emulator, stack: Stack) -> None:
+def test_created_answer_is_a_pairing_link_on_the_bundles_own_route(sage: Emulator, stack: Stack) -> None:
     before = time.time()
     answer = call("POST", "/pairings", json_body={"tenant": "acme", "customer": CUSTOMER})
 
     assert answer.status == 201, answer.body
     assert answer.headers["content-type"].startswith("application/json")
     body = answer.json
-    assert set(body) == {"tenant", "authorization_url", "expires_at"}
+    assert set(body) == {"tenant", "pairing_url", "expires_at"}
     assert body["tenant"] == "acme"
+    link = urlsplit(body["pairing_url"])
+    assert (link.scheme, link.netloc) == ("https", STAGE.domain_name)
+    assert link.path.startswith("/prod/pair/") and not link.query
+    link_id = _link_id(body)
+    raw = base64.urlsafe_b64decode(link_id + "=" * (-len(link_id) % 4))
+    assert len(raw) * 8 >= 128
+    # Nothing of Sage's URL, nor a state, is in the answer: the app sends the link, the browser opens it.
+    assert sage.base_url("eu-prod") not in answer.body and "state" not in answer.body
 
-    link = urlsplit(body["authorization_url"])
+    # The link opens for 7 days by default (PairingLinkLifetimeHours), in ISO 8601 UTC.
+    expires = _epoch(body["expires_at"])
+    assert before + 7 * 86400 - 2 <= expires <= time.time() + 7 * 86400 + 1
+    offset = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00")).utcoffset()
+    assert offset is not None and offset.total_seconds() == 0
+
+
+def test_opening_the_link_sends_the_browser_to_the_configured_gateway(sage: Emulator, stack: Stack) -> None:
+    body = call("POST", "/pairings", json_body={"tenant": "acme", "customer": CUSTOMER}).json
+    browser = open_link(body["pairing_url"])
+
+    link = urlsplit(browser.authorise_url)
     gateway = urlsplit(sage.base_url("eu-prod"))
     assert (link.scheme, link.netloc, link.path) == (gateway.scheme, gateway.netloc, "/v1/token/authorise")
     query = parse_qs(link.query, keep_blank_values=True)
@@ -60,21 +87,20 @@ def test_created_answer_links_to_the_configured_gateway(sage: Emulator, stack: S
     assert query["scope"] == ["api.dataDelivery"]
     assert query["customer"] == [CUSTOMER]
     assert query["redirect_uri"] == [f"https://{STAGE.domain_name}/prod/callback"]
-
-    expires = _epoch(body["expires_at"])
-    assert before + 600 - 2 <= expires <= time.time() + 600 + 1
-    # ISO 8601 UTC, as the contract says
-    offset = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00")).utcoffset()
-    assert offset is not None and offset.total_seconds() == 0
-
-
-def test_the_link_is_one_the_emulated_sage_accepts(sage: Emulator, stack: Stack) -> None:
-    link = call("POST", "/pairings", json_body={"tenant": "acme", "customer": CUSTOMER}).json[
-        "authorization_url"
-    ]
-    params = sage.approve(link, folders=["SEED"])
-    assert params["state"] == _state_of({"authorization_url": link})
+    params = sage.approve(browser.authorise_url, folders=["SEED"])
+    assert params["state"] == query["state"][0]
     assert params["authorizationCode"]
+
+
+def test_lifetime_of_the_link_is_a_template_parameter(
+    sage: Emulator, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert tpl.load()["Parameters"]["PairingLinkLifetimeHours"]["Default"] == 168
+    monkeypatch.setenv("PAIRING_LINK_LIFETIME_HOURS", "2")
+    wiring.reset()
+    before = time.time()
+    body = call("POST", "/pairings", json_body={"tenant": "acme", "customer": CUSTOMER}).json
+    assert before + 7200 - 2 <= _epoch(body["expires_at"]) <= time.time() + 7200 + 1
 
 
 def test_requested_scope_is_passed_on_normalised(sage: Emulator, stack: Stack) -> None:
@@ -88,33 +114,35 @@ def test_requested_scope_is_passed_on_normalised(sage: Emulator, stack: Stack) -
         },
     )
     assert answer.status == 201, answer.body
-    query = parse_qs(urlsplit(answer.json["authorization_url"]).query)
-    assert query["scope"] == ["api.dataDelivery api.dataIngestion"]
+    assert _authorise_query(answer.json)["scope"] == ["api.dataDelivery api.dataIngestion"]
 
 
-def test_state_has_at_least_128_random_bits_and_differs_every_time(sage: Emulator, stack: Stack) -> None:
-    states = {
-        _state_of(call("POST", "/pairings", json_body={"tenant": "acme", "customer": CUSTOMER}).json)
-        for _ in range(5)
-    }
+def test_link_and_state_have_at_least_128_random_bits_and_differ_every_time(
+    sage: Emulator, stack: Stack
+) -> None:
+    bodies = [
+        call("POST", "/pairings", json_body={"tenant": "acme", "customer": CUSTOMER}).json for _ in range(5)
+    ]
+    assert len({_link_id(body) for body in bodies}) == 5
+    states = {_authorise_query(body)["state"][0] for body in bodies}
     assert len(states) == 5
     for state in states:
         raw = base64.urlsafe_b64decode(state + "=" * (-len(state) % 4))
         assert len(raw) * 8 >= 128, state
 
 
-def test_state_is_stored_hashed_with_a_ttl(sage: Emulator, stack: Stack) -> None:
+def test_link_is_stored_hashed_with_a_ttl(sage: Emulator, stack: Stack) -> None:
     body = call("POST", "/pairings", json_body={"tenant": "acme", "customer": CUSTOMER}).json
-    state = _state_of(body)
+    link_id = _link_id(body)
 
     items = _states(stack)
     assert len(items) == 1
     item = items[0]
-    assert item["state_hash"]["S"] == hashlib.sha256(state.encode()).hexdigest()
-    flattened = repr(item)
-    assert state not in flattened
+    assert item["state_hash"]["S"] == "link:" + hashlib.sha256(link_id.encode()).hexdigest()
+    assert link_id not in repr(item)
     assert item["tenant"]["S"] == "acme"
     assert item["customer"]["S"] == CUSTOMER
+    assert item["replace"] == {"BOOL": False}
 
     ttl = boto3.client("dynamodb").describe_time_to_live(TableName=stack.refs["PairingStatesTable"])
     ttl_attribute = ttl["TimeToLiveDescription"]["AttributeName"]
@@ -175,6 +203,8 @@ BAD_BODIES: list[tuple[str, dict[str, Any]]] = [
     ),
     ("scope not a string", {"json_body": {"tenant": "acme", "customer": CUSTOMER, "scope": ["api.graphQL"]}}),
     ("unknown field", {"json_body": {"tenant": "acme", "customer": CUSTOMER, "redirect_uri": "https://e.x"}}),
+    ("replace not a boolean", {"json_body": {"tenant": "acme", "customer": CUSTOMER, "replace": "yes"}}),
+    ("replace as a number", {"json_body": {"tenant": "acme", "customer": CUSTOMER, "replace": 1}}),
 ]
 
 
@@ -206,21 +236,20 @@ def test_http_customer_is_accepted(sage: Emulator, stack: Stack) -> None:
         "POST", "/pairings", json_body={"tenant": "acme", "customer": "http://x3.acme.example:8124"}
     )
     assert answer.status == 201, answer.body
-    query = parse_qs(urlsplit(answer.json["authorization_url"]).query)
-    assert query["customer"] == ["http://x3.acme.example:8124"]
+    assert _authorise_query(answer.json)["customer"] == ["http://x3.acme.example:8124"]
 
 
-def test_public_base_url_sets_the_redirect_uri(
+def test_public_base_url_sets_the_pairing_link_and_the_redirect_uri(
     sage: Emulator, stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://link.example.com/")
     wiring.reset()
     answer = call("POST", "/pairings", json_body={"tenant": "acme", "customer": CUSTOMER})
     assert answer.status == 201, answer.body
-    query = parse_qs(urlsplit(answer.json["authorization_url"]).query)
-    assert query["redirect_uri"] == ["https://link.example.com/callback"]
+    assert answer.json["pairing_url"] == f"https://link.example.com/pair/{_link_id(answer.json)}"
     item = _states(stack)[0]
     assert item["redirect_uri"]["S"] == "https://link.example.com/callback"
+    assert _authorise_query(answer.json)["redirect_uri"] == ["https://link.example.com/callback"]
 
 
 def test_an_unconfigured_secret_says_what_to_do_and_stores_nothing(stack: Stack) -> None:

@@ -13,17 +13,18 @@ import pytest
 
 from local import template as tpl
 from local.template import Intrinsic
-from x3link import rescue
+from x3link import rescue, sealing
 from x3link.config import Settings
 
 ROOT = Path(__file__).parents[2]
 FUNCTIONS = tpl.functions()
 
 
-def test_only_the_callback_is_public() -> None:
+def test_only_the_pages_a_browser_opens_are_public() -> None:
     auth = {(route.method, route.path): route.auth for route in tpl.routes()}
     assert auth == {
         ("POST", "/pairings"): "AWS_IAM",
+        ("GET", "/pair/{id}"): "NONE",
         ("GET", "/callback"): "NONE",
         ("POST", "/callback"): "NONE",
         ("GET", "/tenants/{tenant}"): "AWS_IAM",
@@ -47,6 +48,8 @@ def test_every_function_reads_its_settings_from_the_template(logical_id: str) ->
         "PairingSuccessUrl": "",
         "KeepAliveDays": "7",
         "GracePeriodHours": "72",
+        "PairingLinkLifetimeHours": "168",
+        "PairingBrowserBinding": "enabled",
         "LogLevel": "INFO",
     }
     env = tpl.resolve(FUNCTIONS[logical_id].environment, refs)
@@ -57,6 +60,8 @@ def test_every_function_reads_its_settings_from_the_template(logical_id: str) ->
     )
     assert settings.keep_alive_seconds == 7 * 86400
     assert settings.grace_period_seconds == 72 * 3600
+    assert settings.link_lifetime_seconds == 168 * 3600
+    assert settings.browser_binding is True
 
 
 def _statements(logical_id: str) -> list[dict[str, Any]]:
@@ -101,7 +106,8 @@ def test_only_the_stream_publishes_and_only_the_functions_that_refresh_may_rescu
     # Events come from committed changes only, so no function that changes a pairing publishes itself.
     assert {f for f in FUNCTIONS if _may(f, "events:PutEvents")} == {"PairingEventsFunction"}
     assert {f for f in FUNCTIONS if _may(f, "sqs:SendMessage", "TokenRescueQueue")} == JUDGES
-    assert {f for f in FUNCTIONS if _may(f, "dynamodb:DeleteItem")} == {"CallbackFunction", "TenantsFunction"}
+    # A pairing link is deleted when it is opened; a callback only marks its state used (reloads).
+    assert {f for f in FUNCTIONS if _may(f, "dynamodb:DeleteItem")} == {"PairLinkFunction", "TenantsFunction"}
     assert not _may("TenantsFunction", "secretsmanager:GetSecretValue")
 
 
@@ -221,6 +227,29 @@ def test_sample_events_match_a_template_trigger(path: Path) -> None:
         assert any(f"-{queue}-" in event["Records"][0]["eventSourceARN"] for queue in queues)
     else:
         assert event["detail-type"] == "Scheduled Event"
+
+
+def test_every_function_has_a_sample_event() -> None:
+    """`make invoke FUNCTION=... EVENT=events/...` has an event to start from for every function."""
+    routes = {(route.method, route.path): route.function for route in tpl.routes()}
+    by_type: dict[str, set[str]] = {}
+    for source in tpl.event_sources():
+        by_type.setdefault(source.type, set()).add(source.function)
+    scheduled = {
+        logical_id
+        for logical_id, function in tpl.resources(type_="AWS::Serverless::Function").items()
+        if any(e["Type"] == "Schedule" for e in function["Properties"].get("Events", {}).values())
+    }
+    covered: set[str] = set()
+    for path in (ROOT / "events").glob("*.json"):
+        event = json.loads(path.read_text())
+        if "httpMethod" in event:
+            covered.add(routes[(event["httpMethod"], event["resource"])])
+        elif event.get("Records"):
+            covered |= by_type["DynamoDB" if event["Records"][0]["eventSource"] == "aws:dynamodb" else "SQS"]
+        else:
+            covered |= scheduled
+    assert covered == set(FUNCTIONS)
 
 
 def test_dependencies_are_pinned() -> None:
@@ -349,10 +378,34 @@ def test_every_key_grant_is_held_to_its_service_or_to_the_codes_context(logical_
             if service == "sqs":
                 names = _resource_names(tests["kms:EncryptionContext:aws:sqs:arn"])
                 assert names <= {"TokenRescueQueue", "TokenRescueDeadLetterQueue"}
+        elif tests.get("kms:EncryptionContext:purpose") == sealing.PURPOSE:
+            # The pairings' sealed tokens: envelope keys, under this stack's pairings table only.
+            assert set(tests) == {"kms:EncryptionContext:purpose", "kms:EncryptionContext:table"}, statement
+            assert _resource_names(tests["kms:EncryptionContext:table"]) == {"PairingsTable"}, statement
+            assert set(_listed(statement["Action"])) <= {"kms:GenerateDataKey", "kms:Decrypt"}, statement
         else:
             # The code's own calls: only under the rescue's context, only to seal and open.
             assert tests == {"kms:EncryptionContext:purpose": rescue.PURPOSE}, statement
             assert set(_listed(statement["Action"])) <= {"kms:Encrypt", "kms:Decrypt"}, statement
+
+
+def _token_grants(logical_id: str) -> set[str]:
+    """The actions the function may take on the key under the pairings' tokens context."""
+    return {
+        action
+        for statement in _key_statements(logical_id)
+        if statement["Condition"]["StringEquals"].get("kms:EncryptionContext:purpose") == sealing.PURPOSE
+        for action in _listed(statement["Action"])
+    }
+
+
+def test_only_the_functions_that_use_tokens_may_open_them_and_only_those_that_store_them_may_seal() -> None:
+    openers = {f for f in FUNCTIONS if "kms:Decrypt" in _token_grants(f)}
+    sealers = {f for f in FUNCTIONS if "kms:GenerateDataKey" in _token_grants(f)}
+    assert openers == JUDGES  # the functions that refresh: they read the refresh token
+    assert sealers == JUDGES | {"CallbackFunction", "TokenRescueFunction"}  # and those that store new tokens
+    assert not _token_grants("TenantsFunction")  # metadata only
+    assert not _token_grants("PairingEventsFunction")  # the stream's images stay sealed
 
 
 def test_tenants_function_uses_the_key_only_through_dynamodb() -> None:
@@ -378,6 +431,9 @@ def test_the_key_policy_names_what_may_use_the_key() -> None:
         tests = statement["Condition"]["StringEquals"]
         if "kms:ViaService" in tests:
             assert {_via(v) for v in _listed(tests["kms:ViaService"])} <= STACK_SERVICES, statement
+        elif tests == {"kms:EncryptionContext:purpose": sealing.PURPOSE}:
+            # Envelope keys for the pairings' tokens (each role narrows them to the stack's table).
+            assert set(actions) == {"kms:GenerateDataKey", "kms:Decrypt"}, statement
         else:
             assert tests == {"kms:EncryptionContext:purpose": [rescue.PURPOSE]}, statement
         if "kms:CreateGrant" in uses:

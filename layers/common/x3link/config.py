@@ -13,6 +13,8 @@ from x3link.errors import ConfigurationError
 DEFAULT_SCOPE = "api.dataDelivery"
 TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 STATE_LIFETIME_SECONDS = 600
+# A pairing link is usually sent by e-mail and opened days later: its own clock is separate from the state's.
+LINK_LIFETIME_HOURS = 168
 # Sage's access tokens live 5 minutes: refreshing 2 minutes early keeps a slow query from racing the expiry.
 REFRESH_MARGIN_SECONDS = 120
 
@@ -31,6 +33,9 @@ class Settings:
     keep_alive_seconds: float = 7 * 86400
     refresh_margin_seconds: float = REFRESH_MARGIN_SECONDS
     state_lifetime_seconds: int = STATE_LIFETIME_SECONDS
+    link_lifetime_seconds: float = LINK_LIFETIME_HOURS * 3600
+    # Off only for a Sage X3 that would call back server-to-server, without the person's browser.
+    browser_binding: bool = True
     sage_timeout_seconds: float = 10.0
     # Set by template.yaml; optional here so a partial environment (one function's tests) still loads.
     rescue_dead_letter_queue_url: str = ""
@@ -55,6 +60,9 @@ class Settings:
         except ValueError as exc:
             raise ConfigurationError(f"Sage X3 endpoint configuration is invalid: {exc}") from exc
         keep_alive_days = float(env.get("KEEP_ALIVE_DAYS") or 7)
+        binding = env.get("PAIRING_BROWSER_BINDING", "enabled").strip().lower() or "enabled"
+        if binding not in ("enabled", "disabled"):
+            raise ConfigurationError("PAIRING_BROWSER_BINDING must be 'enabled' or 'disabled'")
         margin = max(60.0, float(env.get("REFRESH_MARGIN_SECONDS") or REFRESH_MARGIN_SECONDS))
         return cls(
             pairings_table=required("PAIRINGS_TABLE"),
@@ -72,10 +80,15 @@ class Settings:
             rescue_dead_letter_queue_url=env.get("TOKEN_RESCUE_DLQ_URL", ""),
             data_key_id=env.get("DATA_KEY_ID", ""),
             grace_period_seconds=float(env.get("GRACE_PERIOD_HOURS") or 72) * 3600,
+            link_lifetime_seconds=float(env.get("PAIRING_LINK_LIFETIME_HOURS") or LINK_LIFETIME_HOURS) * 3600,
+            browser_binding=binding == "enabled",
         )
 
-    def redirect_uri(self, domain_name: str, stage: str) -> str:
-        """The callback URL: the configured public base, else the execute-api URL the request came in on."""
+    def public_url(self, path: str, domain_name: str, stage: str) -> str:
+        """A public route's URL: under the configured public base, else the execute-api URL of the request."""
         if self.public_base_url:
-            return f"{self.public_base_url}/callback"
-        return f"https://{domain_name}/{stage}/callback"
+            return f"{self.public_base_url}{path}"
+        return f"https://{domain_name}/{stage}{path}"
+
+    def redirect_uri(self, domain_name: str, stage: str) -> str:
+        return self.public_url("/callback", domain_name, stage)

@@ -55,6 +55,21 @@ class StorageUnavailable(X3LinkError):
     status, code = 503, "service_unavailable"
 
 
+class SealedTokensUnreadable(X3LinkError):
+    """A pairing's sealed tokens do not open for its tenant and table (moved from another item, altered, or
+    sealed with another key). Nothing is overwritten or deleted because of it; the message names no secret."""
+
+    status, code = 500, "tokens_unreadable"
+
+    def __init__(
+        self,
+        message: str = "This pairing's stored tokens cannot be opened: they were not sealed for this tenant "
+        "in this table (copied from another item, altered, or sealed with another key). Nothing was "
+        "changed; restore the item or pair the tenant again.",
+    ) -> None:
+        super().__init__(message)
+
+
 class UpstreamError(X3LinkError):
     status, code = 502, "upstream_error"
 
@@ -97,3 +112,21 @@ class AuthorisationDenied(CallbackError):
 
 class ExchangeRefused(CallbackError):
     status, code = 502, "exchange_refused"
+
+
+class BrowserMismatch(CallbackError):
+    """The callback came without the cookie of the browser that opened the pairing link."""
+
+    code = "browser_mismatch"
+
+
+class IdentityMismatch(CallbackError):
+    """Sage X3 granted another X3 than the one the tenant is paired with, and no replace was asked."""
+
+    status, code = 409, "identity_mismatch"
+
+
+class PairingLinkInvalid(CallbackError):
+    """A pairing link that is unknown, used or expired (one answer for all three: it reveals nothing)."""
+
+    status, code = 404, "pairing_link_invalid"

@@ -11,14 +11,15 @@ from __future__ import annotations
 import logging
 import re
 
-SDK_LOGGERS = ("boto3", "botocore", "urllib3")
+# Powertools' resolver logs each route's parameters at DEBUG: a pairing link's id is one of them.
+SDK_LOGGERS = ("boto3", "botocore", "urllib3", "aws_lambda_powertools.event_handler")
 
 # Anything token-shaped: a JWT, or a long opaque run such as a code, a state or a secret.
 _TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*|[A-Za-z0-9_\-+/=]{24,}")
 
 
 def pin_sdk_loggers() -> None:
-    """The SDK's and urllib3's loggers at WARNING; their child loggers inherit it."""
+    """The SDK's, urllib3's and the resolver's loggers at WARNING; their child loggers inherit it."""
     for name in SDK_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -98,6 +98,27 @@ def jwt_claims(token: str) -> dict[str, Any]:
     return claims if isinstance(claims, dict) else {}
 
 
+@dataclass(frozen=True)
+class X3Identity:
+    """Which Sage X3 a grant reaches: the cloud configuration (`sub`) at a regional gateway (`iss`)."""
+
+    issuer: str
+    subject: str
+
+
+def x3_identity(access_token: str) -> X3Identity | None:
+    """The X3 identity an access token names, or None when it names none.
+
+    Read without verifying the signature (Sage publishes no keys). That is enough here, and only here: the
+    token came straight from Sage's token endpoint over TLS, in answer to this bundle's own code exchange.
+    """
+    claims = jwt_claims(access_token)
+    issuer, subject = claims.get("iss"), claims.get("sub")
+    if isinstance(issuer, str) and isinstance(subject, str) and issuer and subject:
+        return X3Identity(issuer=issuer, subject=subject)
+    return None
+
+
 def _jwt_exp(token: str) -> float | None:
     exp = jwt_claims(token).get("exp")
     if not isinstance(exp, int | float) or isinstance(exp, bool):

@@ -20,6 +20,11 @@ FAILURE_SENTENCES = {
     "configuration_error": "This app is not yet set up to pair with Sage X3.",
     "service_unavailable": "The pairing could not be saved.",
     "not_found": "There is no such page.",
+    "browser_mismatch": "This pairing was started in another browser: open the pairing link in the "
+    "browser where you consent at Sage X3.",
+    "identity_mismatch": "This Sage X3 is not the one this app is already paired with, so nothing was "
+    "changed. If the app means to move to this Sage X3, it must ask for a replacing pairing link.",
+    "pairing_link_invalid": "This pairing link cannot be opened: it is unknown, already used or expired.",
 }
 UNEXPECTED_FAILURE = "Something went wrong on our side."
 

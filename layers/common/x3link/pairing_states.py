@@ -1,6 +1,8 @@
-"""Pending pairings, keyed by a hash of their `state`: single use, short-lived, bound to what was asked.
+"""Pending pairings: first a pairing link (days), then, once a browser opens it, a state (minutes).
 
-Only the SHA-256 of a state is stored, so reading the table does not yield a usable callback.
+Both are single use and keyed by a hash, so reading the table yields neither a usable link nor a usable
+callback. A state remembers the digest of the cookie that binds it to its browser and, once its pairing
+has completed, what it paired, so that reloading the success page shows the success page again.
 """
 
 from __future__ import annotations
@@ -11,9 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from x3link.errors import InvalidState
+from x3link import browser_binding
+from x3link.errors import BrowserMismatch, InvalidState, PairingLinkInvalid
 
 STATE_BYTES = 32  # 256 random bits
+LINK_BYTES = 32
+# How long a completed state is kept so that reloading the success page still shows it.
+COMPLETED_KEPT_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -24,10 +30,53 @@ class PendingPairing:
     redirect_uri: str
     created_at: float
     expires_at: float
+    replace: bool = False
 
 
-def _hash(state: str) -> str:
-    return hashlib.sha256(state.encode()).hexdigest()
+class AlreadyCompleted(Exception):
+    """The state's pairing has completed already: the same browser sees its success page again."""
+
+    def __init__(self, tenant: str, folders: list[str]) -> None:
+        super().__init__("This pairing has already completed.")
+        self.tenant = tenant
+        self.folders = folders
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _link_key(link_id: str) -> dict[str, dict[str, str]]:
+    # A state's key is bare hex: the prefix keeps a link's and a state's keys apart.
+    return {"state_hash": {"S": "link:" + _hash(link_id)}}
+
+
+def _state_key(state: str) -> dict[str, dict[str, str]]:
+    return {"state_hash": {"S": _hash(state)}}
+
+
+def _item(pending: PendingPairing) -> dict[str, dict[str, Any]]:
+    return {
+        "tenant": {"S": pending.tenant},
+        "customer": {"S": pending.customer},
+        "scope": {"S": pending.scope},
+        "redirect_uri": {"S": pending.redirect_uri},
+        "replace": {"BOOL": pending.replace},
+        "created_at": {"N": repr(pending.created_at)},
+        "expires_epoch": {"N": str(int(pending.expires_at))},
+    }
+
+
+def _pending(item: dict[str, Any]) -> PendingPairing:
+    return PendingPairing(
+        tenant=item["tenant"]["S"],
+        customer=item["customer"]["S"],
+        scope=item["scope"]["S"],
+        redirect_uri=item["redirect_uri"]["S"],
+        created_at=float(item["created_at"]["N"]),
+        expires_at=float(item["expires_epoch"]["N"]),
+        replace=bool(item.get("replace", {}).get("BOOL", False)),
+    )
 
 
 class PairingStates:
@@ -38,42 +87,100 @@ class PairingStates:
         self._db = dynamodb
         self._token = token
 
-    def create(self, pending: PendingPairing) -> str:
-        state = self._token(STATE_BYTES)
+    @property
+    def _conditional_failed(self) -> type[Exception]:
+        failed: type[Exception] = self._db.exceptions.ConditionalCheckFailedException
+        return failed
+
+    def create_link(self, pending: PendingPairing) -> str:
+        """A pairing link's id; `pending.expires_at` is when the link stops opening."""
+        link_id = self._token(LINK_BYTES)
         self._db.put_item(
             TableName=self._table,
-            Item={
-                "state_hash": {"S": _hash(state)},
-                "tenant": {"S": pending.tenant},
-                "customer": {"S": pending.customer},
-                "scope": {"S": pending.scope},
-                "redirect_uri": {"S": pending.redirect_uri},
-                "created_at": {"N": repr(pending.created_at)},
-                "expires_epoch": {"N": str(int(pending.expires_at))},
-            },
+            Item={**_link_key(link_id), **_item(pending)},
             ConditionExpression="attribute_not_exists(state_hash)",
         )
-        return state
+        return link_id
 
-    def consume(self, state: str, now: float) -> PendingPairing:
-        """Delete the state and return what it was bound to; a second consumer gets InvalidState."""
+    def open_link(self, link_id: str, now: float) -> PendingPairing:
+        """Delete the link and return what it was made for; a second opening gets PairingLinkInvalid."""
         try:
             old = self._db.delete_item(
                 TableName=self._table,
-                Key={"state_hash": {"S": _hash(state)}},
+                Key=_link_key(link_id),
                 ConditionExpression="attribute_exists(state_hash)",
                 ReturnValues="ALL_OLD",
             )["Attributes"]
-        except self._db.exceptions.ConditionalCheckFailedException:
-            raise InvalidState("This pairing link is unknown or has already been used.") from None
-        expires_at = float(old["expires_epoch"]["N"])
-        if expires_at <= now:
+        except self._conditional_failed:
+            raise PairingLinkInvalid("The pairing link is unknown or has already been used.") from None
+        pending = _pending(old)
+        if pending.expires_at <= now:  # TTL deletes expired items late, if ever: the clock decides
+            raise PairingLinkInvalid("The pairing link has expired.")
+        return pending
+
+    def create(self, pending: PendingPairing, binding_digest: str | None = None) -> str:
+        """A state for this pairing, bound to a browser's cookie when `binding_digest` is given."""
+        state = self._token(STATE_BYTES)
+        item = {**_state_key(state), **_item(pending)}
+        if binding_digest:
+            item["binding"] = {"S": binding_digest}
+        self._db.put_item(
+            TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(state_hash)"
+        )
+        return state
+
+    def consume(self, state: str, now: float, *, cookie: str | None, bound: bool) -> PendingPairing:
+        """Mark the state used and return what it was bound to; it is used once, by its own browser only.
+
+        `bound`: the callback must carry the cookie the state was bound to. A callback without it leaves
+        the state untouched, so a forged callback cannot spend the customer's state.
+        """
+        condition = "attribute_exists(state_hash) AND attribute_not_exists(used_at)"
+        values: dict[str, dict[str, str]] = {":now": {"N": repr(now)}}
+        if bound:
+            condition += " AND binding = :binding"
+            values[":binding"] = {"S": browser_binding.digest(cookie or "")}
+        try:
+            item = self._db.update_item(
+                TableName=self._table,
+                Key=_state_key(state),
+                UpdateExpression="SET used_at = :now",
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except self._conditional_failed:
+            raise self._refusal(state, cookie, bound=bound) from None
+        pending = _pending(item)
+        if pending.expires_at <= now:
             raise InvalidState("This pairing link has expired: start the pairing again.")
-        return PendingPairing(
-            tenant=old["tenant"]["S"],
-            customer=old["customer"]["S"],
-            scope=old["scope"]["S"],
-            redirect_uri=old["redirect_uri"]["S"],
-            created_at=float(old["created_at"]["N"]),
-            expires_at=expires_at,
+        return pending
+
+    def _refusal(self, state: str, cookie: str | None, *, bound: bool) -> Exception:
+        """Why a state was not consumed: the binding is judged first, so another browser learns nothing."""
+        item = self._db.get_item(TableName=self._table, Key=_state_key(state), ConsistentRead=True).get(
+            "Item"
+        )
+        if not item:
+            return InvalidState("This pairing link is unknown or has already been used.")
+        if bound and not browser_binding.matches(item.get("binding", {}).get("S"), cookie):
+            return BrowserMismatch("The callback did not come from the browser that opened the pairing link.")
+        if "completed_tenant" in item:
+            folders = item.get("completed_folders", {}).get("L", [])
+            return AlreadyCompleted(item["completed_tenant"]["S"], [f["S"] for f in folders])
+        return InvalidState("This pairing link has already been used.")
+
+    def record_completion(self, state: str, tenant: str, folders: list[str], now: float) -> None:
+        """Remember what the state paired, for a while, so that a reload shows the success page again."""
+        self._db.update_item(
+            TableName=self._table,
+            Key=_state_key(state),
+            UpdateExpression="SET completed_tenant = :tenant, completed_folders = :folders, "
+            "expires_epoch = :kept",
+            ConditionExpression="attribute_exists(used_at)",
+            ExpressionAttributeValues={
+                ":tenant": {"S": tenant},
+                ":folders": {"L": [{"S": folder} for folder in folders]},
+                ":kept": {"N": str(int(now + COMPLETED_KEPT_SECONDS))},
+            },
         )

@@ -166,7 +166,7 @@ class TokenKeeper:
         """The tenant's pairing with an access token good for at least the refresh margin."""
         found, app_item = self.store.get_with(tenant, APP_KEY)
         self._breaker.remember(app_item)
-        pairing = self._require_usable(found, tenant)
+        pairing = self._require_usable(found, tenant)  # its tokens opened: no KMS call when warm
         expires = pairing.access_token_expires_at or 0
         if pairing.status == ACTIVE and pairing.access_token and expires - self._clock() > self._margin:
             return pairing
@@ -213,8 +213,16 @@ class TokenKeeper:
             if current.refresh_failed_at and current.refresh_failed_at >= started and not operator:
                 raise UpstreamError("Refreshing this pairing's token failed just now; try again shortly.")
             if not current.leased_at(now):
+                # The refresh token is in the sealed tokens: open them before anything else is claimed.
+                current = self.store.open(current)
                 credentials, probe = self._admit(current, operator)
                 token_timeout = self._token_timeout(now, budget)
+                # Whatever Sage answers is then stored with no KMS call: a KMS outage met now costs a
+                # retry, met after the refresh token was spent it would leave the new tokens only parked.
+                t = self._timing
+                self.store.prepare_to_seal(
+                    current.tenant, t.connect_seconds + token_timeout + t.commit_seconds
+                )
                 owner = f"{self._owner}-{uuid.uuid4().hex[:12]}"
                 lease_until = (
                     now + self._timing.connect_seconds + token_timeout + self._timing.after_token_seconds
@@ -621,7 +629,8 @@ class TokenKeeper:
 
     # ------------------------------------------------------------------ helpers
     def _require_usable(self, pairing: Pairing | None, tenant: str) -> Pairing:
-        """The pairing, if a query may use it: an expired one never, a suspended one once its retry is due."""
+        """The pairing, if a query may use it (an expired one never, a suspended one once its retry is due),
+        with its tokens opened: every pairing a caller gets to use comes through here or from a commit."""
         if pairing is None:
             raise NotPaired(f"Tenant {tenant!r} is not paired.")
         if pairing.status == EXPIRED:
@@ -631,7 +640,7 @@ class TokenKeeper:
                 "Sage X3 refuses this pairing's grant for now; it is kept and retried, and the next attempt "
                 "is not due yet."
             )
-        return pairing
+        return self.store.open(pairing)
 
 
 def _count(name: str) -> None:

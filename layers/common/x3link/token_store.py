@@ -2,6 +2,12 @@
 
 Every change is conditional on the item's `version`, so a refresh, a re-pairing and an expiry can never
 overwrite one another, and a refresh lease lets one worker at a time spend a pairing's refresh token.
+
+The tokens are stored sealed (`sealed_tokens`, see x3link/sealing.py), never in plain text. A pairing read
+from the table carries them sealed: `open` opens them, so a read that needs only the pairing's state makes
+no KMS call, and a store built without a sealer (TenantsFunction's) can never open them. Items written
+before sealing hold `access_token` and `refresh_token` in plain text: they are read as they are, and sealed
+by their next write that stores tokens or ends a refresh attempt.
 """
 
 from __future__ import annotations
@@ -9,13 +15,22 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from dataclasses import replace as _with_fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from x3link.oauth import TokenSet, folders_from_scope
+from aws_lambda_powertools import Logger
+
+from x3link.errors import ConfigurationError, SealedTokensUnreadable
+from x3link.oauth import TokenSet, X3Identity, folders_from_scope
 
 ACTIVE, SUSPENDED, EXPIRED = "active", "suspended", "expired"
 EXPIRY_INDEX = "by-refresh-expiry"
+
+if TYPE_CHECKING:
+    from x3link.sealing import TokenSealer
+
+logger = Logger(child=True)
 
 
 def iso(epoch: float | None) -> str | None:
@@ -43,6 +58,7 @@ class Pairing:
     version: int
     # Random per pairing, so fencing never repeats after a delete and a re-pair ("" on items from before).
     generation: str = ""
+    # None until opened (`TokenStore.open`) when the item holds them sealed.
     access_token: str | None = field(default=None, repr=False)
     refresh_token: str | None = field(default=None, repr=False)
     access_token_expires_at: float | None = None
@@ -59,6 +75,15 @@ class Pairing:
     next_attempt_at: float | None = None
     last_refusal: Refusal | None = None
     refusal_count: int = 0
+    # The tokens as the item holds them, sealed for this tenant and table (None on an item from before).
+    sealed_tokens: bytes | None = field(default=None, repr=False)
+    # Which X3 the grant reaches (None on pairings from before it was recorded).
+    x3_identity: X3Identity | None = None
+
+    @property
+    def in_plain_text(self) -> bool:
+        """Read from an item written before tokens were sealed: its next write seals them."""
+        return self.sealed_tokens is None and (self.access_token or self.refresh_token) is not None
 
     @property
     def folders(self) -> list[str]:
@@ -109,6 +134,7 @@ def _str(item: dict[str, Any], name: str) -> str | None:
 
 
 def _pairing(item: dict[str, Any]) -> Pairing:
+    sealed = bytes(item["sealed_tokens"]["B"]) if "sealed_tokens" in item else None
     return Pairing(
         tenant=item["tenant"]["S"],
         customer=item["customer"]["S"],
@@ -116,8 +142,10 @@ def _pairing(item: dict[str, Any]) -> Pairing:
         scope=_str(item, "scope") or "",
         status=item["status"]["S"],
         version=int(item["version"]["N"]),
-        access_token=_str(item, "access_token"),
-        refresh_token=_str(item, "refresh_token"),
+        # An item from before sealing: its tokens in plain text, as they are.
+        access_token=None if sealed else _str(item, "access_token"),
+        refresh_token=None if sealed else _str(item, "refresh_token"),
+        sealed_tokens=sealed,
         access_token_expires_at=_num(item, "access_token_expires_epoch"),
         refresh_token_expires_at=_num(item, "refresh_token_expires_epoch"),
         paired_at=_num(item, "paired_at"),
@@ -133,7 +161,13 @@ def _pairing(item: dict[str, Any]) -> Pairing:
         next_attempt_at=_num(item, "next_attempt_at"),
         last_refusal=_refusal(item),
         refusal_count=int(_num(item, "refusal_count") or 0),
+        x3_identity=_identity(item),
     )
+
+
+def _identity(item: dict[str, Any]) -> X3Identity | None:
+    issuer, subject = _str(item, "x3_issuer"), _str(item, "x3_subject")
+    return X3Identity(issuer=issuer, subject=subject) if issuer and subject else None
 
 
 def _refusal(item: dict[str, Any]) -> Refusal | None:
@@ -143,19 +177,12 @@ def _refusal(item: dict[str, Any]) -> Refusal | None:
     return Refusal(at=at, status=int(status), message=_str(item, "last_refusal_message") or "")
 
 
-def _tokens(tokens: TokenSet) -> dict[str, dict[str, str]]:
-    return {
-        ":access": {"S": tokens.access_token},
-        ":refresh": {"S": tokens.refresh_token},
-        ":access_exp": {"N": repr(tokens.access_token_expires_at)},
-        ":refresh_exp": {"N": repr(tokens.refresh_token_expires_at)},
-    }
-
-
 _SET_TOKENS = (
-    "access_token = :access, refresh_token = :refresh, access_token_expires_epoch = :access_exp, "
+    "sealed_tokens = :sealed, access_token_expires_epoch = :access_exp, "
     "refresh_token_expires_epoch = :refresh_exp"
 )
+# Tokens in plain text, as items from before sealing hold them: every write that seals removes them.
+_PLAIN_TOKENS = "access_token, refresh_token"
 _NAMES = {"#status": "status", "#version": "version"}
 # Everything a status other than `active` carries, dropped when tokens are stored again.
 _TROUBLE = (
@@ -187,9 +214,75 @@ _SET_REFUSAL = (
 
 
 class TokenStore:
-    def __init__(self, table_name: str, dynamodb: Any) -> None:
+    def __init__(self, table_name: str, dynamodb: Any, sealer: TokenSealer | None = None) -> None:
+        """`sealer` None: a store that reads and deletes pairings but never opens or stores tokens."""
         self._table = table_name
         self._db = dynamodb
+        self._sealer = sealer
+
+    # ------------------------------------------------------------------ sealed tokens
+    def open(self, pairing: Pairing) -> Pairing:
+        """The pairing with its tokens opened: no KMS call when this environment holds the data key.
+
+        Raises SealedTokensUnreadable when they were not sealed for this tenant in this table (nothing is
+        changed), and lets KMS's own failures through.
+        """
+        if pairing.sealed_tokens is None or pairing.access_token is not None:
+            return pairing
+        fields = self._require_sealer().open(pairing.tenant, pairing.sealed_tokens)
+        access, refresh = fields.get("access_token"), fields.get("refresh_token")
+        if not (access and refresh):
+            raise SealedTokensUnreadable()
+        return _with_fields(pairing, access_token=access, refresh_token=refresh)
+
+    def prepare_to_seal(self, tenant: str, valid_for: float) -> None:
+        """Make sure that sealing the tenant's tokens within `valid_for` seconds needs no KMS call."""
+        self._require_sealer().prepare(tenant, valid_for)
+
+    def _require_sealer(self) -> TokenSealer:
+        if self._sealer is None:
+            raise ConfigurationError("This function neither opens nor stores pairing tokens.")
+        return self._sealer
+
+    def _token_values(self, tenant: str, tokens: TokenSet) -> dict[str, dict[str, Any]]:
+        """What `_SET_TOKENS` writes: the tokens sealed for this tenant and table, and their expiries."""
+        return {
+            **self._sealed(tenant, tokens.access_token, tokens.refresh_token),
+            ":access_exp": {"N": repr(tokens.access_token_expires_at)},
+            ":refresh_exp": {"N": repr(tokens.refresh_token_expires_at)},
+        }
+
+    def _sealed(self, tenant: str, access_token: str, refresh_token: str) -> dict[str, dict[str, Any]]:
+        blob = self._require_sealer().seal(
+            tenant, {"access_token": access_token, "refresh_token": refresh_token}
+        )
+        return {":sealed": {"B": blob}}
+
+    @staticmethod
+    def _with_tokens(item: dict[str, Any], tokens: TokenSet) -> Pairing:
+        """The pairing a write that stored `tokens` answered, with those tokens in hand (nothing to open)."""
+        return _with_fields(
+            _pairing(item), access_token=tokens.access_token, refresh_token=tokens.refresh_token
+        )
+
+    def _seal_plain_text(self, pairing: Pairing) -> tuple[str, str, dict[str, dict[str, Any]]]:
+        """For a write that leaves the tokens as they are: seal an old item's plain-text tokens in passing.
+
+        (SET clause, REMOVE clause, values), all empty for an item already sealed. Best effort: a write
+        that records a refusal must not fail because KMS did not answer; the next write tries again. The
+        caller's condition fences the write on the version these tokens were read at.
+        """
+        if not (pairing.in_plain_text and pairing.access_token and pairing.refresh_token):
+            return "", "", {}
+        try:
+            values = self._sealed(pairing.tenant, pairing.access_token, pairing.refresh_token)
+        except Exception as exc:  # KMS did not answer, or no sealer: the tokens stay as they are, for now
+            logger.warning(
+                "Plain-text tokens left unsealed for now",
+                extra={"tenant": pairing.tenant, "error": type(exc).__name__},
+            )
+            return "", "", {}
+        return ", sealed_tokens = :sealed", f", {_PLAIN_TOKENS}", values
 
     @property
     def _conditional_failed(self) -> type[Exception]:
@@ -222,32 +315,58 @@ class TokenStore:
         return answer
 
     def save_pairing(
-        self, tenant: str, customer: str, endpoint: str, tokens: TokenSet, now: float
-    ) -> Pairing:
-        """Store a new grant as a new generation, replacing any earlier pairing of the tenant."""
-        item = self._db.update_item(
-            TableName=self._table,
-            Key={"tenant": {"S": tenant}},
-            UpdateExpression="SET customer = :customer, endpoint = :endpoint, #scope = :scope, "
+        self,
+        tenant: str,
+        customer: str,
+        endpoint: str,
+        tokens: TokenSet,
+        now: float,
+        *,
+        identity: X3Identity | None = None,
+        replace: bool = False,
+    ) -> Pairing | None:
+        """Store a new grant as a new generation, replacing any earlier pairing of the tenant.
+
+        Unless `replace`, only a pairing with the same X3 identity (or none recorded) is replaced: None when
+        the tenant is paired with another X3, and nothing is written.
+        """
+        names = {**_NAMES, "#scope": "scope"}
+        values: dict[str, dict[str, str]] = {
+            ":customer": {"S": customer},
+            ":endpoint": {"S": endpoint},
+            ":scope": {"S": tokens.scope},
+            ":active": {"S": ACTIVE},
+            ":now": {"N": repr(now)},
+            ":generation": {"S": secrets.token_hex(16)},
+            ":paired": {"S": "paired"},
+            ":zero": {"N": "0"},
+            ":one": {"N": "1"},
+            **self._token_values(tenant, tokens),
+        }
+        updates = (
+            "SET customer = :customer, endpoint = :endpoint, #scope = :scope, "
             f"#status = :active, {_SET_TOKENS}, paired_at = :now, generation = :generation, "
-            "reason = :paired, #version = if_not_exists(#version, :zero) + :one "
-            f"REMOVE refreshed_at, {_TROUBLE}",
-            ExpressionAttributeNames={**_NAMES, "#scope": "scope"},
-            ExpressionAttributeValues={
-                ":customer": {"S": customer},
-                ":endpoint": {"S": endpoint},
-                ":scope": {"S": tokens.scope},
-                ":active": {"S": ACTIVE},
-                ":now": {"N": repr(now)},
-                ":generation": {"S": secrets.token_hex(16)},
-                ":paired": {"S": "paired"},
-                ":zero": {"N": "0"},
-                ":one": {"N": "1"},
-                **_tokens(tokens),
-            },
-            ReturnValues="ALL_NEW",
+            "reason = :paired, #version = if_not_exists(#version, :zero) + :one"
         )
-        return _pairing(item["Attributes"])
+        removed = f"refreshed_at, {_PLAIN_TOKENS}, {_TROUBLE}"
+        if identity:
+            updates += ", x3_issuer = :issuer, x3_subject = :subject"
+            values.update({":issuer": {"S": identity.issuer}, ":subject": {"S": identity.subject}})
+        else:
+            removed += ", x3_issuer, x3_subject"
+        condition: dict[str, Any] = {}
+        if not replace:
+            same = " OR (x3_issuer = :issuer AND x3_subject = :subject)" if identity else ""
+            condition["ConditionExpression"] = f"attribute_not_exists(x3_subject){same}"
+        item = self._update(
+            tenant,
+            UpdateExpression=f"{updates} REMOVE {removed}",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+            **condition,
+        )
+        return self._with_tokens(item["Attributes"], tokens) if item else None
 
     def try_lease(self, pairing: Pairing, owner: str, now: float, until: float) -> bool:
         """Take the right to spend this version's refresh token; False when someone else holds it.
@@ -305,7 +424,12 @@ class TokenStore:
         names = {"#version": "version", "#status": "status"}
         updates = f"SET {_SET_TOKENS}, refreshed_at = :now, #version = #version + :one, #status = :active"
         values.update(
-            {":now": {"N": repr(now)}, ":one": {"N": "1"}, ":active": {"S": ACTIVE}, **_tokens(tokens)}
+            {
+                ":now": {"N": repr(now)},
+                ":one": {"N": "1"},
+                ":active": {"S": ACTIVE},
+                **self._token_values(tenant, tokens),
+            }
         )
         if tokens.scope:
             updates += ", #scope = :scope"
@@ -316,26 +440,27 @@ class TokenStore:
             values[":reason"] = {"S": reason}
         item = self._update(
             tenant,
-            UpdateExpression=f"{updates} REMOVE {_TROUBLE}",
+            UpdateExpression=f"{updates} REMOVE {_PLAIN_TOKENS}, {_TROUBLE}",
             ConditionExpression=fence,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
         )
-        return _pairing(item["Attributes"]) if item else None
+        return self._with_tokens(item["Attributes"], tokens) if item else None
 
     def suspend(
         self, pairing: Pairing, refusal: Refusal, next_attempt_at: float, reason: str, owner: str
     ) -> bool:
         """Keep the grant and retry later: Sage refused it, but may yet honour it (or the reply was lost)."""
         fence, values = _fence(pairing.generation, pairing.version)
+        seal, unplain, sealed = self._seal_plain_text(pairing)
         return (
             self._update(
                 pairing.tenant,
                 UpdateExpression=f"SET #status = :suspended, reason = :reason, {_SET_REFUSAL}, "
                 "suspended_at = if_not_exists(suspended_at, :refused_at), next_attempt_at = :next, "
-                "refusal_count = if_not_exists(refusal_count, :zero) + :one "
-                "REMOVE lease_owner, lease_until, refresh_timed_out_at",
+                f"refusal_count = if_not_exists(refusal_count, :zero) + :one{seal} "
+                f"REMOVE lease_owner, lease_until, refresh_timed_out_at{unplain}",
                 ConditionExpression=f"{fence} AND #status <> :expired AND lease_owner = :owner",
                 ExpressionAttributeNames=_NAMES,
                 ExpressionAttributeValues={
@@ -348,6 +473,7 @@ class TokenStore:
                     ":zero": {"N": "0"},
                     ":one": {"N": "1"},
                     ":owner": {"S": owner},
+                    **sealed,
                 },
             )
             is not None
@@ -356,11 +482,13 @@ class TokenStore:
     def mark_expired(self, pairing: Pairing, refusal: Refusal, reason: str, owner: str) -> bool:
         """Flip to expired, keeping the last refresh token; True only for the caller that flipped it."""
         fence, values = _fence(pairing.generation, pairing.version)
+        seal, unplain, sealed = self._seal_plain_text(pairing)
         return (
             self._update(
                 pairing.tenant,
                 UpdateExpression=f"SET #status = :expired, expired_at = :refused_at, reason = :reason, "
-                f"{_SET_REFUSAL} REMOVE lease_owner, lease_until, next_attempt_at, refresh_timed_out_at",
+                f"{_SET_REFUSAL}{seal} REMOVE lease_owner, lease_until, next_attempt_at, "
+                f"refresh_timed_out_at{unplain}",
                 ConditionExpression=f"{fence} AND #status <> :expired AND lease_owner = :owner",
                 ExpressionAttributeNames=_NAMES,
                 ExpressionAttributeValues={
@@ -369,6 +497,7 @@ class TokenStore:
                     ":expired": {"S": EXPIRED},
                     ":reason": {"S": reason},
                     ":owner": {"S": owner},
+                    **sealed,
                 },
             )
             is not None
@@ -377,12 +506,18 @@ class TokenStore:
     def note_refusal(self, pairing: Pairing, refusal: Refusal, owner: str) -> None:
         """An expired pairing that an operator retried was refused again: record it, change nothing else."""
         fence, values = _fence(pairing.generation, pairing.version)
+        seal, unplain, sealed = self._seal_plain_text(pairing)
         self._update(
             pairing.tenant,
-            UpdateExpression=f"SET {_SET_REFUSAL} REMOVE lease_owner, lease_until",
+            UpdateExpression=f"SET {_SET_REFUSAL}{seal} REMOVE lease_owner, lease_until{unplain}",
             ConditionExpression=f"{fence} AND lease_owner = :owner",
             ExpressionAttributeNames={"#version": "version"},
-            ExpressionAttributeValues={**values, **_refusal_values(refusal), ":owner": {"S": owner}},
+            ExpressionAttributeValues={
+                **values,
+                **_refusal_values(refusal),
+                ":owner": {"S": owner},
+                **sealed,
+            },
         )
 
     def delete(self, tenant: str) -> bool:

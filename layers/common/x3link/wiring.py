@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # imported where they are built: a cold start loads only what
     from x3link.pairing_events import EventPublisher
     from x3link.rescue import TokenRescue
     from x3link.sage_client import SageX3Client
+    from x3link.sealing import TokenSealer
     from x3link.token_keeper import TokenKeeper
     from x3link.token_store import TokenStore
 
@@ -69,7 +70,25 @@ def app_breaker() -> AppBreaker:
 
 
 @cache
+def token_sealer() -> TokenSealer:
+    """Seals and opens pairing tokens; its KMS client is built on the first seal or open, not before."""
+    from x3link.sealing import TokenSealer
+
+    s = settings()
+    return TokenSealer(lambda: aws_client("kms"), s.data_key_id, s.pairings_table)
+
+
+@cache
 def token_store() -> TokenStore:
+    """The pairings and their tokens: for the functions that store or use tokens."""
+    from x3link.token_store import TokenStore
+
+    return TokenStore(settings().pairings_table, aws_client("dynamodb"), token_sealer())
+
+
+@cache
+def pairing_records() -> TokenStore:
+    """The pairings without their tokens: reads and deletes only, never a KMS call (TenantsFunction)."""
     from x3link.token_store import TokenStore
 
     return TokenStore(settings().pairings_table, aws_client("dynamodb"))
@@ -134,7 +153,9 @@ def reset() -> None:
         settings,
         aws_client,
         sage_client,
+        token_sealer,
         token_store,
+        pairing_records,
         pairing_service,
         credentials_source,
         app_breaker,

@@ -1,0 +1,583 @@
+"""Pairing tokens sealed per tenant (x3link/sealing.py): a dump of every table and queue shows no token,
+a blob moved to another tenant does not open (and is never overwritten for it), warm reads and refreshes
+make no KMS call, TenantsFunction never opens tokens, and items from before sealing keep working until
+their next write seals them."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from typing import Any
+
+import boto3
+import pytest
+
+from local import template as tpl
+from local.aws_resources import Stack
+from local.sagex3_emulator import Emulator
+from local.triggers import Triggers
+from tests.support.api import call
+from tests.support.aws_faults import ERROR, AwsCalls, Fault
+from tests.support.iam import Request, Resources, inline_statements
+from tests.support.keeper import keeper, stored, sweep
+from tests.support.sage import callback, pair, start_browser
+from x3link import wiring
+from x3link.errors import ConfigurationError, SealedTokensUnreadable
+from x3link.sealing import PURPOSE, DataKeyCache, TokenSealer, encryption_context
+
+ACME = "https://x3.acme.example"
+GLOBEX = "https://x3.globex.example"
+LOAD_HANDLER = tpl.load_handler
+TOKENS = {"access_token": "ACCESS-aaaaaaaaaaaaaaaaaaaa", "refresh_token": "REFRESH-rrrrrrrrrrrrrrrrrrrr"}
+PARKING = {
+    "connect_seconds": 0.05,
+    "token_timeout": 0.5,
+    "min_token_timeout": 0.1,
+    "store_call_seconds": 0.05,
+    "commit_seconds": 0.1,
+    "park_seconds": 0.3,
+    "margin_seconds": 0.0,
+}
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+class FakeKms:
+    """KMS as far as envelope keys go, counting its calls. `ignores_context`: a KMS that would hand back
+    a data key under any encryption context, so that only the code's own check (GCM's associated data)
+    is left."""
+
+    def __init__(self, *, ignores_context: bool = False) -> None:
+        self.calls: Counter[str] = Counter()
+        self.ignores_context = ignores_context
+        self._keys: dict[bytes, tuple[bytes, dict[str, str]]] = {}
+
+    def generate_data_key(
+        self, KeyId: str, KeySpec: str, EncryptionContext: dict[str, str]
+    ) -> dict[str, Any]:
+        self.calls["GenerateDataKey"] += 1
+        assert KeySpec == "AES_256"
+        encrypted = f"edk-{len(self._keys)}".encode()
+        plaintext = bytes([len(self._keys) + 1]) * 32
+        self._keys[encrypted] = (plaintext, dict(EncryptionContext))
+        return {"CiphertextBlob": encrypted, "Plaintext": plaintext, "KeyId": KeyId}
+
+    def decrypt(self, CiphertextBlob: bytes, EncryptionContext: dict[str, str], **_: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        self.calls["Decrypt"] += 1
+        plaintext, context = self._keys.get(CiphertextBlob, (b"", {}))
+        if not plaintext or (context != EncryptionContext and not self.ignores_context):
+            error = {"Error": {"Code": "InvalidCiphertextException", "Message": "no"}}
+            raise ClientError(error, "Decrypt")  # type: ignore[arg-type]
+        return {"Plaintext": plaintext}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def sealer(
+    kms: FakeKms, cache: DataKeyCache | None = None, table: str = "local-PairingsTable"
+) -> TokenSealer:
+    return TokenSealer(lambda: kms, "key-id", table, cache)
+
+
+def item(stack: Stack, tenant: str) -> dict[str, Any]:
+    found: dict[str, Any] = (
+        boto3.client("dynamodb")
+        .get_item(TableName=stack.refs["PairingsTable"], Key={"tenant": {"S": tenant}}, ConsistentRead=True)
+        .get("Item", {})
+    )
+    return found
+
+
+def kms_by_function(calls: AwsCalls, since: int = 0, purpose: str = PURPOSE) -> Counter[str]:
+    """`<function> <operation>` of each KMS call under `purpose` made by a function since call `since`."""
+    return Counter(
+        f"{made.function} {made.operation}"
+        for made in calls.calls[since:]
+        if made.service == "kms"
+        and made.function is not None
+        and (made.params.get("EncryptionContext") or {}).get("purpose") == purpose
+    )
+
+
+@pytest.fixture
+def calls(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> AwsCalls:
+    """Every AWS call, with the function that made it; each function in an environment of its own."""
+    recorded = AwsCalls.install(monkeypatch)
+    monkeypatch.setattr(tpl, "load_handler", recorded.handler_loader(LOAD_HANDLER, own_environments=True))
+    return recorded
+
+
+@pytest.fixture
+def received(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every access and refresh token that Sage's token answers brought to the bundle."""
+    from x3link.sage_client import SageX3Client
+
+    tokens: list[str] = []
+    original = SageX3Client.token
+
+    def token(self: SageX3Client, *args: Any, **kwargs: Any) -> Any:
+        answer = original(self, *args, **kwargs)
+        for name in ("access_token", "refresh_token"):
+            if isinstance(answer, dict) and isinstance(answer.get(name), str):
+                tokens.append(answer[name])
+        return answer
+
+    monkeypatch.setattr(SageX3Client, "token", token)
+    return tokens
+
+
+def park_rotated_tokens(calls: AwsCalls, tenant: str) -> None:
+    """A refresh whose commit the table refuses: Sage rotates, the new tokens wait in the rescue queue."""
+    commit = calls.fail(
+        Fault(
+            "dynamodb",
+            "UpdateItem",
+            ERROR,
+            lambda p: "refreshed_at = :now" in p["UpdateExpression"],
+            times=None,
+        )
+    )
+    keeper(**PARKING).refresh(stored(tenant))
+    calls.heal()
+    assert commit.injected >= 1
+    time.sleep(max(0.0, (stored(tenant).lease_until or 0) - time.time()) + 0.05)
+
+
+def dump(stack: Stack) -> tuple[str, int]:
+    """Every item of every table of template.yaml and every message of every queue, as text; and how many
+    messages there were."""
+    dynamodb, sqs = boto3.client("dynamodb"), boto3.client("sqs")
+    parts: list[str] = []
+    messages = 0
+    for logical_id, resource in tpl.resources().items():
+        if resource["Type"] == "AWS::DynamoDB::Table":
+            for page in dynamodb.get_paginator("scan").paginate(TableName=stack.refs[logical_id]):
+                for found in page["Items"]:
+                    parts.append(repr(found))
+                    parts += [v["B"].decode("latin-1") for v in found.values() if "B" in v]
+        elif resource["Type"] == "AWS::SQS::Queue":
+            answer = sqs.receive_message(
+                QueueUrl=stack.refs[logical_id],
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=0,
+                MessageAttributeNames=["All"],
+            )
+            parts += [json.dumps(message) for message in answer.get("Messages", [])]
+            messages += len(answer.get("Messages", []))
+    return "\n".join(parts), messages
+
+
+def pieces(tokens: list[str]) -> set[str]:
+    """The tokens, and each JWT's payload and signature on their own (its header is the same for all)."""
+    found = set(tokens)
+    for token in tokens:
+        found |= {part for part in token.split(".") if len(part) >= 16 and not part.startswith("eyJhbGciOi")}
+    return found
+
+
+# ---------------------------------------------------------------------------------------------- the sealer
+def test_a_sealed_blob_opens_for_its_tenant_only_and_shows_nothing() -> None:
+    kms = FakeKms()
+    seal = sealer(kms)
+
+    blob = seal.seal("acme", TOKENS)
+
+    assert all(value.encode() not in blob for value in TOKENS.values())
+    assert seal.open("acme", blob) == TOKENS
+    assert sealer(kms).open("acme", blob) == TOKENS  # another environment: KMS opens its data key
+    with pytest.raises(SealedTokensUnreadable):
+        sealer(kms).open("globex", blob)  # KMS refuses: the context names acme
+    with pytest.raises(SealedTokensUnreadable):
+        sealer(kms, table="other-table").open("acme", blob)
+
+
+def test_the_code_refuses_a_moved_blob_even_when_kms_would_open_it() -> None:
+    """A KMS that ignored the encryption context: GCM's associated data names the tenant and table too."""
+    kms = FakeKms(ignores_context=True)
+    blob = sealer(kms).seal("acme", TOKENS)
+
+    with pytest.raises(SealedTokensUnreadable):
+        sealer(kms).open("globex", blob)
+    with pytest.raises(SealedTokensUnreadable):
+        sealer(kms, table="other-table").open("acme", blob)
+    assert sealer(kms).open("acme", blob) == TOKENS
+
+
+def test_a_warm_environment_does_not_hand_one_tenants_key_to_another() -> None:
+    kms = FakeKms(ignores_context=True)
+    seal = sealer(kms)
+    blob = seal.seal("acme", TOKENS)
+    assert seal.open("acme", blob) == TOKENS  # acme's data key is cached
+
+    with pytest.raises(SealedTokensUnreadable):
+        seal.open("globex", blob)
+    assert len(seal.cache) == 1  # nothing was cached for globex from acme's blob
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda blob: blob[:-1] + bytes([blob[-1] ^ 1]),  # the tag
+        lambda blob: blob[:-20] + bytes([blob[-20] ^ 1]) + blob[-19:],  # the ciphertext
+        lambda blob: bytes([2]) + blob[1:],  # an unknown format
+        lambda blob: blob[:10],  # cut short
+        lambda blob: b"",
+    ],
+)
+def test_an_altered_blob_does_not_open(damage: Any) -> None:
+    kms = FakeKms()
+    seal = sealer(kms)
+    blob = seal.seal("acme", TOKENS)
+
+    with pytest.raises(SealedTokensUnreadable) as refused:
+        seal.open("acme", damage(blob))
+
+    assert refused.value.code == "tokens_unreadable" and refused.value.status == 500
+    assert not any(value in refused.value.message for value in TOKENS.values())
+
+
+def test_warm_seals_and_opens_make_no_kms_call_and_never_repeat_a_nonce() -> None:
+    kms = FakeKms()
+    seal = sealer(kms)
+
+    blobs = [seal.seal("acme", TOKENS) for _ in range(20)]
+    opened = [seal.open("acme", blob) for blob in blobs]
+
+    assert kms.calls == Counter({"GenerateDataKey": 1})
+    assert opened == [TOKENS] * 20
+    nonces = {blob[3 + len(b"edk-0") :][:12] for blob in blobs}
+    assert len(nonces) == 20  # one data key, a random nonce for every blob
+    seal.seal("globex", TOKENS)
+    assert kms.calls == Counter({"GenerateDataKey": 2})  # a key per tenant
+
+
+def test_a_cached_data_key_is_used_for_a_bounded_time_only() -> None:
+    kms, clock = FakeKms(), Clock()
+    writer = sealer(kms)
+    blob = writer.seal("acme", TOKENS)
+    reader = sealer(kms, DataKeyCache(ttl_seconds=300, clock=clock))
+
+    reader.open("acme", blob)
+    clock.now += 299
+    reader.open("acme", blob)
+    assert kms.calls["Decrypt"] == 1
+    clock.now += 1  # 300 s after KMS gave it: used no more, whatever its use meanwhile
+    reader.open("acme", blob)
+    assert kms.calls["Decrypt"] == 2
+    clock.now += 300
+    reader.seal("acme", TOKENS)  # a write after the time is up asks for a new data key
+    assert kms.calls["GenerateDataKey"] == 2
+
+
+def test_the_cache_never_holds_more_than_its_size_and_drops_the_least_recently_used() -> None:
+    kms = FakeKms()
+    seal = sealer(kms, DataKeyCache(max_keys=3))
+    blobs = {tenant: seal.seal(tenant, TOKENS) for tenant in ("t0", "t1", "t2")}
+    seal.open("t0", blobs["t0"])  # t0 used last: t1 is now the least recently used
+
+    for n in range(3, 12):
+        blobs[f"t{n}"] = seal.seal(f"t{n}", TOKENS)
+        assert len(seal.cache) <= 3
+    assert kms.calls["GenerateDataKey"] == 12
+
+    seal.open("t11", blobs["t11"])
+    assert kms.calls["Decrypt"] == 0
+    seal.open("t1", blobs["t1"])  # dropped long ago: KMS again
+    assert kms.calls["Decrypt"] == 1
+    assert len(seal.cache) == 3
+
+
+def test_prepare_makes_a_key_that_outlasts_the_refresh_before_the_token_is_spent() -> None:
+    kms, clock = FakeKms(), Clock()
+    seal = sealer(kms, DataKeyCache(ttl_seconds=300, clock=clock))
+    seal.prepare("acme", 60)
+    seal.prepare("acme", 60)
+    assert kms.calls["GenerateDataKey"] == 1
+    clock.now += 250  # 50 s left: not enough for a refresh that may take 60
+    seal.prepare("acme", 60)
+    assert kms.calls["GenerateDataKey"] == 2
+    seal.seal("acme", TOKENS)
+    assert kms.calls["GenerateDataKey"] == 2
+
+
+def test_no_repr_shows_key_material() -> None:
+    kms = FakeKms()
+    seal = sealer(kms)
+    seal.seal("acme", TOKENS)
+    key = next(iter(kms._keys.values()))[0]
+
+    for text in (repr(seal), str(seal), repr(seal.cache), repr(list(seal.cache._keys.values()))):
+        assert key.hex() not in text and repr(key) not in text and key.decode("latin-1") not in text
+
+
+def test_the_encryption_context_names_purpose_table_and_tenant() -> None:
+    assert encryption_context("tbl", "acme") == {
+        "purpose": "pairing-tokens",
+        "table": "tbl",
+        "tenant": "acme",
+    }
+
+
+# ---------------------------------------------------------------------------------------------- the stack
+def test_a_dump_of_every_table_and_queue_holds_no_token(
+    sage: Emulator, stack: Stack, calls: AwsCalls, received: list[str]
+) -> None:
+    sage.configure(refresh_lifetime=3 * 86400)  # due for the sweep
+    pair(sage, "acme", ACME)
+    pair(sage, "globex", GLOBEX)
+    sage.invalidate_access_tokens(ACME)
+    assert call("GET", "/tenants/acme/folders").status == 200  # a 401, a refresh, a commit
+    sage.revoke(GLOBEX)
+    sage.invalidate_access_tokens(GLOBEX)
+    assert call("GET", "/tenants/globex/folders").json["error"] == "pairing_suspended"
+    park_rotated_tokens(calls, "acme")
+    parked, parked_messages = dump(stack)
+
+    deliveries = Triggers(stack, types=("SQS",), load_handler=tpl.load_handler).pump()  # stored now
+    summary = sweep()
+    after, _ = dump(stack)
+
+    assert sum(len(d.records) for d in deliveries) == 1
+    assert stored("acme").refresh_token == sage.current_refresh_token(ACME)
+    assert summary["refreshed"] == 1, summary
+    secrets = pieces(received)
+    assert len(received) >= 10, received  # 2 pairings, the query's refresh, the parked one, the sweep's
+    assert "sealed_tokens" in parked and parked_messages == 1  # there was something to look at
+    for where, text in (("with tokens parked", parked), ("after the rescue and a sweep", after)):
+        leaked = [secret[:12] + "..." for secret in secrets if secret in text]
+        assert not leaked, f"a dump {where} holds tokens: {leaked}"
+    for tenant in ("acme", "globex"):
+        assert {"access_token", "refresh_token"}.isdisjoint(item(stack, tenant)), tenant
+
+
+def test_a_blob_copied_to_another_tenant_is_refused_clearly_and_left_as_it_is(
+    sage: Emulator, stack: Stack, calls: AwsCalls
+) -> None:
+    pair(sage, "acme", ACME)
+    pair(sage, "globex", GLOBEX)
+    assert call("GET", "/tenants/acme/folders").status == 200  # FoldersFunction holds acme's data key
+    copied = item(stack, "acme")["sealed_tokens"]
+    boto3.client("dynamodb").update_item(
+        TableName=stack.refs["PairingsTable"],
+        Key={"tenant": {"S": "globex"}},
+        UpdateExpression="SET sealed_tokens = :copied",
+        ExpressionAttributeValues={":copied": copied},
+    )
+    before = item(stack, "globex")
+    sage.clear_requests()
+
+    answer = call("GET", "/tenants/globex/folders")  # warm: acme's key is cached, and not for globex
+    wiring.reset()
+    cold = call("GET", "/tenants/globex/folders")  # cold: KMS refuses it
+    boto3.client("dynamodb").update_item(  # due for a refresh: still refused before any lease or Sage call
+        TableName=stack.refs["PairingsTable"],
+        Key={"tenant": {"S": "globex"}},
+        UpdateExpression="SET access_token_expires_epoch = :now",
+        ExpressionAttributeValues={":now": {"N": str(time.time())}},
+    )
+    due = call("GET", "/tenants/globex/folders")
+    retried = call("POST", "/tenants/globex/refresh")
+
+    for refused in (answer, cold, due, retried):
+        assert (refused.status, refused.json["error"]) == (500, "tokens_unreadable"), refused.body
+        assert "tokens" in refused.json["message"] and "globex" not in refused.json["message"]
+    assert sage.requests == []  # nothing was sent to Sage for globex
+    after = item(stack, "globex")
+    assert after["sealed_tokens"] == copied
+    assert {k: v for k, v in after.items() if k != "access_token_expires_epoch"} == {
+        k: v for k, v in before.items() if k != "access_token_expires_epoch"
+    }
+    assert call("GET", "/tenants/globex").json["status"] == "active"  # its state is still readable
+    assert call("GET", "/tenants/acme/folders").status == 200  # and acme's blob still works for acme
+
+
+def test_warm_folder_queries_and_refreshes_make_no_kms_call(
+    sage: Emulator, stack: Stack, calls: AwsCalls
+) -> None:
+    sage.configure(refresh_lifetime=3 * 86400)
+    mark = len(calls.calls)
+    pair(sage, "acme", ACME)
+    assert kms_by_function(calls, mark) == Counter({"CallbackFunction GenerateDataKey": 1})
+
+    mark = len(calls.calls)
+    assert call("GET", "/tenants/acme/folders").status == 200  # a cold FoldersFunction
+    assert kms_by_function(calls, mark) == Counter({"FoldersFunction Decrypt": 1})
+
+    mark = len(calls.calls)
+    for _ in range(3):
+        assert call("GET", "/tenants/acme/folders").status == 200
+    sage.invalidate_access_tokens()
+    assert call("GET", "/tenants/acme/folders").status == 200  # a 401, a refresh, a commit, a retry
+    assert sage.count("refresh") == 1
+    assert kms_by_function(calls, mark) == Counter()  # warm: neither query nor refresh asks KMS
+
+    mark = len(calls.calls)
+    assert sweep()["refreshed"] == 1  # a cold TokenRefreshFunction: opens once, seals with that key
+    assert kms_by_function(calls, mark) == Counter({"TokenRefreshFunction Decrypt": 1})
+
+    mark = len(calls.calls)
+    assert call("GET", "/tenants/acme").status == 200
+    assert call("DELETE", "/tenants/acme").status == 204
+    assert [made for made in calls.calls[mark:] if made.service == "kms"] == []
+
+
+def test_the_rescue_stores_with_one_data_key_and_opens_nothing_of_the_table(
+    sage: Emulator, stack: Stack, calls: AwsCalls
+) -> None:
+    pair(sage, "acme", ACME)
+    park_rotated_tokens(calls, "acme")
+    mark = len(calls.calls)
+
+    Triggers(stack, types=("SQS",), load_handler=tpl.load_handler).pump()
+
+    assert stored("acme").refresh_token == sage.current_refresh_token(ACME)
+    assert kms_by_function(calls, mark) == Counter({"TokenRescueFunction GenerateDataKey": 1})
+    assert kms_by_function(calls, mark, purpose="token-rescue") == Counter({"TokenRescueFunction Decrypt": 1})
+
+
+def test_tenants_function_reads_metadata_only_and_may_not_open_tokens(
+    sage: Emulator, stack: Stack, calls: AwsCalls
+) -> None:
+    pair(sage, "acme", ACME)
+    mark = len(calls.calls)
+
+    answer = call("GET", "/tenants/acme")
+
+    assert answer.status == 200 and answer.json["status"] == "active"
+    assert [made for made in calls.calls[mark:] if made.service == "kms"] == []
+    store = wiring.pairing_records()
+    pairing = store.get("acme")
+    assert pairing is not None and pairing.access_token is None and pairing.refresh_token is None
+    with pytest.raises(ConfigurationError):  # its store has nothing to open tokens with
+        store.open(pairing)
+    # Nor does its role allow it, nor the stream's reader: only the functions that use tokens may.
+    resources = Resources.of(stack)
+    key = resources.arn(stack.refs["DataKey"])
+    context = tuple(
+        sorted(
+            (f"kms:EncryptionContext:{k}", v)
+            for k, v in encryption_context(stack.refs["PairingsTable"], "acme").items()
+        )
+    )
+    for operation in ("Decrypt", "GenerateDataKey"):
+        request = Request(f"kms:{operation}", key, context)
+        for function in ("TenantsFunction", "PairingEventsFunction", "PairingStartFunction"):
+            assert not resources.allows(inline_statements(function, stack), request), (function, operation)
+        for function in ("FoldersFunction", "PairingRefreshFunction", "TokenRefreshFunction"):
+            assert resources.allows(inline_statements(function, stack), request), (function, operation)
+    decrypt = Request("kms:Decrypt", key, context)
+    for function in ("CallbackFunction", "TokenRescueFunction"):  # they seal, and never open
+        assert not resources.allows(inline_statements(function, stack), decrypt), function
+
+
+def test_an_item_from_before_sealing_serves_queries_and_is_sealed_by_its_next_write(
+    sage: Emulator, stack: Stack, calls: AwsCalls
+) -> None:
+    for tenant, customer in (("acme", ACME), ("globex", GLOBEX)):
+        pair(sage, tenant, customer)
+        tokens = stored(tenant)
+        boto3.client("dynamodb").update_item(  # as the bundle wrote it before tokens were sealed
+            TableName=stack.refs["PairingsTable"],
+            Key={"tenant": {"S": tenant}},
+            UpdateExpression="SET access_token = :a, refresh_token = :r REMOVE sealed_tokens",
+            ExpressionAttributeValues={":a": {"S": tokens.access_token}, ":r": {"S": tokens.refresh_token}},
+        )
+    legacy_refresh = item(stack, "globex")["refresh_token"]["S"]
+    sage.clear_requests()
+    mark = len(calls.calls)
+
+    assert call("GET", "/tenants/acme/folders").status == 200
+    legacy_access = item(stack, "acme")["access_token"]["S"]
+    assert sage.requests[-1]["headers"]["Authorization"] == f"Bearer {legacy_access}"
+    assert kms_by_function(calls, mark) == Counter()  # nothing sealed to open
+    assert call("GET", "/tenants/acme").status == 200
+
+    sage.invalidate_access_tokens(ACME)
+    assert call("GET", "/tenants/acme/folders").status == 200  # a refresh: its commit seals them
+    sage.revoke(GLOBEX)
+    sage.invalidate_access_tokens(GLOBEX)
+    assert call("GET", "/tenants/globex/folders").json["error"] == "pairing_suspended"  # sealed too
+
+    for tenant in ("acme", "globex"):
+        assert "sealed_tokens" in item(stack, tenant), tenant
+        assert {"access_token", "refresh_token"}.isdisjoint(item(stack, tenant)), tenant
+    assert stored("globex").refresh_token == legacy_refresh  # kept, sealed, for a later retry
+    assert stored("acme").refresh_token == sage.current_refresh_token(ACME)
+    sage.invalidate_access_tokens(ACME)
+    assert call("GET", "/tenants/acme/folders").status == 200  # the sealed tokens work
+    assert sage.count("refresh") == 3  # acme's two, and globex's that Sage refused
+
+
+def test_kms_failing_before_a_refresh_costs_a_retry_never_a_spent_token(
+    sage: Emulator, stack: Stack, calls: AwsCalls
+) -> None:
+    """The data key that will seal the new tokens is made before the refresh token is spent: a KMS that
+    fails then answers 503 with nothing changed, instead of leaving Sage's new tokens to the rescue queue."""
+    pair(sage, "acme", ACME)
+    sage.invalidate_access_tokens()
+    before = item(stack, "acme")
+    # FoldersFunction starts cold, with keys that expire sooner than a refresh may take.
+    calls.cold_start_hooks.append(lambda: setattr(wiring.token_sealer().cache, "ttl_seconds", 20))
+    outage = calls.fail(Fault("kms", "GenerateDataKey", ERROR, times=None))
+
+    answer = call("GET", "/tenants/acme/folders")
+
+    assert (answer.status, answer.json["error"]) == (503, "service_unavailable"), answer.body
+    assert outage.injected >= 1
+    assert sage.count("refresh") == 0
+    assert item(stack, "acme") == before  # no lease taken, nothing parked
+    calls.heal()
+    assert call("GET", "/tenants/acme/folders").status == 200
+    assert sage.count("refresh") == 1
+
+
+def test_an_expired_pairing_from_before_sealing_is_sealed_by_an_operators_retry(
+    sage: Emulator, stack: Stack, calls: AwsCalls
+) -> None:
+    pair(sage, "acme", ACME)
+    tokens = stored("acme")
+    boto3.client("dynamodb").update_item(  # expired, as the bundle wrote it before tokens were sealed
+        TableName=stack.refs["PairingsTable"],
+        Key={"tenant": {"S": "acme"}},
+        UpdateExpression="SET access_token = :a, refresh_token = :r, #status = :expired REMOVE sealed_tokens",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={
+            ":a": {"S": tokens.access_token},
+            ":r": {"S": tokens.refresh_token},
+            ":expired": {"S": "expired"},
+        },
+    )
+    sage.revoke(ACME)
+
+    answer = call("POST", "/tenants/acme/refresh")
+
+    assert answer.json["error"] == "pairing_expired", answer.body
+    kept = item(stack, "acme")
+    assert "sealed_tokens" in kept and {"access_token", "refresh_token"}.isdisjoint(kept)
+    assert kept["last_refusal_status"] == {"N": "401"}  # the refusal was recorded in the same write
+    assert stored("acme").refresh_token == tokens.refresh_token
+
+
+def test_kms_failing_before_a_code_exchange_leaves_the_code_unspent(
+    sage: Emulator, stack: Stack, calls: AwsCalls
+) -> None:
+    """The callback makes its data key before it spends the single-use code: a KMS outage then fails the
+    page with the code still unexchanged, instead of losing the tokens Sage would have issued."""
+    browser = start_browser("acme", ACME)
+    params = sage.approve(browser.authorise_url)
+    outage = calls.fail(Fault("kms", "GenerateDataKey", ERROR, times=None))
+
+    answer = callback(params, browser)
+
+    assert answer.status == 503, answer.body
+    assert outage.injected >= 1
+    assert sage.count("code") == 0
+    assert item(stack, "acme") == {}
