@@ -46,6 +46,14 @@ def _table(client: Any, name: str, props: Mapping[str, Any]) -> tuple[dict[str, 
     except client.exceptions.ResourceInUseException:
         # Already there (an AWS_ENDPOINT_URL that outlives `make run`): reuse it, with its stream.
         description = client.describe_table(TableName=name)["Table"]
+        present = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
+        for index in props.get("GlobalSecondaryIndexes") or []:
+            if index["IndexName"] not in present:  # an index the template gained since that run
+                description = client.update_table(
+                    TableName=name,
+                    AttributeDefinitions=props["AttributeDefinitions"],
+                    GlobalSecondaryIndexUpdates=[{"Create": index}],
+                )["TableDescription"]
         if stream and not description.get("LatestStreamArn"):
             description = client.update_table(
                 TableName=name, StreamSpecification=kwargs["StreamSpecification"]

@@ -17,7 +17,7 @@ from local.background import POLLING, Repeating
 
 SOURCE = "sage-x3-link"  # docs/contract.md, "Events"
 NAME = "local-event-log"
-SHOWN = ("tenant", "upstream_status", "reason")
+SHOWN = ("tenant", "upstream_status", "reason", "folder")
 
 
 def line(event: dict[str, Any]) -> str:

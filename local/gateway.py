@@ -3,6 +3,9 @@ event that API Gateway would send, handed in-process to the same handler Lambda 
 
 What API Gateway itself decides stays here: which route answers, whether a signature is good, and what
 a failed or malformed function becomes (403 and 502 with API Gateway's JSON `{"message": ...}`).
+
+Besides the routes, and only here: `GET /openapi.json` and `GET /docs`, the API's description
+(openapi.yaml, local/api_docs.py), unsigned and in no route table.
 """
 
 from __future__ import annotations
@@ -13,12 +16,12 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from local import apigw_event, lambda_context, sigv4
+from local import api_docs, apigw_event, lambda_context, sigv4
 from local import template as tpl
 from local.template import Route
 
@@ -63,7 +66,8 @@ class RouteTable:
 class Gateway:
     """An HTTP server for `routes`; the socket is bound at construction so `port` is known (port 0 = any).
 
-    `load_handler` and `make_context` are what tests replace to serve fake functions.
+    `load_handler` and `make_context` are what tests replace to serve fake functions. `local_pages` are
+    answered to GET before any route, unsigned (the OpenAPI document and its page): none of API Gateway's.
     """
 
     def __init__(
@@ -78,8 +82,10 @@ class Gateway:
         load_handler: HandlerLookup = tpl.load_handler,
         make_context: ContextFactory | None = None,
         log: Callable[[str], None] | None = None,
+        local_pages: Mapping[str, api_docs.LocalPage] | None = None,
     ) -> None:
         self.table = RouteTable(routes)
+        self.local_pages = dict(api_docs.PAGES if local_pages is None else local_pages)
         self.credentials = credentials
         self.account_id = account_id
         self.load_handler = load_handler
@@ -143,6 +149,14 @@ class Gateway:
     def handle(self, request: apigw_event.HttpRequest, source_ip: str) -> apigw_event.HttpResponse:
         """One request through routing, authorisation and the function, as API Gateway would."""
         request_id = str(uuid.uuid4())
+        local_page = self.local_pages.get(request.raw_path)
+        if local_page is not None and request.method in ("GET", "HEAD"):
+            try:
+                return local_page(self.url)
+            except Exception:  # openapi.yaml being edited, say: say so, and keep serving
+                trace = traceback.format_exc().rstrip()
+                self.log(f"{request.raw_path} failed (request {request_id}):\n{trace}")
+                return refusal_response(GatewayRefusal(500, "Internal server error"), request_id)
         try:
             route, params = self.table.match(request.method, request.raw_path)
             access_key = None

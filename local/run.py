@@ -14,6 +14,13 @@ from local.stack import LocalStack, StackError, StackSettings
 
 DEMO_TENANT = "demo"
 DEMO_CUSTOMER = "https://x3.demo.example"
+DEMO_FOLDER = "SEED"
+# What X3 has exported into the demo customer's folder, in the emulator, before anyone paired.
+DEMO_FILES = {
+    "orders-2026-01.csv": b"order;customer;amount\nSO0001;C001;120.00\nSO0002;C002;75.50\n",
+    "customers.csv": b"code;name\nC001;Acme\nC002;Globex\n",
+    "stock.csv": b"item;quantity\nIT001;12\nIT002;0\n",
+}
 
 
 def say(line: str = "") -> None:
@@ -54,6 +61,29 @@ def demo_pairing(stack: LocalStack) -> None:
     say(f"  It opens once, in one browser, until {answer['expires_at']}; accept at Sage X3 in that browser.")
 
 
+def seed_demo_files(stack: LocalStack) -> None:
+    """Files waiting in the demo customer's data delivery folder (the emulator's; a real Sage has its own)."""
+    if stack.emulator is None:
+        return
+    for name, content in DEMO_FILES.items():
+        stack.emulator.put_delivery_file(DEMO_CUSTOMER, DEMO_FOLDER, name, content)
+
+
+def demo_file_commands(stack: LocalStack) -> None:
+    """How the app lists, downloads, deletes and uploads the demo tenant's files, once it is paired."""
+    folder = f"/tenants/{DEMO_TENANT}/folders/{DEMO_FOLDER}"
+    first = next(iter(DEMO_FILES))
+    say()
+    say(f"Its files in folder {DEMO_FOLDER}, once paired with {DEMO_FOLDER} ticked at Sage X3:")
+    say(f"  list:      {stack.curl_example(f'{folder}/files')}")
+    say(f"  download:  {stack.curl_example(f'{folder}/files/{first}')}")
+    say('             then  curl -o <file> "<url>"  (the url it answers, valid one hour)')
+    say(f"  delete:    {stack.curl_example(f'{folder}/files/{first}', method='DELETE')}")
+    upload = stack.curl_example(f"{folder}/uploads", method="POST", json_body={"filename": "prices.csv"})
+    say(f"  upload:    {upload}")
+    say('             then  curl -T prices.csv "<upload_url>"  (the upload_url it answers)')
+
+
 def state(stack: LocalStack, settings: StackSettings) -> dict[str, object]:
     data: dict[str, object] = {**stack.describe(), "pid": os.getpid(), "access_key_id": settings.access_key}
     if stack.moto is not None:
@@ -79,8 +109,10 @@ def main() -> int:
         say("Starting the local stack...")
         stack.start()
         stack_file.write(state(stack, settings))
+        seed_demo_files(stack)
         say()
         demo_pairing(stack)
+        demo_file_commands(stack)
         say()
         say("Try a signed call:")
         say(f"  {stack.curl_example()}")

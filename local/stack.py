@@ -237,7 +237,10 @@ class LocalStack:
         if self._show_events and buses:
             self.event_log = EventLog(buses[0], self.log).start()
         self.gateway.start()
-        self.log(f"  API          {self.api_url}  (redirect URI {self.redirect_uri})")
+        self.log(
+            f"  API          {self.api_url}  (redirect URI {self.redirect_uri}, "
+            f"notification URL {self.notification_url})"
+        )
 
     def _start_emulator(self) -> None:
         from local.sagex3_emulator import Emulator  # only when it is used: SAGE_X3_URL may point elsewhere
@@ -253,6 +256,8 @@ class LocalStack:
             client_secret=s.client_secret,
             redirect_uris=[self.redirect_uri],
         ).start()
+        # The App Registry's notification URL: data delivery notifications come to this stack's gateway.
+        self.emulator.configure(notification_url=self.notification_url)
         self.emulator_urls = {region: self.emulator.base_url(region) for region in s.emulator_regions}
         first, *others = self.emulator_urls.values()
         self.sage_x3_url = first
@@ -298,14 +303,23 @@ class LocalStack:
         return f"{self.api_url}/callback"
 
     @property
+    def notification_url(self) -> str:
+        """Where Sage X3 sends data delivery notifications (the App Registry's notification URL)."""
+        return f"{self.api_url}/notifications"
+
+    @property
     def credentials(self) -> sigv4.Credentials:
         return self.settings.credentials
 
-    def curl_example(self, path: str = "/tenants/demo") -> str:
+    def curl_example(self, path: str = "/tenants/demo", *, method: str = "GET", json_body: Any = None) -> str:
+        """A signed curl of one route (curl signs the body too)."""
         c = self.credentials
+        options = "" if method == "GET" else f"-X {method} "
+        if json_body is not None:
+            options += f"-H 'Content-Type: application/json' -d '{json.dumps(json_body)}' "
         return (
-            f'curl --aws-sigv4 "aws:amz:{c.region}:execute-api" --user {c.access_key}:{c.secret_key} '
-            f"{self.api_url}{path}"
+            f'curl {options}--aws-sigv4 "aws:amz:{c.region}:execute-api" '
+            f"--user {c.access_key}:{c.secret_key} {self.api_url}{path}"
         )
 
     def describe(self) -> dict[str, Any]:

@@ -76,6 +76,15 @@ def request_costs() -> list[tuple[str, Counter[str], int]]:
             rows.append((label, calls, len(sage.requests)))
 
         measure("folder query (warm, token fresh)", lambda: call("GET", "/tenants/bench/folders"))
+        sage.put_delivery_file("https://x3.acme.example", "SEED", "bench.csv", b"1;2\n")
+        files = "/tenants/bench/folders/SEED/files"
+        measure("file list (warm, token fresh)", lambda: call("GET", files))
+        measure("download link (warm)", lambda: call("GET", f"{files}/bench.csv"))
+        upload = {"filename": "bench-in.csv"}
+        measure(
+            "upload link (warm)",
+            lambda: call("POST", "/tenants/bench/folders/SEED/uploads", json_body=upload),
+        )
         keeper = wiring.token_keeper()
 
         def refresh() -> None:

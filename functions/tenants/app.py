@@ -1,4 +1,5 @@
-"""GET and DELETE /tenants/{tenant}: what a tenant's pairing looks like (never its tokens), or forget it.
+"""GET /tenants, GET and DELETE /tenants/{tenant}: what the pairings look like (never their tokens), a page
+at a time or one tenant's, or forget one.
 
 It reads pairings through a store that cannot open their tokens, and its role may not decrypt them.
 """
@@ -16,9 +17,22 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from x3link import wiring
 from x3link.api import json_api, tenant_parameter
 from x3link.errors import NotPaired
+from x3link.tenant_listing import list_tenants, page_limit, status_filter
 
 logger = Logger()
 app = json_api()
+
+
+@app.get("/tenants")
+def list_pairings() -> dict[str, Any]:
+    query = app.current_event.get_query_string_value
+    return list_tenants(
+        wiring.pairing_records(),
+        status=status_filter(query("status")),
+        limit=page_limit(query("limit")),
+        cursor=query("cursor"),
+        now=time.time(),
+    )
 
 
 @app.get("/tenants/<tenant>")

@@ -6,17 +6,53 @@ auth, valid one hour), so the app's "follow the redirect, not the token" handlin
 
 from __future__ import annotations
 
+import math
 import secrets
+import time
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlencode
 
 from . import messages
 from .http_types import ApiError, Request, Response
-from .models import DownloadLink, Grant, iso_time
+from .models import DownloadLink, Grant, customer_key, iso_time
 from .state import State
 from .tokens import authenticate
 
 PAGE_SIZE = 50
+
+
+def presigned_url(origin: str, path: str, now: float, lifetime: float) -> str:
+    """An S3-like presigned URL: `X-Amz-Date` and `X-Amz-Expires` say until when it works, as S3's do;
+    the opaque part of the path is what the emulator checks (the signature is decoration)."""
+    query = urlencode(
+        {
+            "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+            "X-Amz-Date": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)),
+            "X-Amz-Expires": str(int(lifetime)),
+            "X-Amz-SignedHeaders": "host",
+            "X-Amz-Signature": secrets.token_hex(32),
+        }
+    )
+    return f"{origin}{path}?{query}"
+
+
+def data_grant(state: State, req: Request) -> Grant:
+    """The caller's grant, with this data request counted against its customer's daily quota (429 past it,
+    with Retry-After up to the next UTC day)."""
+    grant = authenticate(state, req)
+    limit = state.settings.daily_quota
+    if limit <= 0:
+        return grant
+    now = state.now()
+    day = int(now // 86400)
+    key = (customer_key(grant.customer_url), day)
+    with state.lock:
+        used = state.quota_used.get(key, 0)
+        if used >= limit:
+            retry_after = max(1, math.ceil((day + 1) * 86400 - now))
+            raise ApiError(429, messages.QUOTA_EXCEEDED, {"Retry-After": str(retry_after)})
+        state.quota_used[key] = used + 1
+    return grant
 
 
 def granted_folder(req: Request, grant: Grant) -> str:
@@ -29,7 +65,7 @@ def granted_folder(req: Request, grant: Grant) -> str:
 
 def named_file(state: State, req: Request) -> tuple[Grant, str, str]:
     """The caller's grant, the granted folder and the required `filename` of a per-file request."""
-    grant = authenticate(state, req)
+    grant = data_grant(state, req)
     folder = granted_folder(req, grant)
     filename = req.arg("filename")
     if not filename:
@@ -48,7 +84,7 @@ def _page_number(req: Request) -> int:
 
 def delivery_get(state: State, req: Request) -> Response:
     """`GET /v1/datadelivery/{FOLDER}/`: the listing, or with `?filename=` a redirect to the file."""
-    grant = authenticate(state, req)
+    grant = data_grant(state, req)
     folder = granted_folder(req, grant)
     filename = req.arg("filename")
     if filename is not None:
@@ -90,9 +126,10 @@ def _download_redirect(state: State, req: Request, grant: Grant, folder: str, fi
         if filename not in state.delivery_folder(grant.customer_url, folder):
             raise ApiError(404, messages.FILE_NOT_FOUND)
         opaque = secrets.token_urlsafe(24)
-        expires = state.now() + state.settings.link_lifetime
-        state.links[opaque] = DownloadLink(grant.customer_url, folder, filename, expires)
-    return Response(302, headers={"Location": f"{req.origin}/_files/{opaque}"})
+        now, lifetime = state.now(), state.settings.link_lifetime
+        state.links[opaque] = DownloadLink(grant.customer_url, folder, filename, now + lifetime)
+    location = presigned_url(req.origin, f"/_files/{opaque}", now, lifetime)
+    return Response(state.settings.download_redirect_status, headers={"Location": location})
 
 
 def delivery_delete(state: State, req: Request) -> Response:

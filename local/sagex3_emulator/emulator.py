@@ -6,6 +6,8 @@ can turn knobs while the app under test is mid-request.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -16,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 from .faults import ALL_ROUTES, Fault
 from .http_types import ApiError
 from .models import Client, Customer, StoredFile, customer_key
+from .notifications import SentNotification, build, post, sign
 from .pairing import CallbackInstead, decide, open_request
 from .server import RegionServer
 from .state import State
@@ -197,6 +200,11 @@ class Emulator:
         timeout_sleep: float | None = None,
         upload_limit: int | None = None,
         link_lifetime: float | None = None,
+        scan_delay: float | None = None,
+        download_redirect_status: int | None = None,
+        daily_quota: int | None = None,
+        notification_url: str | None = None,
+        notification_signature: str | None = None,
     ) -> None:
         """Change any subset of knobs; later requests see the new values."""
         knobs = {name: value for name, value in locals().items() if name != "self" and value is not None}
@@ -329,6 +337,77 @@ class Emulator:
             record.status = status
             record.status_message = message
             record.last_status_update = self._state.now()
+
+    # --- data delivery notifications ---------------------------------------------------------------
+
+    def notify(
+        self,
+        customer_url: str,
+        folder: str,
+        files: Iterable[str] | None = None,
+        *,
+        client_id: str | None = None,
+        notification_id: str | None = None,
+        detail_url: str | None = None,
+        signature: str | None = None,
+        signed_with: str | None = None,
+        url: str | None = None,
+        send: bool = True,
+        timeout: float = 30.0,
+    ) -> SentNotification:
+        """Notify the app that files were delivered in a customer's folder, as the gateway does.
+
+        The payload is signed with the app's client id (`client_id`, default: the only app registered)
+        and POSTed to `url` (default: the `notification_url` knob; neither, or `send=False`: built, not
+        sent). To send it wrong: `signed_with` another key, `signature` the header's value as given ("" leaves
+        the header out), `detail_url` a URL on another host. `files` None names what the folder holds now.
+        """
+        app = client_id or self._only_client()
+        record, payload = build(
+            self._state,
+            customer_url,
+            folder,
+            files,
+            client_id=app,
+            notification_id=notification_id,
+            detail_url=detail_url,
+        )
+        body = json.dumps(payload).encode("utf-8")
+        if signature is None:
+            encoding = self._state.settings.notification_signature
+            value: str | None = sign(body, signed_with or app, encoding)
+        else:
+            value = signature or None
+        sent = SentNotification(record.notification_id, payload, body, value)
+        target = url or self._state.settings.notification_url
+        return self.resend(sent, url=target, timeout=timeout) if send and target else sent
+
+    def resend(
+        self, sent: SentNotification, *, url: str | None = None, timeout: float = 30.0
+    ) -> SentNotification:
+        """POST the same notification again (same body, same signature), as a gateway that retries does."""
+        target = url or self._state.settings.notification_url
+        if not target:
+            raise ValueError("no notification URL: configure(notification_url=...) or pass url=")
+        status, headers, answer = post(target, sent.body, sent.signature, timeout)
+        return dataclasses.replace(sent, status=status, headers=headers, answer=answer)
+
+    def deliver(
+        self, customer_url: str, folder: str, files: dict[str, bytes], *, notify: bool = True
+    ) -> SentNotification | None:
+        """X3 exports files into a folder; with a notification URL set, the gateway then notifies the app."""
+        for name, content in files.items():
+            self.put_delivery_file(customer_url, folder, name, content)
+        if not notify or not self._state.settings.notification_url:
+            return None
+        return self.notify(customer_url, folder, list(files))
+
+    def _only_client(self) -> str:
+        with self._state.lock:
+            clients = list(self._state.clients)
+        if len(clients) != 1:
+            raise ValueError("several apps are registered: name the one to notify with client_id=")
+        return clients[0]
 
 
 __all__ = ["ApiError", "Customer", "Emulator"]

@@ -20,6 +20,7 @@ FAULT_ROUTES: tuple[str, ...] = (
     "datadelivery",
     "dataingestion",
     "root",
+    "notification",
 )
 # Every route name a request-log entry can carry.
 ALL_ROUTES: tuple[str, ...] = (*FAULT_ROUTES, "authorise", "decision", "files", "upload", "unknown")
@@ -40,6 +41,18 @@ class Settings:
     timeout_sleep: float = 30.0
     upload_limit: int = 350 * 1024 * 1024
     link_lifetime: float = 3600
+    # Seconds an uploaded file waits in `awaiting_scan` before its tracking shows a final status (the scan and
+    # the import are not emulated; see ingestion.py for which status).
+    scan_delay: float = 2.0
+    # The status of a download's redirect to its presigned link: Sage does not say which [gap].
+    download_redirect_status: int = 302
+    # Data delivery and ingestion requests one customer may make per UTC day; past it, 429 with Retry-After
+    # (Sage does not publish the number [gap]). 0 = no quota.
+    daily_quota: int = 0
+    # Where data delivery notifications are POSTed (the App Registry's notification URL; "" = nowhere), and
+    # how their HMAC_SHA256 digest is written: "hex" or "base64" (Sage does not say [gap]).
+    notification_url: str = ""
+    notification_signature: str = "hex"
 
     def changed(self, **knobs: Any) -> Settings:
         """A copy with `knobs` applied; unknown names raise TypeError."""

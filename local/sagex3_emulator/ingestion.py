@@ -1,7 +1,10 @@
 """Data ingestion (files imported into X3): upload URL, raw upload, tracking document.
 
 Why: the upload goes to a presigned-like URL on the emulator (`/_upload/<opaque>`, no auth), and the
-tracking status moves `awaiting_upload` → `awaiting_scan`, as the facts page describes.
+tracking status moves `awaiting_upload` → `awaiting_scan`, as the facts page describes, then, `scan_delay`
+seconds after the upload, to a final status. Sage does not publish its statuses past `awaiting_scan` [gap];
+the emulator assumes `integrated` for a clean text file, and `virus_detected` for a file that carries the
+EICAR test string or whose name says `eicar` (the antivirus industry's harmless test marker).
 """
 
 from __future__ import annotations
@@ -10,11 +13,29 @@ import secrets
 import uuid
 
 from . import messages
-from .delivery import named_file
+from .delivery import data_grant, named_file, presigned_url
 from .http_types import ApiError, Request, Response
 from .models import StoredFile, Tracking, UploadSlot
 from .state import State
-from .tokens import authenticate
+
+EICAR_MARKER = b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE"
+
+
+def scan_verdict(name: str, content: bytes) -> tuple[str, str]:
+    """The final tracking status (and message) the emulated virus scan and import give a file."""
+    if "eicar" in name.lower() or EICAR_MARKER in content:
+        return "virus_detected", "The virus scan found a threat: the file was not integrated"
+    return "integrated", "The file was integrated into X3"
+
+
+def _scan_if_due(state: State, record: Tracking) -> None:
+    """Give an uploaded file its final status once `scan_delay` has passed (call under `lock`)."""
+    if record.status != "awaiting_scan" or record.scan_verdict is None:
+        return
+    scanned_at = record.last_status_update + state.settings.scan_delay
+    if state.now() >= scanned_at:
+        record.status, record.status_message = record.scan_verdict
+        record.last_status_update = scanned_at
 
 
 def request_upload(state: State, req: Request) -> Response:
@@ -37,9 +58,10 @@ def request_upload(state: State, req: Request) -> Response:
             last_status_update=now,
         )
         opaque = secrets.token_urlsafe(24)
-        expires = now + state.settings.link_lifetime
-        state.uploads[opaque] = UploadSlot(grant.customer_url, folder, filename, tracking_id, expires)
-    return Response.json(200, {"uploadUrl": f"{req.origin}/_upload/{opaque}", "trackingUrl": tracking_url})
+        lifetime = state.settings.link_lifetime
+        state.uploads[opaque] = UploadSlot(grant.customer_url, folder, filename, tracking_id, now + lifetime)
+    upload_url = presigned_url(req.origin, f"/_upload/{opaque}", now, lifetime)
+    return Response.json(200, {"uploadUrl": upload_url, "trackingUrl": tracking_url})
 
 
 def _is_text(content: bytes) -> bool:
@@ -69,14 +91,16 @@ def upload(state: State, req: Request) -> Response:
             tracking.status = "awaiting_scan"
             tracking.status_message = "The file was received and is waiting for the virus scan"
             tracking.last_status_update = state.now()
+            tracking.scan_verdict = scan_verdict(slot.name, req.body)
     return Response(200, headers={"ETag": f'"{stored.checksum}"'})
 
 
 def tracking(state: State, req: Request) -> Response:
     """`GET /v1/dataingestion/tracking/{uuid}`: the tracking document, for its own customer only."""
-    grant = authenticate(state, req)
+    grant = data_grant(state, req)
     with state.lock:
         record = state.tracking.get(req.params["tracking_id"])
         if record is None or record.customer_url != grant.customer_url:
             raise ApiError(404, messages.NOT_FOUND)
+        _scan_if_due(state, record)
         return Response.json(200, record.to_json())

@@ -169,6 +169,8 @@ class Tracking:
     status: str = "awaiting_upload"
     status_message: str = "Waiting for the file to be uploaded"
     last_status_update: float = field(default=0.0)
+    # Set by the upload: the final (status, message) the scan gives once `scan_delay` has passed.
+    scan_verdict: tuple[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The document `GET .../tracking/{uuid}` answers."""
@@ -182,3 +184,16 @@ class Tracking:
             "customerCode": self.customer_code,
             "folder": self.folder,
         }
+
+
+@dataclass
+class NotificationRecord:
+    """A data delivery notification the gateway sent, kept so that its `detailUrl` can answer."""
+
+    notification_id: str
+    client_id: str
+    customer_url: str
+    customer_id: str
+    folder: str
+    files: list[str]
+    created_at: float

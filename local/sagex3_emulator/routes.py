@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import delivery, folders, ingestion, pairing, tokens
+from . import delivery, folders, ingestion, notifications, pairing, tokens
 from .http_types import Request, Response
 from .state import State
 
@@ -45,6 +45,11 @@ ROUTES: tuple[Route, ...] = (
         {"GET": delivery.delivery_get, "DELETE": delivery.delivery_delete},
     ),
     _route(r"/v1/dataingestion/(?P<folder>[^/]+)/?", "dataingestion", {"POST": ingestion.request_upload}),
+    _route(
+        r"/v1/notification/(?P<notification_id>[^/]+)/?",
+        "notification",
+        {"GET": notifications.notification_detail},
+    ),
     _route(r"/_files/(?P<link>[^/]+)", "files", {"GET": delivery.serve_file}),
     _route(r"/_upload/(?P<slot>[^/]+)", "upload", {"PUT": ingestion.upload}),
 )

@@ -21,6 +21,7 @@ from .models import (
     Customer,
     DownloadLink,
     Grant,
+    NotificationRecord,
     PendingRequest,
     StoredFile,
     Tracking,
@@ -57,6 +58,8 @@ class State:
         self.links: dict[str, DownloadLink] = {}
         self.uploads: dict[str, UploadSlot] = {}
         self.tracking: dict[str, Tracking] = {}
+        self.quota_used: dict[tuple[str, int], int] = {}  # (customer, UTC day) -> data requests made
+        self.notifications: dict[str, NotificationRecord] = {}
         self.log: list[dict[str, Any]] = []
         self.errors: list[str] = []
 

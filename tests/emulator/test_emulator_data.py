@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from local.sagex3_emulator.models import iso_time
 from tests.emulator.conftest import FakeClock, Sage
 
 
@@ -162,3 +166,73 @@ def test_ingestion_refusals(sage: Sage, tokens: dict[str, Any]) -> None:
     assert sage.emu.ingested(sage.ACME, "X3") == {}
     assert sage.call("PUT", body["uploadUrl"], body=b"small\n").status == 200
     assert sage.call("PUT", body["uploadUrl"].replace("/_upload/", "/_upload/x"), body=b"a").status == 403
+
+
+def _upload(sage: Sage, token: str, filename: str, content: bytes) -> str:
+    body = sage.call("POST", sage.url(f"/dataingestion/SEED?filename={filename}"), token=token).json()
+    assert sage.call("PUT", body["uploadUrl"], body=content).status == 200
+    tracking_url: str = body["trackingUrl"]
+    return tracking_url
+
+
+@pytest.mark.parametrize(
+    ("filename", "content", "final"),
+    [
+        ("clean.csv", b"a;b\n", "integrated"),
+        ("eicar-sample.txt", b"harmless\n", "virus_detected"),
+        ("carrier.txt", b"prefix EICAR-STANDARD-ANTIVIRUS-TEST-FILE suffix\n", "virus_detected"),
+    ],
+)
+def test_tracking_reaches_a_final_status_once_the_scan_delay_passed(
+    sage: Sage, tokens: dict[str, Any], clock: FakeClock, filename: str, content: bytes, final: str
+) -> None:
+    sage.emu.configure(scan_delay=2)
+    tracking_url = _upload(sage, tokens["access_token"], filename, content)
+    uploaded_at = clock.now
+
+    def tracked() -> dict[str, Any]:
+        document: dict[str, Any] = sage.call("GET", tracking_url, token=tokens["access_token"]).json()
+        return document
+
+    clock.advance(1.9)
+    assert tracked()["status"] == "awaiting_scan"
+    clock.advance(0.2)
+    done = tracked()
+    assert done["status"] == final and done["statusMessage"]
+    assert done["lastStatusUpdate"] == iso_time(uploaded_at + 2)  # when the scan ended, not when it was read
+    sage.emu.set_tracking_status(tracking_url.rsplit("/", 1)[1], "imported", "set by a test")
+    assert tracked()["status"] == "imported"  # a final status stays what it was set to
+
+
+def test_presigned_links_say_until_when_they_work(
+    sage: Sage, tokens: dict[str, Any], clock: FakeClock
+) -> None:
+    sage.emu.put_delivery_file(sage.ACME, "SEED", "a.txt", b"a")
+    sage.emu.configure(link_lifetime=900, download_redirect_status=307)
+    reply = sage.call("GET", sage.url("/datadelivery/SEED/?filename=a.txt"), token=tokens["access_token"])
+    assert reply.status == 307
+    location = reply.header("Location")
+    assert location is not None
+    query = parse_qs(urlsplit(location).query)
+    stamp = datetime.fromtimestamp(clock.now, UTC).strftime("%Y%m%dT%H%M%SZ")
+    assert (query["X-Amz-Date"], query["X-Amz-Expires"]) == ([stamp], ["900"])
+    upload = sage.call("POST", sage.url("/dataingestion/SEED?filename=b.txt"), token=tokens["access_token"])
+    assert parse_qs(urlsplit(upload.json()["uploadUrl"]).query)["X-Amz-Expires"] == ["900"]
+
+
+def test_a_spent_daily_quota_is_429_until_the_next_utc_day(
+    sage: Sage, tokens: dict[str, Any], clock: FakeClock
+) -> None:
+    sage.emu.configure(daily_quota=2)
+    listing = sage.url("/datadelivery/SEED/")
+    for _ in range(2):
+        assert sage.call("GET", listing, token=tokens["access_token"]).status == 200
+    spent = sage.call("GET", listing, token=tokens["access_token"])
+    assert spent.status == 429 and spent.json() == {"message": "Daily request quota exceeded"}
+    midnight = (int(clock.now // 86400) + 1) * 86400
+    assert spent.header("Retry-After") == str(math.ceil(midnight - clock.now))
+    other = sage.pair(customer=sage.GLOBEX)  # another customer's quota is its own
+    assert sage.call("GET", listing, token=other["access_token"]).status != 429
+    clock.now = midnight
+    fresh = sage.pair(folders=["SEED"])  # the access token of the day before has expired
+    assert sage.call("GET", listing, token=fresh["access_token"]).status == 200

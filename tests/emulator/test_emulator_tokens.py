@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from typing import Any
 
 import pytest
 
@@ -197,7 +198,7 @@ def test_invalidate_access_tokens_keeps_refresh_working(sage: Sage) -> None:
     ("knobs", "absent"),
     [({"send_expires_in": False}, "expires_in"), ({"send_token_type": False}, "token_type")],
 )
-def test_optional_response_fields(sage: Sage, knobs: dict[str, bool], absent: str) -> None:
+def test_optional_response_fields(sage: Sage, knobs: dict[str, Any], absent: str) -> None:
     sage.emu.configure(**knobs)
     tokens = sage.pair()
     assert absent not in tokens

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from local import ports
+from local.template import ROOT
 from tests.local.conftest import run_module
 
 
@@ -74,3 +80,51 @@ def test_invalid_port_value(stack_file: Path) -> None:
     completed = run_module("local.run", env=run_env(stack_file, PORT="three-thousand"))
     assert completed.returncode == 1
     assert completed.stderr.strip() == "PORT must be a port number (0-65535), not 'three-thousand'"
+
+
+def test_the_demo_shows_how_to_reach_its_files_once_paired(stack_file: Path) -> None:
+    """After the pairing link: the signed commands that list, download, delete and upload the demo tenant's
+    files (the emulator holds a few in its SEED folder), and where Sage's notifications go."""
+    api_port = ports.free_port()
+    env = run_env(stack_file, PORT=str(api_port), MOTO_PORT=str(ports.free_port()))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local.run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and not (lines and lines[-1].startswith("Ready")):
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=20)
+    output = "".join(lines)
+    assert code == 0 and lines[-1].startswith("Ready"), output
+
+    api = f"http://127.0.0.1:{api_port}"
+    assert f"notification URL {api}/notifications" in output
+    signed = 'curl {}--aws-sigv4 "aws:amz:us-east-1:execute-api" --user testing:testing ' + api
+    folder = "/tenants/demo/folders/SEED"
+    expected = [
+        "Its files in folder SEED, once paired with SEED ticked at Sage X3:",
+        f"  list:      {signed.format('')}{folder}/files",
+        f"  download:  {signed.format('')}{folder}/files/orders-2026-01.csv",
+        f"  delete:    {signed.format('-X DELETE ')}{folder}/files/orders-2026-01.csv",
+        "  upload:    "
+        + signed.format("""-X POST -H 'Content-Type: application/json' -d '{"filename": "prices.csv"}' """)
+        + f"{folder}/uploads",
+    ]
+    printed = [line.rstrip("\n") for line in lines]
+    positions = [printed.index(line) for line in expected]
+    assert positions == sorted(positions), output
+    link = next(i for i, line in enumerate(printed) if re.match(rf"^  {re.escape(api)}/pair/\S+$", line))
+    assert link < positions[0]  # after the pairing link

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 from local import template as tpl
 from local.apigw_event import Caller, HttpRequest, Stage, build_event
@@ -57,7 +57,12 @@ def call(
         method=method, raw_path=path, raw_query=raw_query, headers=list(raw_headers.items()), body=raw
     )
     event = build_event(
-        request, resource=route.path, path_parameters=match.groupdict(), stage=STAGE, caller=SIGNED
+        request,
+        resource=route.path,
+        # API Gateway hands functions their path parameters decoded.
+        path_parameters={name: unquote(value) for name, value in match.groupdict().items()},
+        stage=STAGE,
+        caller=SIGNED,
     )
     context = for_function(route.function, region="us-east-1", account_id=STAGE.account_id)
     result = tpl.load_handler(route.function)(event, context)

@@ -111,3 +111,15 @@ def concurrently(works: list[Callable[[], T]]) -> tuple[list[T], list[BaseExcept
     for thread in threads:
         thread.join()
     return results, errors
+
+
+# A keeper timing short enough for a test to outlast a commit deadline and park the tokens within it.
+PARKING = {
+    "connect_seconds": 0.05,
+    "token_timeout": 0.5,
+    "min_token_timeout": 0.1,
+    "store_call_seconds": 0.05,
+    "commit_seconds": 0.1,
+    "park_seconds": 0.3,
+    "margin_seconds": 0.0,
+}

@@ -25,28 +25,11 @@ from local.triggers import Triggers
 from tests.support.api import call
 from tests.support.aws_faults import ERROR, AwsCalls, Call, Fault
 from tests.support.iam import Request, Resources, allowed, inline_statements
-from tests.support.keeper import keeper, put_credentials, stored, sweep, tune
+from tests.support.keeper import PARKING, keeper, put_credentials, stored, sweep, tune
 from tests.support.sage import callback, pair, start_browser
 
 CUSTOMER = "https://x3.acme.example"
 LOAD_HANDLER = tpl.load_handler
-PARKING = {
-    "connect_seconds": 0.05,
-    "token_timeout": 0.5,
-    "min_token_timeout": 0.1,
-    "store_call_seconds": 0.05,
-    "commit_seconds": 0.1,
-    "park_seconds": 0.3,
-    "margin_seconds": 0.0,
-}
-
-
-@pytest.fixture
-def calls(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> AwsCalls:
-    """Every call through wiring's clients, with the function whose handler was running."""
-    recorded = AwsCalls.install(monkeypatch)
-    monkeypatch.setattr(tpl, "load_handler", recorded.handler_loader(LOAD_HANDLER, own_environments=True))
-    return recorded
 
 
 def triggers(stack: Stack, calls: AwsCalls, kind: str) -> Triggers:
@@ -89,6 +72,33 @@ def flow_describe_and_delete(sage: Emulator, stack: Stack, calls: AwsCalls) -> N
     assert call("GET", "/tenants/acme").status == 200
     assert call("DELETE", "/tenants/acme").status == 204
     assert call("GET", "/tenants/acme").status == 404
+
+
+def flow_tenants_listed(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
+    for tenant in ("acme", "globex"):
+        pair(sage, tenant, f"https://x3.{tenant}.example")
+    assert len(call("GET", "/tenants").json["tenants"]) == 2  # a scan
+    for status in ("active", "expired"):  # the index, then the pairings it names
+        assert call("GET", "/tenants", query={"status": status, "limit": "1"}).status == 200
+
+
+def flow_data_delivery(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
+    pair(sage, "acme", CUSTOMER)
+    sage.put_delivery_file(CUSTOMER, "SEED", "orders.csv", b"1;10\n")
+    assert call("GET", "/tenants/acme/folders/SEED/files").status == 200
+    assert call("GET", "/tenants/acme/folders/SEED/files/orders.csv").status == 200
+    sage.invalidate_access_tokens()  # the delete meets a 401 and refreshes
+    assert call("DELETE", "/tenants/acme/folders/SEED/files/orders.csv").status == 204
+    assert sage.count("refresh") == 1
+
+
+def flow_data_ingestion(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
+    pair(sage, "acme", CUSTOMER)
+    upload = call("POST", "/tenants/acme/folders/SEED/uploads", json_body={"filename": "items.csv"})
+    assert upload.status == 201, upload.body
+    sage.invalidate_access_tokens()  # the tracking read meets a 401 and refreshes
+    assert call("GET", f"/tenants/acme/uploads/{upload.json['tracking_id']}").status == 200
+    assert sage.count("refresh") == 1
 
 
 def flow_folders_fresh_token(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
@@ -199,6 +209,21 @@ def flow_stream_trigger(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
     assert deliveries and all(delivery.ok for delivery in deliveries)
 
 
+def flow_notification(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
+    pair(sage, "acme", CUSTOMER)
+    sage.put_delivery_file(CUSTOMER, "SEED", "orders.csv", b"1;10\n")
+    sage.invalidate_access_tokens()  # reading the details meets a 401 and refreshes
+    sent = sage.notify(CUSTOMER, "SEED", send=False)
+    assert sent.signature is not None
+    headers = {"Content-Type": "application/json", "HMAC_SHA256": sent.signature}
+    for _ in range(2):  # the second is a duplicate: found recorded, nothing fetched
+        assert call("POST", "/notifications", body=sent.body, headers=headers).status == 200
+
+    deliveries = triggers(stack, calls, "DynamoDB").pump()
+
+    assert deliveries and all(delivery.ok for delivery in deliveries)
+
+
 Flow = Callable[[Emulator, Stack, AwsCalls], None]
 # Each flow, and the calls it must show its function making (so that no flow passes by doing nothing).
 FLOWS: dict[str, tuple[Flow, dict[str, set[str]]]] = {
@@ -213,6 +238,34 @@ FLOWS: dict[str, tuple[Flow, dict[str, set[str]]]] = {
     "describe-and-delete": (
         flow_describe_and_delete,
         {"TenantsFunction": {"dynamodb:GetItem", "dynamodb:DeleteItem"}},
+    ),
+    "tenants-listed": (
+        flow_tenants_listed,
+        {"TenantsFunction": {"dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchGetItem"}},
+    ),
+    "data-delivery": (
+        flow_data_delivery,
+        {
+            "DataDeliveryFunction": {
+                "dynamodb:BatchGetItem",
+                "dynamodb:GetItem",
+                "dynamodb:UpdateItem",
+                "secretsmanager:GetSecretValue",
+                "kms:Decrypt",
+            }
+        },
+    ),
+    "data-ingestion": (
+        flow_data_ingestion,
+        {
+            "DataIngestionFunction": {
+                "dynamodb:BatchGetItem",
+                "dynamodb:GetItem",
+                "dynamodb:UpdateItem",
+                "secretsmanager:GetSecretValue",
+                "kms:Decrypt",
+            }
+        },
     ),
     "folders-fresh-token": (
         flow_folders_fresh_token,
@@ -279,6 +332,21 @@ FLOWS: dict[str, tuple[Flow, dict[str, set[str]]]] = {
         },
     ),
     "stream-trigger": (flow_stream_trigger, {"PairingEventsFunction": {"events:PutEvents"}}),
+    "notification": (
+        flow_notification,
+        {
+            "NotificationsFunction": {
+                "secretsmanager:GetSecretValue",
+                "dynamodb:Query",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:BatchGetItem",
+                "dynamodb:UpdateItem",
+                "kms:Decrypt",
+            },
+            "PairingEventsFunction": {"events:PutEvents"},
+        },
+    ),
 }
 
 

@@ -158,6 +158,33 @@ def test_removing_or_inserting_a_closed_app_breaker_announces_nothing() -> None:
     assert types("INSERT", None, app(breaker="closed", healthy_at=T0)) == []
 
 
+def test_a_notification_recorded_for_a_tenant_announces_files_available_once() -> None:
+    item: Image = {
+        "notification_id": {"S": "n1"},
+        "tenant": {"S": "acme"},
+        "customer": {"S": "https://x3.acme.example"},
+        "folder": {"S": "SEED"},
+        "files": {"S": '[{"name": "a.csv", "size": 3, "last_modified": null, "checksum": null}]'},
+        "received_at": {"N": str(T0)},
+        "expires_epoch": {"N": str(T0 + 7 * 86400)},
+    }
+    (event,) = lifecycle.events_for("INSERT", None, item, at_epoch=T0 + 1)
+    assert event.detail_type == "FilesAvailable"
+    assert event.detail == {
+        "id": "notification:n1:acme",
+        "tenant": "acme",
+        "customer": "https://x3.acme.example",
+        "notification_id": "n1",
+        "folder": "SEED",
+        "files": [{"name": "a.csv", "size": 3, "last_modified": None, "checksum": None}],
+        "truncated": False,
+        "sent_at": None,
+        "at": "2026-01-01T00:00:00Z",
+    }
+    # Its expiry (TTL) and any rewrite are not news.
+    assert types("REMOVE", item, None) == [] and types("MODIFY", item, item) == []
+
+
 def test_a_deletion_describes_the_pairing_that_was_deleted() -> None:
     (event,) = lifecycle.events_for("REMOVE", image(**SUSPENDED), None, at_epoch=T0 + 500)
     assert event.detail == {
@@ -461,6 +488,8 @@ def test_the_template_stream_is_created_locally_with_its_arn(stack: Stack) -> No
     assert description["StreamViewType"] == "NEW_AND_OLD_IMAGES"
     assert description["TableName"] == stack.refs["PairingsTable"]
     assert "PairingsTable" in stack.created
+    # Both tables' streams (pairings, notifications) feed the one publisher.
     assert [source.function for source in tpl.event_sources() if source.type == "DynamoDB"] == [
-        "PairingEventsFunction"
+        "PairingEventsFunction",
+        "PairingEventsFunction",
     ]

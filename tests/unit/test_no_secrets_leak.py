@@ -275,7 +275,17 @@ def test_no_secret_in_any_output_of_every_flow(
     put_credentials(stack)
     wiring.credentials_source().reload()
 
-    # 8. a second tenant paired and deleted
+    # 8. a data delivery notification: its details read after a 401 (refresh and retry), sent again, unsigned
+    sage.invalidate_access_tokens()
+    sent = sage.notify(HOOLI, "SEED", send=False)
+    assert sent.signature is not None
+    signed = {"Content-Type": "application/json", "HMAC_SHA256": sent.signature}
+    assert c.call("POST", "/notifications", body=sent.body, headers=signed).status == 200
+    assert c.call("POST", "/notifications", body=sent.body, headers=signed).status == 200
+    assert c.call("POST", "/notifications", body=sent.body).status == 401
+    assert sage.count("notification") == 2
+
+    # 9. a second tenant paired and deleted
     pair(sage, "other", "https://x3.other.example")
     secrets = _secrets(sage, stack, codes | c.signatures)
     assert c.call("DELETE", "/tenants/other").status == 204

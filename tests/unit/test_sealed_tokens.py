@@ -20,7 +20,7 @@ from local.triggers import Triggers
 from tests.support.api import call
 from tests.support.aws_faults import ERROR, AwsCalls, Fault
 from tests.support.iam import Request, Resources, inline_statements
-from tests.support.keeper import keeper, stored, sweep
+from tests.support.keeper import PARKING, keeper, stored, sweep
 from tests.support.sage import callback, pair, start_browser
 from x3link import wiring
 from x3link.errors import ConfigurationError, SealedTokensUnreadable
@@ -30,15 +30,6 @@ ACME = "https://x3.acme.example"
 GLOBEX = "https://x3.globex.example"
 LOAD_HANDLER = tpl.load_handler
 TOKENS = {"access_token": "ACCESS-aaaaaaaaaaaaaaaaaaaa", "refresh_token": "REFRESH-rrrrrrrrrrrrrrrrrrrr"}
-PARKING = {
-    "connect_seconds": 0.05,
-    "token_timeout": 0.5,
-    "min_token_timeout": 0.1,
-    "store_call_seconds": 0.05,
-    "commit_seconds": 0.1,
-    "park_seconds": 0.3,
-    "margin_seconds": 0.0,
-}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -105,14 +96,6 @@ def kms_by_function(calls: AwsCalls, since: int = 0, purpose: str = PURPOSE) -> 
         and made.function is not None
         and (made.params.get("EncryptionContext") or {}).get("purpose") == purpose
     )
-
-
-@pytest.fixture
-def calls(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> AwsCalls:
-    """Every AWS call, with the function that made it; each function in an environment of its own."""
-    recorded = AwsCalls.install(monkeypatch)
-    monkeypatch.setattr(tpl, "load_handler", recorded.handler_loader(LOAD_HANDLER, own_environments=True))
-    return recorded
 
 
 @pytest.fixture

@@ -31,6 +31,14 @@ def test_only_the_pages_a_browser_opens_are_public() -> None:
         ("DELETE", "/tenants/{tenant}"): "AWS_IAM",
         ("GET", "/tenants/{tenant}/folders"): "AWS_IAM",
         ("POST", "/tenants/{tenant}/refresh"): "AWS_IAM",
+        ("GET", "/tenants"): "AWS_IAM",
+        ("GET", "/tenants/{tenant}/folders/{folder}/files"): "AWS_IAM",
+        ("GET", "/tenants/{tenant}/folders/{folder}/files/{filename}"): "AWS_IAM",
+        ("DELETE", "/tenants/{tenant}/folders/{folder}/files/{filename}"): "AWS_IAM",
+        ("POST", "/tenants/{tenant}/folders/{folder}/uploads"): "AWS_IAM",
+        ("GET", "/tenants/{tenant}/uploads/{tracking_id}"): "AWS_IAM",
+        # Sage X3 calls it and cannot sign with SigV4: the function checks its HMAC_SHA256 signature.
+        ("POST", "/notifications"): "NONE",
     }
 
 
@@ -90,7 +98,14 @@ def test_policies_name_resources_never_wildcards(logical_id: str) -> None:
 
 
 # The functions that refresh, and so may park tokens and find a grant refused and judge it.
-JUDGES = {"FoldersFunction", "PairingRefreshFunction", "TokenRefreshFunction"}
+JUDGES = {
+    "FoldersFunction",
+    "PairingRefreshFunction",
+    "TokenRefreshFunction",
+    "NotificationsFunction",
+    "DataDeliveryFunction",
+    "DataIngestionFunction",
+}
 
 
 def _may(logical_id: str, action: str, resource: str | None = None) -> bool:
@@ -168,22 +183,31 @@ def test_every_committed_change_of_a_pairing_reaches_the_bus_or_a_dead_letter_qu
     resources = tpl.resources()
     table = resources["PairingsTable"]["Properties"]
     assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
-    (trigger,) = [source for source in tpl.event_sources() if source.type == "DynamoDB"]
-    props = trigger.properties
-    assert trigger.function == "PairingEventsFunction"
-    assert _resource_names(trigger.source) == {"PairingsTable"}
-    assert props["StartingPosition"] == "TRIM_HORIZON" and trigger.reports_item_failures
-    # Retried until published, then set aside an hour before the stream's 24 h retention drops it.
-    assert props["MaximumRetryAttempts"] == -1
-    assert 3600 <= 86400 - props["MaximumRecordAgeInSeconds"] < 86400
-    on_failure = props["DestinationConfig"]["OnFailure"]["Destination"]
-    assert _resource_names(on_failure) == {"EventsDeadLetterQueue"}
+    # The notifications table's new items (FilesAvailable) are delivered as the pairings' changes are.
+    notifications = resources["NotificationsTable"]["Properties"]
+    assert notifications["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    triggers = [source for source in tpl.event_sources() if source.type == "DynamoDB"]
+    assert {next(iter(_resource_names(t.source))) for t in triggers} == {
+        "PairingsTable",
+        "NotificationsTable",
+    }
+    for trigger in triggers:
+        props = trigger.properties
+        assert trigger.function == "PairingEventsFunction"
+        assert props["StartingPosition"] == "TRIM_HORIZON" and trigger.reports_item_failures
+        assert props["BisectBatchOnFunctionError"] is True
+        # Retried until published, then set aside an hour before the stream's 24 h retention drops it.
+        assert props["MaximumRetryAttempts"] == -1
+        assert 3600 <= 86400 - props["MaximumRecordAgeInSeconds"] < 86400
+        on_failure = props["DestinationConfig"]["OnFailure"]["Destination"]
+        assert _resource_names(on_failure) == {"EventsDeadLetterQueue"}
     assert resources["EventsDeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"] is True
     assert "EventsDeadLetterQueueUrl" in tpl.load()["Outputs"]
 
     publisher = "PairingEventsFunction"
     for action in ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"):
         assert _may(publisher, action, "PairingsTable"), action
+        assert _may(publisher, action, "NotificationsTable"), action
     assert _may(publisher, "events:PutEvents", "PairingEventsBus")
     assert _may(publisher, "sqs:SendMessage", "EventsDeadLetterQueue")
     assert not _may(publisher, "secretsmanager:GetSecretValue")  # it never calls Sage
@@ -200,6 +224,28 @@ def test_data_at_rest_is_encrypted_and_recoverable() -> None:
     assert states["TimeToLiveSpecification"] == {"AttributeName": "expires_epoch", "Enabled": True}
     assert tpl.resources()["PairingsTable"]["DeletionPolicy"] == "Retain"
     assert "KmsMasterKeyId" in tpl.resources()["TokenRescueQueue"]["Properties"]
+
+
+def test_notifications_are_recorded_once_kept_a_week_and_found_by_customer() -> None:
+    resources = tpl.resources()
+    table = resources["NotificationsTable"]["Properties"]
+    assert [key["AttributeName"] for key in table["KeySchema"]] == ["notification_id", "tenant"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_epoch", "Enabled": True}
+    (index,) = [
+        i
+        for i in resources["PairingsTable"]["Properties"]["GlobalSecondaryIndexes"]
+        if i["IndexName"] == "by-customer"
+    ]
+    assert index["KeySchema"] == [{"AttributeName": "customer", "KeyType": "HASH"}]
+    assert set(index["Projection"]["NonKeyAttributes"]) == {"endpoint", "status"}  # never a token
+    receiver = "NotificationsFunction"
+    assert _may(receiver, "dynamodb:GetItem", "NotificationsTable")
+    assert _may(receiver, "dynamodb:PutItem", "NotificationsTable")
+    assert not _may(receiver, "dynamodb:UpdateItem", "NotificationsTable")
+    (query,) = [s for s in _statements(receiver) if s["Action"] == "dynamodb:Query"]
+    assert query["Resource"].value == "${PairingsTable.Arn}/index/by-customer"
+    assert not _may(receiver, "dynamodb:PutItem", "PairingsTable")
+    assert "NotificationUrl" in tpl.load()["Outputs"]
 
 
 def test_the_keep_alive_schedule_has_somewhere_to_fail_to() -> None:

@@ -41,6 +41,7 @@ class Settings:
     rescue_dead_letter_queue_url: str = ""
     data_key_id: str = ""
     grace_period_seconds: float = 72 * 3600
+    notifications_table: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -82,6 +83,7 @@ class Settings:
             grace_period_seconds=float(env.get("GRACE_PERIOD_HOURS") or 72) * 3600,
             link_lifetime_seconds=float(env.get("PAIRING_LINK_LIFETIME_HOURS") or LINK_LIFETIME_HOURS) * 3600,
             browser_binding=binding == "enabled",
+            notifications_table=env.get("NOTIFICATIONS_TABLE", ""),
         )
 
     def public_url(self, path: str, domain_name: str, stage: str) -> str:

@@ -16,9 +16,19 @@ class X3LinkError(Exception):
         super().__init__(message)
         self.message = message
 
+    def headers(self) -> dict[str, str]:
+        """Headers the error's JSON answer carries besides its body (none but for a few)."""
+        return {}
+
 
 class BadRequest(X3LinkError):
     status, code = 400, "bad_request"
+
+
+class BadSignature(X3LinkError):
+    """A notification whose `HMAC_SHA256` header is missing or is not the body's: nothing else is done."""
+
+    status, code = 401, "bad_signature"
 
 
 class ConfigurationError(X3LinkError):
@@ -80,6 +90,55 @@ class UpstreamTimeout(X3LinkError):
 
 class Unauthorised(UpstreamError):
     """Sage X3 answered 401 to an access token: refresh once and retry once."""
+
+    def __init__(self, message: str, sage_message: str = "") -> None:
+        super().__init__(message)
+        # What Sage said (scrubbed): a data route may know a 401 that is no token refusal at all.
+        self.sage_message = sage_message
+
+
+class UpstreamRefused(UpstreamError):
+    """Sage X3 refused a data request (a 4xx other than 401 and 429); the data route says what it means."""
+
+    def __init__(self, status: int, sage_message: str) -> None:
+        super().__init__(f"Sage X3 refused the request ({status}): {sage_message}")
+        self.upstream_status = status
+        self.sage_message = sage_message
+
+
+class QuotaExceeded(X3LinkError):
+    """Sage X3's per-customer daily request quota is spent (its 429); Sage's `Retry-After` is passed on."""
+
+    status, code = 429, "quota_exceeded"
+
+    def __init__(self, retry_after: str | None = None) -> None:
+        super().__init__("Sage X3's daily request quota for this customer is spent; try again later.")
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": self.retry_after} if self.retry_after else {}
+
+
+class FolderNotGranted(X3LinkError):
+    """The customer did not grant the pairing this folder: refused before Sage is called."""
+
+    status, code = 403, "folder_not_granted"
+
+
+class FileNotFound(X3LinkError):
+    status, code = 404, "file_not_found"
+
+
+class UploadNotFound(X3LinkError):
+    """Sage X3 knows no upload under this tracking id (for this customer)."""
+
+    status, code = 404, "upload_not_found"
+
+
+class FileExists(X3LinkError):
+    """Sage X3 already holds a file of that name in the folder's ingestion area."""
+
+    status, code = 409, "file_exists"
 
 
 class GrantRefused(UpstreamError):

@@ -1,4 +1,5 @@
-"""Lifecycle events read off the pairings table's change stream, as pure functions of one stream record.
+"""Lifecycle events read off the pairings table's change stream, as pure functions of one stream record;
+and `FilesAvailable`, read off the notifications table's (an item is one notification for one tenant).
 
 The events are derived from the committed change itself, not published by the writer after it, so a
 function that dies right after committing still has its change announced. The same record always gives
@@ -8,6 +9,7 @@ Nothing here reads or carries token material.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +25,16 @@ EXPIRED_EVENT = "PairingExpired"
 RECOVERED = "PairingRecovered"
 DELETED_EVENT = "PairingDeleted"
 APP_REJECTED = "AppCredentialsRejected"
-DETAIL_TYPES = (COMPLETED, SUSPENDED_EVENT, RECOVERED, EXPIRED_EVENT, DELETED_EVENT, APP_REJECTED)
+FILES_AVAILABLE = "FilesAvailable"
+DETAIL_TYPES = (
+    COMPLETED,
+    SUSPENDED_EVENT,
+    RECOVERED,
+    EXPIRED_EVENT,
+    DELETED_EVENT,
+    APP_REJECTED,
+    FILES_AVAILABLE,
+)
 
 # The item's own time of the change each event announces; the stream record's time when it has none.
 _AT = {
@@ -75,6 +86,8 @@ def events_for(
     `at_epoch` is the stream record's own time (ApproximateCreationDateTime), used when the item names
     none (a deletion).
     """
+    if _s(new or old, "notification_id") is not None:
+        return _files_events(event_name, new)
     if _s(new or old, "tenant") == APP_KEY:
         return _app_events(old, new, at_epoch)
     if event_name == "REMOVE":
@@ -151,3 +164,26 @@ def _app_events(old: Image | None, new: Image | None, at_epoch: float | None) ->
         "at": iso(opened_at if opened_at is not None else at_epoch),
     }
     return [LifecycleEvent(APP_REJECTED, detail)]
+
+
+def _files_events(event_name: str, new: Image | None) -> list[LifecycleEvent]:
+    """A notification recorded for a tenant is news once, when it is inserted; its expiry (TTL) is not."""
+    if event_name != "INSERT" or new is None:
+        return []
+    notification_id, tenant = _s(new, "notification_id"), _s(new, "tenant")
+    try:
+        files = json.loads(_s(new, "files") or "[]")
+    except ValueError:
+        files = []
+    detail = {
+        "id": f"notification:{notification_id}:{tenant}",
+        "tenant": tenant,
+        "customer": _s(new, "customer"),
+        "notification_id": notification_id,
+        "folder": _s(new, "folder"),
+        "files": files if isinstance(files, list) else [],
+        "truncated": bool((new.get("truncated") or {}).get("BOOL", False)),
+        "sent_at": _s(new, "sent_at"),
+        "at": iso(_n(new, "received_at")),
+    }
+    return [LifecycleEvent(FILES_AVAILABLE, detail)]

@@ -4,7 +4,10 @@ once sent (a replayed refresh would rotate twice); data reads retry what is safe
 from __future__ import annotations
 
 import json
+import re
+from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urljoin
 
 import urllib3
 from aws_lambda_powertools import Logger
@@ -17,7 +20,14 @@ from urllib3.exceptions import (
 )
 from urllib3.util import Retry, Timeout
 
-from x3link.errors import GrantRefused, Unauthorised, UpstreamError, UpstreamTimeout
+from x3link.errors import (
+    GrantRefused,
+    QuotaExceeded,
+    Unauthorised,
+    UpstreamError,
+    UpstreamRefused,
+    UpstreamTimeout,
+)
 from x3link.logs import scrub
 
 logger = Logger(child=True)
@@ -41,6 +51,24 @@ READ_RETRY = Retry(
     raise_on_status=False,
     respect_retry_after_header=False,
 )
+# A DELETE: retried only when the connection failed before anything was sent (a replay of one Sage applied
+# would answer 404 for a file that was there). A POST is sent once, and never retried.
+# Neither ever retries on an answer: a 429's Retry-After (a day, for a spent quota) is the app's to honour.
+UNSENT_RETRY = Retry(
+    total=2,
+    connect=2,
+    read=0,
+    status=0,
+    other=0,
+    redirect=0,
+    raise_on_redirect=False,
+    backoff_factor=0.2,
+    raise_on_status=False,
+    respect_retry_after_header=False,
+)
+NO_RETRY = Retry(total=0, redirect=0, raise_on_redirect=False, respect_retry_after_header=False)
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_DELTA_SECONDS = re.compile(r"\d{1,10}")
 
 
 def _sage_message(body: bytes) -> str:
@@ -74,6 +102,39 @@ def _failure(reason: Exception | None) -> UpstreamError | UpstreamTimeout:
         failure = UpstreamError("The connection to Sage X3 failed.")
     failure.maybe_applied = True  # sent, and no answer read: Sage may have acted on it
     return failure
+
+
+def _retry_after(value: str | None) -> str | None:
+    """Sage's `Retry-After`, passed on only when it is one (delta-seconds or an HTTP date), never raw text."""
+    value = (value or "").strip()
+    if _DELTA_SECONDS.fullmatch(value):
+        return value
+    if 0 < len(value) <= 40 and value.isascii() and value.isprintable():
+        try:
+            parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        return value
+    return None
+
+
+def _refusal(response: Any) -> UpstreamError | QuotaExceeded:
+    """The error for a data call's answer that is not the one expected, by Sage's status."""
+    status = response.status
+    if status == 401:
+        return Unauthorised("Sage X3 refused the access token.", _sage_message(response.data))
+    if status == 429:
+        return QuotaExceeded(_retry_after(response.headers.get("Retry-After")))
+    if 400 <= status < 500:
+        return UpstreamRefused(status, _sage_message(response.data))
+    return UpstreamError(f"Sage X3 answered {status}.")
+
+
+def _json_of(response: Any) -> Any:
+    try:
+        return json.loads(response.data)
+    except ValueError:
+        raise UpstreamError("Sage X3's answer is not JSON.") from None
 
 
 class SageX3Client:
@@ -143,6 +204,50 @@ class SageX3Client:
             return json.loads(response.data)
         except ValueError:
             raise UpstreamError("Sage X3's answer is not JSON.") from None
+
+    # ------------------------------------------------------------ Data Integration (sage-x3-api.md §5, §6)
+    def _data_call(self, method: str, url: str, access_token: str, retries: Retry) -> Any:
+        response = self._send(
+            method,
+            url,
+            timeout=self._timeout,
+            retries=retries,
+            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+        )
+        logger.debug("Sage X3 data call answered", extra={"method": method, "status": response.status})
+        return response
+
+    def get_json(self, url: str, access_token: str) -> Any:
+        """GET a JSON document (200); 401 Unauthorised, 429 QuotaExceeded, other 4xx UpstreamRefused."""
+        response = self._data_call("GET", url, access_token, READ_RETRY)
+        if response.status != 200:
+            raise _refusal(response)
+        return _json_of(response)
+
+    def get_location(self, url: str, access_token: str) -> str:
+        """GET that Sage answers with a redirect: where it points (made absolute), never followed."""
+        response = self._data_call("GET", url, access_token, READ_RETRY)
+        if response.status in REDIRECTS:
+            location = response.headers.get("Location")
+            if not isinstance(location, str) or not location:
+                raise UpstreamError(f"Sage X3 answered {response.status} with no Location.")
+            return urljoin(url, location)
+        if response.status < 300:
+            raise UpstreamError(f"Sage X3 answered {response.status} where a redirect was expected.")
+        raise _refusal(response)
+
+    def delete(self, url: str, access_token: str) -> None:
+        """DELETE a resource (204, or any 2xx)."""
+        response = self._data_call("DELETE", url, access_token, UNSENT_RETRY)
+        if not 200 <= response.status < 300:
+            raise _refusal(response)
+
+    def post_json(self, url: str, access_token: str) -> Any:
+        """POST with no body, answered with a JSON document (200 or 201); sent once."""
+        response = self._data_call("POST", url, access_token, NO_RETRY)
+        if response.status not in (200, 201):
+            raise _refusal(response)
+        return _json_of(response)
 
     def folders(self, base_url: str, access_token: str) -> list[Any]:
         document = self.get(f"{base_url}/folders", access_token)

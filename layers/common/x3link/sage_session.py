@@ -27,11 +27,10 @@ def with_live_token(
 ) -> T:
     """`call(pairing, access_token)` with a token Sage should accept; at most one refresh and one retry.
 
-    `check` vets the pairing before Sage is called at all (a folder the customer did not grant, say).
+    `check` vets the pairing before Sage is called at all, token refresh included (a folder the customer did
+    not grant, say).
     """
-    pairing = keeper.usable_pairing(tenant, budget)
-    if check:
-        check(pairing)
+    pairing = keeper.usable_pairing(tenant, budget, check=check)
     try:
         return call(pairing, _token(pairing))
     except Unauthorised:

@@ -162,11 +162,18 @@ class TokenKeeper:
         return Budget(finish_by=self._clock() + 300)
 
     # ------------------------------------------------------------------ queries' entry points
-    def usable_pairing(self, tenant: str, budget: Budget | None = None) -> Pairing:
-        """The tenant's pairing with an access token good for at least the refresh margin."""
+    def usable_pairing(
+        self, tenant: str, budget: Budget | None = None, *, check: Callable[[Pairing], None] | None = None
+    ) -> Pairing:
+        """The tenant's pairing with an access token good for at least the refresh margin.
+
+        `check` vets the pairing as stored before any refresh: a request it refuses costs Sage nothing.
+        """
         found, app_item = self.store.get_with(tenant, APP_KEY)
         self._breaker.remember(app_item)
         pairing = self._require_usable(found, tenant)  # its tokens opened: no KMS call when warm
+        if check:
+            check(pairing)
         expires = pairing.access_token_expires_at or 0
         if pairing.status == ACTIVE and pairing.access_token and expires - self._clock() > self._margin:
             return pairing

@@ -13,7 +13,7 @@ by their next write that stores tokens or ends a refresh attempt.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from dataclasses import replace as _with_fields
 from datetime import UTC, datetime
@@ -26,6 +26,7 @@ from x3link.oauth import TokenSet, X3Identity, folders_from_scope
 
 ACTIVE, SUSPENDED, EXPIRED = "active", "suspended", "expired"
 EXPIRY_INDEX = "by-refresh-expiry"
+CUSTOMER_INDEX = "by-customer"  # customer → tenant, endpoint, status: whom a notification is for
 
 if TYPE_CHECKING:
     from x3link.sealing import TokenSealer
@@ -46,6 +47,16 @@ class Refusal:
     at: float
     status: int
     message: str
+
+
+@dataclass(frozen=True)
+class PairingRef:
+    """A pairing as the customer index shows it (eventually consistent): never its tokens."""
+
+    tenant: str
+    customer: str
+    endpoint: str
+    status: str
 
 
 @dataclass(frozen=True)
@@ -211,6 +222,35 @@ _SET_REFUSAL = (
     "last_refusal_at = :refused_at, last_refusal_status = :refused_status, "
     "last_refusal_message = :refused_message"
 )
+
+# What a pairing's public view (Pairing.describe) reads: a listing never has a token leave the table.
+_METADATA = (
+    "tenant",
+    "customer",
+    "endpoint",
+    "scope",
+    "status",
+    "version",
+    "access_token_expires_epoch",
+    "refresh_token_expires_epoch",
+    "paired_at",
+    "refreshed_at",
+    "next_attempt_at",
+    "last_refusal_at",
+    "last_refusal_status",
+    "last_refusal_message",
+)
+_METADATA_NAMES = {f"#m{number}": name for number, name in enumerate(_METADATA)}
+_METADATA_READ = {
+    "ProjectionExpression": ", ".join(_METADATA_NAMES),
+    "ExpressionAttributeNames": _METADATA_NAMES,
+}
+_BATCH_ROUNDS = 3
+
+
+def _is_pairing(item: dict[str, Any]) -> bool:
+    """A pairing's item, not another item the table keeps (the app breaker's `~app`)."""
+    return all(name in item for name in ("tenant", "customer", "endpoint", "status", "version"))
 
 
 class TokenStore:
@@ -543,6 +583,91 @@ class TokenStore:
         ):
             for item in page.get("Items", []):
                 yield item["tenant"]["S"]
+
+    def pairings_of(self, customers: Iterable[str]) -> list[PairingRef]:
+        """Every pairing whose `customer` is spelled as one of `customers`, through the index."""
+        found: dict[str, PairingRef] = {}
+        paginator = self._db.get_paginator("query")
+        for customer in dict.fromkeys(customers):
+            for page in paginator.paginate(
+                TableName=self._table,
+                IndexName=CUSTOMER_INDEX,
+                KeyConditionExpression="customer = :customer",
+                ExpressionAttributeValues={":customer": {"S": customer}},
+            ):
+                for item in page.get("Items", []):
+                    ref = PairingRef(
+                        tenant=item["tenant"]["S"],
+                        customer=item["customer"]["S"],
+                        endpoint=_str(item, "endpoint") or "",
+                        status=_str(item, "status") or "",
+                    )
+                    found[ref.tenant] = ref
+        return list(found.values())
+
+    # ------------------------------------------------------------------ listing (metadata only)
+    def scan_pairings(
+        self, limit: int, start: dict[str, Any] | None = None
+    ) -> tuple[list[Pairing], dict[str, Any] | None]:
+        """Up to `limit` items of the table, as pairings without their tokens (other items skipped), and
+        where the scan stopped (None at the end)."""
+        answer = self._db.scan(
+            TableName=self._table,
+            Limit=limit,
+            ConsistentRead=True,
+            **_METADATA_READ,
+            **({"ExclusiveStartKey": start} if start else {}),
+        )
+        pairings = [_pairing(item) for item in answer.get("Items", []) if _is_pairing(item)]
+        return pairings, answer.get("LastEvaluatedKey")
+
+    def tenants_page(
+        self,
+        status: str,
+        limit: int,
+        start: dict[str, Any] | None = None,
+        refresh_expires_before: float | None = None,
+    ) -> tuple[list[str], dict[str, Any] | None]:
+        """Up to `limit` tenants in one status, from the index (keys only), and where the query stopped."""
+        condition = "#status = :status"
+        values: dict[str, dict[str, str]] = {":status": {"S": status}}
+        if refresh_expires_before is not None:
+            condition += " AND refresh_token_expires_epoch <= :cutoff"
+            values[":cutoff"] = {"N": repr(refresh_expires_before)}
+        answer = self._db.query(
+            TableName=self._table,
+            IndexName=EXPIRY_INDEX,
+            KeyConditionExpression=condition,
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=values,
+            Limit=limit,
+            **({"ExclusiveStartKey": start} if start else {}),
+        )
+        return [item["tenant"]["S"] for item in answer.get("Items", [])], answer.get("LastEvaluatedKey")
+
+    def get_pairings(self, tenants: list[str]) -> list[Pairing]:
+        """The pairings of these tenants (100 at most), without their tokens, in order; gone ones left out."""
+        if not tenants:
+            return []
+        found: dict[str, Pairing] = {}
+        keys: list[dict[str, Any]] = [{"tenant": {"S": tenant}} for tenant in dict.fromkeys(tenants)]
+        for _ in range(_BATCH_ROUNDS):
+            answer = self._db.batch_get_item(
+                RequestItems={self._table: {"Keys": keys, "ConsistentRead": True, **_METADATA_READ}}
+            )
+            for item in answer.get("Responses", {}).get(self._table, []):
+                if _is_pairing(item):
+                    found[item["tenant"]["S"]] = _pairing(item)
+            keys = answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+            if not keys:
+                break
+        for key in keys:  # still throttled after the rounds: one at a time
+            item = self._db.get_item(
+                TableName=self._table, Key=key, ConsistentRead=True, **_METADATA_READ
+            ).get("Item")
+            if item and _is_pairing(item):
+                found[item["tenant"]["S"]] = _pairing(item)
+        return [found[tenant] for tenant in dict.fromkeys(tenants) if tenant in found]
 
     def due_for_refresh(self, cutoff: float) -> Iterator[str]:
         """Tenants of active pairings whose refresh token expires before `cutoff`."""

@@ -15,6 +15,7 @@ from x3link.logs import pin_sdk_loggers
 if TYPE_CHECKING:  # imported where they are built: a cold start loads only what its handler uses
     from x3link.breaker import AppBreaker
     from x3link.credentials import CredentialsSource
+    from x3link.notification_inbox import NotificationInbox
     from x3link.oauth import ClientCredentials
     from x3link.pairing import PairingService
     from x3link.pairing_events import EventPublisher
@@ -134,6 +135,16 @@ def event_publisher() -> EventPublisher:
 
 
 @cache
+def notification_inbox() -> NotificationInbox:
+    """Sage's data delivery notifications: the tenants they are for, their details, each recorded once."""
+    from x3link.notification_inbox import NotificationInbox
+    from x3link.notification_store import NotificationStore
+
+    store = NotificationStore(settings().notifications_table, aws_client("dynamodb"))
+    return NotificationInbox(token_store(), token_keeper(), sage_client(), store)
+
+
+@cache
 def token_keeper() -> TokenKeeper:
     from x3link.token_keeper import KeeperTiming, TokenKeeper
 
@@ -162,5 +173,6 @@ def reset() -> None:
         token_rescue,
         event_publisher,
         token_keeper,
+        notification_inbox,
     ):
         factory.cache_clear()

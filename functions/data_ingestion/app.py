@@ -1,0 +1,50 @@
+"""Files the app sends into Sage X3: a presigned upload link into a granted folder, then Sage's tracking
+of the file (POST /tenants/{tenant}/folders/{folder}/uploads, GET /tenants/{tenant}/uploads/{tracking_id})."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from x3link import data_ingestion, wiring
+from x3link.api import json_api, json_body, request_budget, tenant_parameter
+
+logger = Logger()
+metrics = Metrics()
+app = json_api()
+
+
+@app.post("/tenants/<tenant>/folders/<folder>/uploads")
+def request_upload(tenant: str, folder: str) -> Response[Any]:
+    tenant = tenant_parameter(tenant)
+    logger.append_keys(tenant=tenant, folder=folder, operation="upload")
+    metrics.add_metric(name="DataIngestionRequests", unit=MetricUnit.Count, value=1)
+    # The answer holds the presigned upload link: it goes to the app, never to a log line.
+    upload = data_ingestion.request_upload(
+        tenant, folder, json_body(app), wiring.token_keeper(), wiring.sage_client(), request_budget(app)
+    )
+    logger.info("Upload link issued", extra={"tracking_id": upload["tracking_id"]})
+    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=upload)
+
+
+@app.get("/tenants/<tenant>/uploads/<tracking_id>")
+def upload_status(tenant: str, tracking_id: str) -> dict[str, Any]:
+    tenant = tenant_parameter(tenant)
+    logger.append_keys(tenant=tenant, operation="tracking")
+    metrics.add_metric(name="DataIngestionRequests", unit=MetricUnit.Count, value=1)
+    return data_ingestion.upload_status(
+        tenant, tracking_id, wiring.token_keeper(), wiring.sage_client(), request_budget(app)
+    )
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False, clear_state=True
+)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

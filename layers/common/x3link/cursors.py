@@ -1,0 +1,32 @@
+"""The opaque `cursor` of a paged listing: base64url JSON that only the listing which made it reads back.
+
+A cursor comes back from the app, so it is read as untrusted input: bounded, and BadRequest for anything
+that is not base64url JSON. What the JSON may hold is the listing's own check.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from x3link.errors import BadRequest
+
+_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,2048}")
+
+
+def encode(document: dict[str, Any]) -> str:
+    text = json.dumps(document, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode(cursor: str, refusal: str) -> Any:
+    """The JSON a cursor holds; BadRequest(refusal) when it is not a cursor at all."""
+    if not _CURSOR.fullmatch(cursor):
+        raise BadRequest(refusal)
+    try:
+        return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError):
+        raise BadRequest(refusal) from None
