@@ -121,7 +121,7 @@ def test_revoked_grant_is_409_pairing_suspended_with_one_event(sage: Emulator, s
 
 
 # ---------------------------------------------------------------------------------------------- upstream
-UPSTREAM_FAILURES = [(500, 1, 1), (503, 3, 3), (502, 3, 3), (504, 3, 3), (429, 1, 1), (404, 1, 1)]
+UPSTREAM_FAILURES = [(500, 1, 1), (503, 3, 3), (502, 3, 3), (504, 3, 3), (404, 1, 1)]
 
 
 def test_sage_failure_is_502_upstream_error(sage: Emulator, stack: Stack, subtests: Any) -> None:
@@ -141,6 +141,18 @@ def test_sage_failure_is_502_upstream_error(sage: Emulator, stack: Stack, subtes
             # a Sage hiccup is no dead grant
             assert call("GET", "/tenants/acme").json["status"] == "active"
             assert _folders().status == 200
+
+
+def test_sages_quota_is_429_quota_exceeded_with_its_retry_after(sage: Emulator, stack: Stack) -> None:
+    pair(sage, "acme", ACME)
+    sage.fail_next("folders", status=429, retry_after=120)
+
+    answer = _folders()
+
+    assert (answer.status, answer.json["error"]) == (429, "quota_exceeded"), answer.body
+    assert answer.headers["retry-after"] == "120"
+    assert sage.count("folders") == 1  # not retried
+    assert call("GET", "/tenants/acme").json["status"] == "active"
 
 
 def test_a_transient_5xx_is_retried(sage: Emulator, stack: Stack) -> None:

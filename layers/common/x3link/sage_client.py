@@ -127,7 +127,7 @@ def _refusal(response: Any) -> UpstreamError | QuotaExceeded:
         return QuotaExceeded(_retry_after(response.headers.get("Retry-After")))
     if 400 <= status < 500:
         return UpstreamRefused(status, _sage_message(response.data))
-    return UpstreamError(f"Sage X3 answered {status}.")
+    return UpstreamError(f"Sage X3 answered {status}: {_sage_message(response.data)}")
 
 
 def _json_of(response: Any) -> Any:
@@ -185,27 +185,8 @@ class SageX3Client:
             raise GrantRefused(response.status, message, from_sage=from_sage)
         raise UpstreamError(f"Sage X3's token endpoint failed ({response.status}).")
 
-    def get(self, url: str, access_token: str) -> Any:
-        """GET a JSON resource with a bearer token; 401 raises Unauthorised so the caller can refresh."""
-        response = self._send(
-            "GET",
-            url,
-            timeout=self._timeout,
-            retries=READ_RETRY,
-            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
-        )
-        if response.status == 401:
-            raise Unauthorised("Sage X3 refused the access token.")
-        if response.status == 429:
-            raise UpstreamError("Sage X3 is rate limiting this customer's requests.")
-        if response.status != 200:
-            raise UpstreamError(f"Sage X3 answered {response.status}: {_sage_message(response.data)}")
-        try:
-            return json.loads(response.data)
-        except ValueError:
-            raise UpstreamError("Sage X3's answer is not JSON.") from None
-
     # ------------------------------------------------------------ Data Integration (sage-x3-api.md §5, §6)
+
     def _data_call(self, method: str, url: str, access_token: str, retries: Retry) -> Any:
         response = self._send(
             method,
@@ -250,7 +231,7 @@ class SageX3Client:
         return _json_of(response)
 
     def folders(self, base_url: str, access_token: str) -> list[Any]:
-        document = self.get(f"{base_url}/folders", access_token)
+        document = self.get_json(f"{base_url}/folders", access_token)
         folders = document.get("folders") if isinstance(document, dict) else None
         if not isinstance(folders, list):
             raise UpstreamError("Sage X3's folder list has no folders.")
