@@ -1,12 +1,19 @@
-"""`make bench`: what one refresh and one folder query cost in requests, and what each handler's cold
-import costs against `import boto3` alone, measured in the same run (ratios, not lone absolute times)."""
+"""`make bench`: the figures of README "Cold starts" and "Operations" against their goals, in one run.
+
+- Requests per operation, counted at the moto and emulator boundaries (the goal: today's minimum).
+- Each handler's cold import as Lambda loads it: the built function and layer (sam's artefacts, with the
+  runtime's bytecode), the runtime's Python, no writable bytecode cache, against `import boto3` measured
+  alongside (a ratio, not a lone time).
+- Peak memory of a warm handler process.
+Figures not measured yet say so. The report is printed as a table and written to test-artifacts/bench.json.
+"""
 
 from __future__ import annotations
 
+import json
 import os
-import statistics
-import subprocess
-import sys
+import resource
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +33,6 @@ os.environ.update(
 from moto import mock_aws
 
 from local import aws_resources
-from local import template as tpl
 from local.sagex3_emulator import Emulator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,49 +105,95 @@ def request_costs() -> list[tuple[str, Counter[str], int]]:
     return rows
 
 
-def _import_seconds(code: str, path: list[str]) -> float:
-    """Median wall time of a fresh interpreter running `code`, less an empty interpreter's."""
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": os.pathsep.join(path),
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_SERVICE_NAME": "bench",
+def import_costs() -> dict[str, Any]:
+    """Each handler's cold import as a multiple of `import boto3`, over the built artefacts."""
+    from tests.support import cold_import
+
+    found = cold_import.runtime()
+    if found.python is None:
+        return {
+            "measured": False,
+            "why": f"no Python {found.version} interpreter (pyenv install {found.version})",
+        }
+    with tempfile.TemporaryDirectory() as tmp:
+        built = cold_import.build(Path(tmp) / "build")
+        boto3 = cold_import.install_boto3(found.python, Path(tmp) / "boto3")
+        baseline, ratios = cold_import.handler_ratios(found.python, built, boto3, IMPORT_RUNS)
+    return {
+        "measured": True,
+        "python": found.version,
+        "runs": IMPORT_RUNS,
+        "boto3_ms": round(baseline * 1000, 1),
+        "ratios": {name: round(ratio, 2) for name, ratio in sorted(ratios.items())},
     }
-    script = f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"
-    samples = [
-        float(
-            subprocess.run(
-                [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
-            ).stdout
-        )
-        for _ in range(IMPORT_RUNS)
-    ]
-    return statistics.median(samples)
 
 
-def import_costs() -> tuple[float, list[tuple[str, float]]]:
-    layer = str(ROOT / "layers/common")
-    baseline = _import_seconds("import boto3", [])
-    rows = []
-    for logical_id, spec in sorted(tpl.functions().items()):
-        rows.append((logical_id, _import_seconds("import app", [str(spec.code_uri), layer])))
-    return baseline, rows
+def peak_memory_mb() -> float:
+    """Max RSS of this process after the warm requests above: the handlers, the SDK, moto and the emulator
+    all live in it, so this is an upper bound on one warm handler's."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# What each row of request_costs() should cost (DynamoDB, KMS, Sage X3): today's minimum.
+REQUEST_GOALS = {
+    "folder query (warm, token fresh)": (1, 0, 1),
+    "file list (warm, token fresh)": (1, 0, 1),
+    "download link (warm)": (1, 0, 1),
+    "upload link (warm)": (1, 0, 1),
+    "refresh (read, lease, commit)": (3, 0, 1),
+    "folder query after a Sage 401": (4, 0, 3),
+}
+IMPORT_GOAL = 0.8
 
 
 def main() -> None:
-    print("Requests per operation, warm (AWS calls by API, Sage X3 requests):")
+    report: dict[str, Any] = {"requests": [], "goals_met": True}
+    print(f"{'figure':44} {'measured':>30}   goal")
     for label, calls, sage_requests in request_costs():
-        aws = ", ".join(f"{name} x{count}" for name, count in sorted(calls.items())) or "none"
         dynamo = sum(count for name, count in calls.items() if name.startswith("dynamodb:"))
         kms = sum(count for name, count in calls.items() if name.startswith("kms:"))
-        print(f"  {label:38} DynamoDB {dynamo}  KMS {kms}  Sage X3 {sage_requests}  [{aws}]")
-    baseline, rows = import_costs()
-    print(
-        f"\nCold import, median of {IMPORT_RUNS} fresh interpreters, against `import boto3` = 1.00 "
-        f"({baseline * 1000:.0f} ms on this machine):"
-    )
-    for logical_id, seconds in rows:
-        print(f"  {logical_id:24} {seconds / baseline:5.2f} x boto3")
+        goal = REQUEST_GOALS.get(label)
+        met = goal is None or (dynamo, kms, sage_requests) <= goal
+        report["goals_met"] &= met
+        report["requests"].append(
+            {
+                "operation": label,
+                "dynamodb": dynamo,
+                "kms": kms,
+                "sage": sage_requests,
+                "goal": goal,
+                "met": met,
+                "calls": dict(sorted(calls.items())),
+            }
+        )
+        wanted = "report" if goal is None else f"{goal[0]} + {goal[2]}, KMS {goal[1]}"
+        measured = f"DynamoDB {dynamo}  KMS {kms}  Sage {sage_requests}"
+        print(f"{label:44} {measured:>30}   {wanted}{'' if met else '  MISSED'}")
+    report["peak_memory_mb"] = round(peak_memory_mb(), 1)
+    print(f"{'peak memory of the warm process (upper bound)':44} {report['peak_memory_mb']:>27} MB   report")
+    imports = import_costs()
+    report["cold_imports"] = imports
+    if imports["measured"]:
+        boto3_ms, python, runs = imports["boto3_ms"], imports["python"], imports["runs"]
+        print(f"cold import, Python {python}, median of {runs} fresh interpreters, boto3 = {boto3_ms} ms")
+        for name, ratio in imports["ratios"].items():
+            met = ratio <= IMPORT_GOAL
+            report["goals_met"] &= met
+            print(f"  {name:42} {ratio:>27.2f} x   <= {IMPORT_GOAL}{'' if met else '  MISSED'}")
+    else:
+        report["goals_met"] = False
+        print(f"cold import: not measured ({imports['why']})")
+    not_yet = {
+        "sweep_10000_due_pairings": "not measured: the sweep does not fan out to a queue and worker yet",
+        "refresh_against_authlib": "not measured yet",
+    }
+    report["not_measured"] = not_yet
+    for figure, why in not_yet.items():
+        print(f"{figure:44} {why}")
+    out = ROOT / "test-artifacts" / "bench.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nreport: {out.relative_to(ROOT)}; every measured goal met: {report['goals_met']}")
 
 
 if __name__ == "__main__":

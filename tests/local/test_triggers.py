@@ -45,8 +45,9 @@ def functions() -> FakeFunctions:
 
 
 def _stream_function() -> str:
-    (source,) = [source for source in tpl.event_sources() if source.type == "DynamoDB"]
-    return source.function
+    """The function the pairings table's stream feeds (the notifications table's stream feeds it too)."""
+    (function,) = {source.function for source in tpl.event_sources() if source.type == "DynamoDB"}
+    return function
 
 
 def _queue_source() -> tpl.EventSource:
