@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
@@ -128,6 +128,17 @@ def open_pairing_link(stack: LocalStack, pairing_url: str) -> tuple[str, dict[st
     assert opened.status == 303, opened.body
     headers = {name.lower(): value for name, value in opened.headers.items()}
     return headers["location"], {"Cookie": headers["set-cookie"].split(";")[0]}
+
+
+def deliver_callback(stack: LocalStack, params: dict[str, str], cookie: dict[str, str]) -> Any:
+    """Sage X3's callback as the browser posts it (a form, unsigned, with the binding cookie)."""
+    return stack.call(
+        "POST",
+        "/callback",
+        body=urlencode(params).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded", **cookie},
+        signed=False,
+    )
 
 
 @pytest.fixture

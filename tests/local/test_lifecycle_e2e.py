@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from urllib.parse import urlencode
 
 import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
 from local.stack import LocalStack, StackSettings
-from tests.local.conftest import open_pairing_link
+from tests.local.conftest import deliver_callback, open_pairing_link
 from x3link import wiring
 
 pytestmark = pytest.mark.e2e
@@ -49,13 +48,7 @@ def test_pairing_and_deletion_are_printed_as_they_happen(running: tuple[LocalSta
     assert started.status == 201, started.body
     link, cookie = open_pairing_link(stack, started.json()["pairing_url"])
     callback = stack.emulator.approve(link, folders=["SEED"])
-    answer = stack.call(
-        "POST",
-        "/callback",
-        body=urlencode(callback).encode(),
-        headers={"Content-Type": "application/x-www-form-urlencoded", **cookie},
-        signed=False,
-    )
+    answer = deliver_callback(stack, callback, cookie)
     assert answer.status == 200, answer.body
 
     assert lines.wait_for("event  PairingCompleted") == "event  PairingCompleted  tenant=shown  reason=paired"

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from aws_lambda_powertools.utilities import parameters
@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities import parameters
 from local import ports
 from local.stack import LocalStack, StackSettings
 from local.template import ROOT
-from tests.local.conftest import open_pairing_link, run_module
+from tests.local.conftest import deliver_callback, open_pairing_link, run_module
 from x3link import wiring
 
 pytestmark = pytest.mark.e2e
@@ -52,13 +52,7 @@ def test_a_pairing_goes_round_through_the_emulator(local_stack: LocalStack) -> N
     assert parse_qs(urlsplit(link).query)["redirect_uri"] == [local_stack.redirect_uri]
 
     callback = local_stack.emulator.approve(link, folders=["SEED"])
-    answer = local_stack.call(
-        "POST",
-        "/callback",
-        body=urlencode(callback).encode(),
-        headers={"Content-Type": "application/x-www-form-urlencoded", **cookie},
-        signed=False,
-    )
+    answer = deliver_callback(local_stack, callback, cookie)
     assert answer.status == 200, answer.body
     assert b"SEED" in answer.body
 
