@@ -11,10 +11,11 @@ import contextlib
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from local import lambda_context, stack_file
 from local import template as tpl
@@ -101,6 +102,53 @@ def invoke(logical_id: str, event: Any, state: dict[str, Any]) -> Any:
         return handler(event, context)
 
 
+QUEUE_COUNTS: list[
+    Literal[
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
+] = [
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+]
+
+
+def wait_for_queues(names: list[str], state: dict[str, Any], timeout: float = 1800.0) -> None:
+    """Until every named queue is empty (nothing waiting, delayed or in a worker's hands) twice in a row:
+    the queue triggers of the running `make run` are doing the work."""
+    import boto3
+
+    env = environment("", state)
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    urls = [state.get("queues", {})[name] for name in names if name in state.get("queues", {})]
+    deadline, empty_seen, told = time.monotonic() + timeout, 0, 0.0
+    while True:
+        left: int = sum(
+            int(count)
+            for url in urls
+            for count in sqs.get_queue_attributes(QueueUrl=url, AttributeNames=QUEUE_COUNTS)[
+                "Attributes"
+            ].values()
+        )
+        empty_seen = empty_seen + 1 if left == 0 else 0
+        if empty_seen >= 2:
+            return
+        if time.monotonic() > deadline:
+            raise InvokeError(f"{', '.join(names)} still held {left} messages after {timeout:.0f} s")
+        if time.monotonic() - told >= 10:
+            print(f"waiting for {', '.join(names)} to drain: {left} messages left", file=sys.stderr)
+            told = time.monotonic()
+        time.sleep(0.25)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print(USAGE, file=sys.stderr)
@@ -113,6 +161,14 @@ def main(argv: list[str]) -> int:
         return 1
     try:
         result = invoke(logical_id, event, state)
+        fed = tpl.queues_fed_by(logical_id)
+        if fed and isinstance(result, dict) and "run" in result and "report" not in event:
+            # The function handed its work to a queue: print what was done once the queue is drained.
+            wait_for_queues(fed, state)
+            result = invoke(logical_id, {"report": result["run"]}, state)
+    except InvokeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     except Exception as exc:
         traceback.print_exc(file=sys.stderr)
         print(f"{logical_id} raised {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -220,6 +220,8 @@ class LocalStack:
                 "SageX3Url": self.sage_x3_url,
                 "SageX3AllowedEndpoints": ",".join(self.allowed_endpoints),
                 "PublicBaseUrl": self.api_url,
+                # One machine: a run's refreshes start at once, so `make invoke` of the schedule is quick.
+                "RefreshSpreadSeconds": "0",
             },
             stack_name=s.stack_name,
             client_credentials={"client_id": s.client_id, "client_secret": s.client_secret},
@@ -339,6 +341,12 @@ class LocalStack:
                 "emulator": {region: urlsplit(url).port for region, url in self.emulator_urls.items()},
             },
             "functions": self.function_environments,
+            # Queue URLs by logical id: `make invoke` waits for the queues a function fills to drain.
+            "queues": {
+                logical_id: url
+                for logical_id in tpl.resources(type_="AWS::SQS::Queue")
+                if (url := self.resources.refs.get(logical_id) if self.resources else None)
+            },
         }
 
     # --- calling the API ---------------------------------------------------------------------------

@@ -167,6 +167,28 @@ def event_sources(template: Mapping[str, Any] | None = None) -> list[EventSource
     ]
 
 
+def queues_fed_by(logical_id: str, template: Mapping[str, Any] | None = None) -> list[str]:
+    """The queues this function may send to (its policies) that trigger another function: where it hands
+    work on, so that its work is done only once they are drained."""
+    template = template or load()
+    function = resources(template, "AWS::Serverless::Function")[logical_id]
+    sent_to: set[str] = set()
+    for policy in function["Properties"].get("Policies", []):
+        for statement in policy.get("Statement", []) if isinstance(policy, Mapping) else []:
+            actions = statement.get("Action", [])
+            if "sqs:SendMessage" in ([actions] if isinstance(actions, str) else actions):
+                resources_ = statement.get("Resource", [])
+                for resource in resources_ if isinstance(resources_, list) else [resources_]:
+                    if isinstance(resource, Intrinsic) and resource.name == "Fn::GetAtt":
+                        sent_to.add(resource.value[0])
+    triggers = {
+        source.source.value[0]
+        for source in event_sources(template)
+        if source.type == "SQS" and source.function != logical_id and isinstance(source.source, Intrinsic)
+    }
+    return sorted(sent_to & triggers)
+
+
 def parameter_defaults(template: Mapping[str, Any] | None = None) -> dict[str, str]:
     template = template or load()
     return {name: str(p["Default"]) for name, p in template.get("Parameters", {}).items() if "Default" in p}

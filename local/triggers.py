@@ -178,16 +178,9 @@ class QueuePoller:
             ).get("Messages", [])
             if not messages:
                 return deliveries
-            if any(message["MessageId"] in seen for message in messages):
-                # A message failed this pump and is visible again already: leave it to the next pump.
-                self._client.change_message_visibility_batch(
-                    QueueUrl=self.queue_url,
-                    Entries=[
-                        {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
-                        for index, message in enumerate(messages)
-                    ],
-                )
-                return deliveries
+            # A message that failed this pump and is visible again already is delivered (its receive has
+            # counted, as Lambda's would), and the pump ends there rather than loop on it.
+            again = any(message["MessageId"] in seen for message in messages)
             seen.update(message["MessageId"] for message in messages)
             records = [self._record(message) for message in messages]
             ids = [message["MessageId"] for message in messages]
@@ -204,6 +197,8 @@ class QueuePoller:
                         for index, message in enumerate(done[start : start + 10])
                     ],
                 )
+            if again:
+                return deliveries
 
     def _record(self, message: Mapping[str, Any]) -> dict[str, Any]:
         attributes = {

@@ -53,6 +53,7 @@ def stack(sage: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             {
                 "SageX3Url": sage.base_url("eu-prod"),
                 "SageX3AllowedEndpoints": sage.base_url("us-prod"),
+                "RefreshSpreadSeconds": "0",
             },
             client_credentials={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
         )
@@ -61,10 +62,12 @@ def stack(sage: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             "CallbackFunction",
             "FoldersFunction",
             "TokenRefreshFunction",
+            "RefreshWorkerFunction",
         ):
             for key, value in created.function_environment(function).items():
                 monkeypatch.setenv(key, value)
         monkeypatch.setenv("SAGE_X3_TIMEOUT_SECONDS", "2")
+        monkeypatch.setenv("REFRESH_RETRY_SECONDS", "0")  # a failed refresh's retry comes at once
         wiring.reset()
         parameters.clear_caches()
         yield created

@@ -1,5 +1,9 @@
-"""Scheduled keep-alive sweep: refresh every pairing whose refresh token expires within the window, and
-retry every suspended pairing whose next attempt is due."""
+"""Scheduled keep-alive: queues every pairing that is due (an active one whose refresh token expires within
+the keep-alive window, a suspended one whose retry may be due) for RefreshWorkerFunction, spread over the
+window, and answers what it queued.
+
+Invoked with `{"report": "<run>"}` instead, it answers what that run's workers have done so far.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
 
-SAFETY_SECONDS = 45
+# Queuing stops this long before the invocation would be cut off: what is left is counted as deferred.
+SAFETY_SECONDS = 10
 
 logger = Logger()
 metrics = Metrics()
@@ -24,18 +29,19 @@ metrics = Metrics()
 )
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    # Leave time to finish the refresh under way and report, rather than be cut off mid-write.
+    run = event.get("report") if isinstance(event, dict) else None
+    if run is not None:
+        report = wiring.run_ledger().report(str(run))
+        if report is None:
+            return {"error": "unknown_run", "message": "No keep-alive run has this id."}
+        return report.as_dict()
     stop_at = time.time() + context.get_remaining_time_in_millis() / 1000 - SAFETY_SECONDS
-    summary = wiring.token_keeper().sweep(wiring.settings().keep_alive_seconds, stop_at=stop_at)
-    # Suspensions, expiries and refusals of the app are counted where they happen (the keeper), for the
-    # queries' refreshes as for the sweep's: here only what the sweep alone knows.
+    report = wiring.keep_alive_dispatcher().run(stop_at)
     for name, value in (
-        ("TokensRefreshed", summary.refreshed),
-        ("RefreshesHeld", summary.held),
-        ("RefreshesFailed", summary.failed),
-        ("TokensRescued", summary.rescued),
-        ("RefreshesDeferred", summary.deferred),
+        ("RefreshesQueued", report.queued),
+        ("RefreshesDeferred", report.deferred),
+        ("TokensRescued", report.rescued),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-    logger.info("Keep-alive sweep done", extra=summary.as_dict())
-    return summary.as_dict()
+    logger.info("Keep-alive run queued", extra={"run": report.run, "queued": report.queued})
+    return report.as_dict()

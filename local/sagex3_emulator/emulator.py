@@ -149,6 +149,35 @@ class Emulator:
         """The registered customer with that URL, if any (never auto-creates)."""
         return self._state.find_customer(customer_url, create=False)
 
+    def grant(
+        self, client_id: str, customer_url: str, scopes: Sequence[str] = ("api.dataDelivery",)
+    ) -> dict[str, Any]:
+        """A grant made as if its customer had consented and its code were exchanged: the token response.
+
+        For benchmarks that need thousands of pairings; every test of pairing itself goes through
+        `approve` and the token endpoint.
+        """
+        from .models import Grant
+        from .tokens import issue_tokens
+
+        customer = self._state.find_customer(customer_url, create=True)
+        if customer is None:
+            raise ValueError(f"no customer {customer_url!r} (and customers are not created on sight)")
+        with self._state.lock:
+            self._state.grant_seq += 1
+            grant = Grant(
+                grant_id=f"seeded-{self._state.grant_seq}",
+                client_id=client_id,
+                customer_url=customer.url,
+                config_id=customer.config_id or "",
+                home_region=self._state.home_region(customer),
+                scopes=list(scopes),
+                folders=list(customer.folders),
+                created_seq=self._state.grant_seq,
+            )
+            self._state.grants[grant.grant_id] = grant
+            return issue_tokens(self._state, grant)
+
     # --- the X3 user's browser, without a browser -----------------------------------------------------
 
     def _region_of(self, authorise_url: str) -> tuple[str, dict[str, list[str]]]:

@@ -1,5 +1,6 @@
-"""The keep-alive sweep through `make invoke`, against a running `make run` (a stack of this module only,
-so the sweep sees exactly the pairings set up here)."""
+"""The keep-alive through `make invoke`, against a running `make run` (a stack of this module only, so the
+run sees exactly the pairings set up here): the schedule queues, `make run`'s queue trigger runs the worker,
+and `make invoke` prints the run's report once the queue is drained."""
 
 from __future__ import annotations
 
@@ -65,6 +66,8 @@ def test_the_sweep_refreshes_the_due_suspends_the_refused_and_leaves_the_fresh(
     summary = json.loads(invoked.stdout)  # stdout is the result and nothing else
     assert isinstance(summary, dict)
     assert (summary["refreshed"], summary["suspended"], summary["expired"], summary["failed"]) == (1, 1, 0, 0)
+    # The schedule queued both due ones, and `make invoke` printed the report once the worker was done.
+    assert (summary["queued"], summary["pending"]) == (2, 0), summary
     # The due one and the refused one (asked again once the due one proved the app healthy, if it came
     # first); never the fresh one.
     assert 2 <= sage.count("refresh") <= 3
@@ -78,12 +81,35 @@ def test_the_sweep_refreshes_the_due_suspends_the_refused_and_leaves_the_fresh(
     assert after[fresh] == before[fresh]
     assert sage.current_refresh_token(fresh_customer) == fresh_token
 
-    # What the sweep did is what the API then serves.
+    # What the keep-alive did is what the API then serves.
     assert stack.call("GET", f"/tenants/{due}/folders").status == 200
     assert stack.call("GET", f"/tenants/{dead}/folders").json()["error"] == "pairing_suspended"
 
-    # A second sweep right away finds nothing due: the suspended one's next attempt is later.
+    # A second run right away refreshes nothing: the suspended one's next attempt is later.
     again = make_invoke(stack, "TokenRefreshFunction", "events/scheduled.json")
     assert again.returncode == 0, again.stderr
     summary = json.loads(again.stdout)
     assert (summary["refreshed"], summary["expired"], summary["failed"]) == (0, 0, 0), summary
+
+
+def test_sages_429_slows_the_keep_alive_down_and_fails_nothing(stack: RunningStack, sage: Emulator) -> None:
+    tenants = [names(f"throttled-{n}") for n in range(3)]
+    sage.configure(refresh_lifetime=3 * DAY)
+    for tenant, customer in tenants:
+        stack.pair(tenant, customer, folders=["SEED"])
+    sage.configure(refresh_lifetime=30.4 * DAY)
+    sage.fail_next("refresh", status=429, retry_after=1)
+    sage.clear_requests()
+
+    invoked = make_invoke(stack, "TokenRefreshFunction", "events/scheduled.json")
+
+    assert invoked.returncode == 0, invoked.stderr
+    summary = json.loads(invoked.stdout)
+    assert (summary["refreshed"], summary["failed"], summary["pending"]) == (3, 0, 0), summary
+    refreshes = [entry["time"] for entry in sage.requests if entry["route"] == "refresh"]
+    assert len(refreshes) == 4  # the 429, then each pairing once, all after Sage's Retry-After
+    assert min(refreshes[1:]) - refreshes[0] >= 1.0
+    for tenant, _customer in tenants:
+        view = stack.call("GET", f"/tenants/{tenant}").json()
+        assert view["status"] == "active"
+        assert at(view["refresh_token_expires_at"]) > datetime.now(UTC) + timedelta(days=29)

@@ -3,23 +3,40 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import boto3
 
+from local import template as tpl
 from local.aws_resources import Stack
+from local.lambda_context import for_function
 from local.sagex3_emulator import Emulator
-from tests.support.api import invoke
+from local.triggers import QueuePoller
 from tests.support.sage import CLIENT_ID, CLIENT_SECRET, pair
 from x3link import wiring
 from x3link.token_keeper import TokenKeeper
 from x3link.token_store import Pairing
 
 SCHEDULED_EVENT = Path(__file__).parents[2] / "events" / "scheduled.json"
+WORKER = "RefreshWorkerFunction"
+ACCOUNT = "123456789012"
+QUEUE_COUNTS: list[
+    Literal[
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
+] = [
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+]
 T = TypeVar("T")
 
 
@@ -70,10 +87,38 @@ def tune(**timing: Any) -> None:
     shared._timing = replace(shared._timing, **timing)
 
 
-def sweep() -> dict[str, Any]:
-    """One scheduled run of the keep-alive function, with the sample event."""
-    result: dict[str, Any] = invoke("TokenRefreshFunction", json.loads(SCHEDULED_EVENT.read_text()))
-    return result
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+def sweep(load_handler: Callable[[str], Handler] | None = None, timeout: float = 60.0) -> dict[str, Any]:
+    """One scheduled keep-alive run (the sample event), its queue drained by the worker as Lambda's queue
+    trigger would, and then the run's report, as `make invoke` prints it."""
+    load = load_handler or (lambda logical_id: tpl.load_handler(logical_id))
+
+    def run(logical_id: str, event: dict[str, Any]) -> Any:
+        return load(logical_id)(event, for_function(logical_id, region="us-east-1", account_id=ACCOUNT))
+
+    queued = run("TokenRefreshFunction", json.loads(SCHEDULED_EVENT.read_text()))
+    drain_refresh_queue(lambda event: run(WORKER, event), timeout)
+    report: dict[str, Any] = run("TokenRefreshFunction", {"report": queued["run"]})
+    return report
+
+
+def drain_refresh_queue(invoke_worker: Callable[[dict[str, Any]], Any], timeout: float = 60.0) -> None:
+    """Hand the refresh queue's messages to the worker until none is left, waiting out delayed ones."""
+    sqs = boto3.client("sqs")
+    url = os.environ["REFRESH_QUEUE_URL"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    (source,) = [source for source in tpl.event_sources() if source.function == WORKER]
+    poller = QueuePoller(source, arn, invoke_worker, client=sqs)
+    deadline = time.monotonic() + timeout
+    while True:
+        poller.pump()
+        left = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=QUEUE_COUNTS)["Attributes"]
+        if not any(int(count) for count in left.values()):
+            return
+        assert time.monotonic() < deadline, f"the refresh queue did not drain: {left}"
+        time.sleep(0.05)
 
 
 def put_credentials(stack: Stack, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET) -> None:

@@ -305,14 +305,20 @@ FLOWS: dict[str, tuple[Flow, dict[str, set[str]]]] = {
                 "sqs:ReceiveMessage",
                 "sqs:SendMessage",
                 "kms:Decrypt",
+            },
+            "RefreshWorkerFunction": {
+                "dynamodb:GetItem",
+                "dynamodb:UpdateItem",
+                "sqs:SendMessage",
+                "kms:Decrypt",
                 "kms:Encrypt",
-            }
+            },
         },
     ),
     "sweep-judges-a-refused-grant": (
         flow_sweep_judges_a_refused_grant,
         {
-            "TokenRefreshFunction": {
+            "RefreshWorkerFunction": {
                 "dynamodb:UpdateItem",
                 "secretsmanager:GetSecretValue",
                 "sqs:ReceiveMessage",

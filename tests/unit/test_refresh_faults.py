@@ -49,7 +49,7 @@ from x3link import wiring
 
 TENANT, CUSTOMER = "acme", "https://x3.acme.example"
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
-CLEAR_STATUSES = {200, 409, 502, 503, 504}
+CLEAR_STATUSES = {200, 409, 429, 502, 503, 504}  # 429: Sage asked to slow down (Retry-After)
 CRITICAL_LOSS = "could neither be stored nor rescued"
 # A commit that keeps failing gives up within a second or two and parks the tokens (or fails to).
 QUICK_COMMIT = {

@@ -57,7 +57,9 @@ def test_a_day_of_refusals_about_the_app_loses_no_pairing(
     pairs = pair_many(sage, PAIRINGS)
     read_events()
     tune(credentials_recheck_seconds=0)
-    wiring.app_breaker().probe_interval = 0.2  # a probe per sweep: the day's four sweeps are seconds here
+    # A probe per look: a run looks at held pairings twice (the second look 1 s later, its spread here),
+    # and the day's four runs are seconds apart here.
+    wiring.app_breaker().probe_interval = 1.0
     refresh_tokens = {tenant: stored(tenant).refresh_token for tenant in pairs}
 
     repair = break_the_app(sage, stack)
@@ -70,7 +72,7 @@ def test_a_day_of_refusals_about_the_app_loses_no_pairing(
             answer = call("GET", f"/tenants/{tenant}/folders")
             assert (answer.status, answer.json["error"]) == (503, "app_unavailable")
             assert "client credentials secret" in answer.json["message"]
-        time.sleep(0.25)
+        time.sleep(1.05)
 
     assert breaker_state() == "open"
     for tenant in pairs:
@@ -79,7 +81,7 @@ def test_a_day_of_refusals_about_the_app_loses_no_pairing(
         assert call("GET", f"/tenants/{tenant}").json["status"] == "active"
     published = read_events()
     assert detail_types(published) == ["AppCredentialsRejected"]
-    # Held by the breaker: a few refusals to judge the app, then one probe per interval, not 4 x 50 calls.
+    # Held by the breaker: a few refusals to judge the app, then one probe per look, not 4 x 50 calls.
     assert sage.count("refresh") < 20
 
     repair()

@@ -403,8 +403,8 @@ def test_warm_folder_queries_and_refreshes_make_no_kms_call(
     assert kms_by_function(calls, mark) == Counter()  # warm: neither query nor refresh asks KMS
 
     mark = len(calls.calls)
-    assert sweep()["refreshed"] == 1  # a cold TokenRefreshFunction: opens once, seals with that key
-    assert kms_by_function(calls, mark) == Counter({"TokenRefreshFunction Decrypt": 1})
+    assert sweep()["refreshed"] == 1  # a cold RefreshWorkerFunction: opens once, seals with that key
+    assert kms_by_function(calls, mark) == Counter({"RefreshWorkerFunction Decrypt": 1})
 
     mark = len(calls.calls)
     assert call("GET", "/tenants/acme").status == 200
@@ -454,10 +454,10 @@ def test_tenants_function_reads_metadata_only_and_may_not_open_tokens(
         request = Request(f"kms:{operation}", key, context)
         for function in ("TenantsFunction", "PairingEventsFunction", "PairingStartFunction"):
             assert not resources.allows(inline_statements(function, stack), request), (function, operation)
-        for function in ("FoldersFunction", "PairingRefreshFunction", "TokenRefreshFunction"):
+        for function in ("FoldersFunction", "PairingRefreshFunction", "RefreshWorkerFunction"):
             assert resources.allows(inline_statements(function, stack), request), (function, operation)
     decrypt = Request("kms:Decrypt", key, context)
-    for function in ("CallbackFunction", "TokenRescueFunction"):  # they seal, and never open
+    for function in ("CallbackFunction", "TokenRescueFunction", "TokenRefreshFunction"):  # seal, never open
         assert not resources.allows(inline_statements(function, stack), decrypt), function
 
 

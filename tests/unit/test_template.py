@@ -59,6 +59,8 @@ def test_every_function_reads_its_settings_from_the_template(logical_id: str) ->
         "PairingLinkLifetimeHours": "168",
         "PairingBrowserBinding": "enabled",
         "LogLevel": "INFO",
+        "RefreshSpreadSeconds": "900",
+        "RefreshConcurrency": "5",
     }
     env = tpl.resolve(FUNCTIONS[logical_id].environment, refs)
     settings = Settings.from_env({key: str(value) for key, value in env.items()})
@@ -101,7 +103,7 @@ def test_policies_name_resources_never_wildcards(logical_id: str) -> None:
 JUDGES = {
     "FoldersFunction",
     "PairingRefreshFunction",
-    "TokenRefreshFunction",
+    "RefreshWorkerFunction",
     "NotificationsFunction",
     "DataDeliveryFunction",
     "DataIngestionFunction",
@@ -145,6 +147,39 @@ def test_only_the_bundle_seals_rescued_tokens_and_only_for_the_rescue() -> None:
     assert not _may("TokenRescueFunction", "sqs:SendMessage", "TokenRescueQueue")
 
 
+def test_the_keep_alive_fans_out_to_a_capped_worker_with_a_dead_letter_queue() -> None:
+    resources = tpl.resources()
+    queue = resources["RefreshQueue"]["Properties"]
+    (trigger,) = [s for s in tpl.event_sources() if "RefreshQueue" in _resource_names(s.source)]
+    worker = FUNCTIONS[trigger.function]
+    assert trigger.function == "RefreshWorkerFunction"
+    assert trigger.reports_item_failures and trigger.batch_size == 10
+    assert queue["VisibilityTimeout"] >= 6 * worker.timeout  # AWS's advice for a queue trigger
+    assert _resource_names(queue["RedrivePolicy"]["deadLetterTargetArn"]) == {"RefreshDeadLetterQueue"}
+    # The worker counts a failure on the last receive the queue allows: it must know that number.
+    props = resources["RefreshWorkerFunction"]["Properties"]
+    assert (
+        int(props["Environment"]["Variables"]["REFRESH_MAX_RECEIVES"])
+        == queue["RedrivePolicy"]["maxReceiveCount"]
+    )
+    # One parameter caps the load on Sage: the worker's reserved concurrency and the trigger's scaling.
+    assert _resource_names(props["ReservedConcurrentExecutions"]) == {"RefreshConcurrency"}
+    assert _resource_names(trigger.properties["ScalingConfig"]["MaximumConcurrency"]) == {
+        "RefreshConcurrency"
+    }
+    parameters = tpl.load()["Parameters"]
+    assert parameters["RefreshConcurrency"]["MinValue"] >= 2  # the trigger's own minimum
+    assert parameters["RefreshSpreadSeconds"]["MaxValue"] <= 900  # SQS's longest DelaySeconds
+    # The schedule only queues: it sends to the refresh queue, and no longer calls Sage or reads the secret.
+    scheduler = "TokenRefreshFunction"
+    assert _may(scheduler, "sqs:SendMessage", "RefreshQueue")
+    assert not _may(scheduler, "sqs:SendMessage", "TokenRescueQueue")
+    assert not _may(scheduler, "secretsmanager:GetSecretValue")
+    assert _may("RefreshWorkerFunction", "sqs:SendMessage", "RefreshQueue")  # requeues
+    assert _may("RefreshWorkerFunction", "sqs:ChangeMessageVisibility", "RefreshQueue")  # backs off
+    assert tpl.queues_fed_by(scheduler) == ["RefreshQueue"]
+
+
 def test_the_rescue_queue_triggers_a_function_and_sets_aside_what_cannot_be_applied() -> None:
     resources = tpl.resources()
     queue = resources["TokenRescueQueue"]["Properties"]
@@ -156,7 +191,9 @@ def test_the_rescue_queue_triggers_a_function_and_sets_aside_what_cannot_be_appl
     assert _resource_names(dead_letters["KmsMasterKeyId"]) == {"DataKey"}
     assert dead_letters["MessageRetentionPeriod"] >= queue["MessageRetentionPeriod"] == 1209600
 
-    triggers = [source for source in tpl.event_sources() if source.type == "SQS"]
+    triggers = [
+        s for s in tpl.event_sources() if s.type == "SQS" and "TokenRescueQueue" in _resource_names(s.source)
+    ]
     assert [(t.function, _resource_names(t.source)) for t in triggers] == [
         ("TokenRescueFunction", {"TokenRescueQueue"})
     ]
@@ -271,6 +308,8 @@ def test_sample_events_match_a_template_trigger(path: Path) -> None:
         queues = {next(iter(_resource_names(s.source))) for s in tpl.event_sources() if s.type == "SQS"}
         # CloudFormation names a queue <stack>-<logical id>-<suffix>.
         assert any(f"-{queue}-" in event["Records"][0]["eventSourceARN"] for queue in queues)
+    elif "report" in event:  # an operator's question to the keep-alive about one of its runs
+        assert set(event) == {"report"}
     else:
         assert event["detail-type"] == "Scheduled Event"
 
@@ -292,7 +331,12 @@ def test_every_function_has_a_sample_event() -> None:
         if "httpMethod" in event:
             covered.add(routes[(event["httpMethod"], event["resource"])])
         elif event.get("Records"):
-            covered |= by_type["DynamoDB" if event["Records"][0]["eventSource"] == "aws:dynamodb" else "SQS"]
+            arn = event["Records"][0]["eventSourceARN"]
+            covered |= {
+                source.function
+                for source in tpl.event_sources()
+                if f"-{next(iter(_resource_names(source.source)))}-" in arn
+            }
         else:
             covered |= scheduled
     assert covered == set(FUNCTIONS)
@@ -349,7 +393,12 @@ def test_every_alarm_explains_itself_and_notifies_the_alarm_topic() -> None:
 
 def test_every_dead_letter_queue_has_an_alarm() -> None:
     queues = _dead_letter_queues()
-    assert queues == {"TokenRescueDeadLetterQueue", "EventsDeadLetterQueue", "RefreshFailureQueue"}
+    assert queues == {
+        "TokenRescueDeadLetterQueue",
+        "EventsDeadLetterQueue",
+        "RefreshFailureQueue",
+        "RefreshDeadLetterQueue",
+    }
     watched = {
         next(iter(_resource_names(alarm["Dimensions"][0]["Value"])))
         for alarm in _alarms().values()
@@ -449,7 +498,8 @@ def test_only_the_functions_that_use_tokens_may_open_them_and_only_those_that_st
     openers = {f for f in FUNCTIONS if "kms:Decrypt" in _token_grants(f)}
     sealers = {f for f in FUNCTIONS if "kms:GenerateDataKey" in _token_grants(f)}
     assert openers == JUDGES  # the functions that refresh: they read the refresh token
-    assert sealers == JUDGES | {"CallbackFunction", "TokenRescueFunction"}  # and those that store new tokens
+    # And those that store new tokens (the schedule stores rescued ones it drains before queuing).
+    assert sealers == JUDGES | {"CallbackFunction", "TokenRescueFunction", "TokenRefreshFunction"}
     assert not _token_grants("TenantsFunction")  # metadata only
     assert not _token_grants("PairingEventsFunction")  # the stream's images stay sealed
 

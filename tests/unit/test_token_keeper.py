@@ -297,16 +297,29 @@ def test_the_sweep_refreshes_due_pairings_only_and_counts_each_outcome(sage: Emu
     assert sage.count("refresh") >= 2
 
 
-def test_the_sweep_reports_transient_failures_and_keeps_the_pairing(sage: Emulator, stack: Stack) -> None:
+def test_the_sweep_retries_a_transient_failure_within_the_run(sage: Emulator, stack: Stack) -> None:
     sage.configure(refresh_lifetime=3 * 86400)
     pair(sage, "acme", CUSTOMER)
-    sage.fail_next("refresh", status=503)
+    sage.fail_next("refresh", status=503, count=2)
+    sage.clear_requests()
 
     summary = sweep()
 
-    assert (summary["refreshed"], summary["expired"], summary["failed"]) == (0, 0, 1)
+    assert (summary["refreshed"], summary["failed"], summary["pending"]) == (1, 0, 0), summary
+    assert sage.count("refresh") == 3  # two failures, each handed back by SQS, then the refresh
+
+
+def test_the_sweep_reports_lasting_failures_and_keeps_the_pairing(sage: Emulator, stack: Stack) -> None:
+    sage.configure(refresh_lifetime=3 * 86400)
+    pair(sage, "acme", CUSTOMER)
+    sage.fail_next("refresh", status=503, count=3)  # every receive the queue allows
+
+    summary = sweep()
+
+    assert (summary["refreshed"], summary["expired"], summary["failed"]) == (0, 0, 1), summary
+    assert summary["failures"] == [{"tenant": "acme", "error": "Sage X3's token endpoint failed (503)."}]
     assert stored("acme").status == "active"
-    assert stored("acme").lease_owner is None  # released, so the next sweep can try again
+    assert stored("acme").lease_owner is None  # released, so the next run can try again
     summary = sweep()
     assert summary["refreshed"] == 1
 
@@ -337,8 +350,8 @@ def test_a_sweep_out_of_time_defers_the_rest_to_the_next_run(sage: Emulator, sta
         pair(sage, tenant, f"https://x3.{tenant}.example")
     sage.clear_requests()
 
-    summary = keeper().sweep(7 * 86400, stop_at=time.time() - 1)
+    report = wiring.keep_alive_dispatcher().run(stop_at=time.time() - 1)
 
-    assert (summary.deferred, summary.refreshed, summary.checked) == (2, 0, 2)
+    assert (report.deferred, report.queued) == (2, 0)
     assert sage.count("refresh") == 0
     assert sweep()["refreshed"] == 2  # the next run, with time to spare, does them

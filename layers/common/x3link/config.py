@@ -42,6 +42,10 @@ class Settings:
     data_key_id: str = ""
     grace_period_seconds: float = 72 * 3600
     notifications_table: str = ""
+    refresh_queue_url: str = ""
+    refresh_spread_seconds: int = 900
+    refresh_max_receives: int = 3
+    refresh_retry_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -84,6 +88,10 @@ class Settings:
             link_lifetime_seconds=float(env.get("PAIRING_LINK_LIFETIME_HOURS") or LINK_LIFETIME_HOURS) * 3600,
             browser_binding=binding == "enabled",
             notifications_table=env.get("NOTIFICATIONS_TABLE", ""),
+            refresh_queue_url=env.get("REFRESH_QUEUE_URL", ""),
+            refresh_spread_seconds=int(env.get("REFRESH_SPREAD_SECONDS") or 900),
+            refresh_max_receives=int(env.get("REFRESH_MAX_RECEIVES") or 3),
+            refresh_retry_seconds=float(env.get("REFRESH_RETRY_SECONDS") or 30),
         )
 
     def public_url(self, path: str, domain_name: str, stage: str) -> str:

@@ -26,6 +26,7 @@ from x3link.errors import (
     IdentityMismatch,
     InvalidState,
     PairingLinkInvalid,
+    QuotaExceeded,
     UpstreamError,
 )
 from x3link.logs import scrub
@@ -236,7 +237,7 @@ class PairingService:
                 extra={"upstream_status": refusal.upstream_status, "sage_message": refusal.sage_message},
             )
             raise ExchangeRefused(f"Sage X3 refused the code exchange ({refusal.upstream_status}).") from None
-        except UpstreamError as exc:
+        except (UpstreamError, QuotaExceeded) as exc:
             raise ExchangeRefused(exc.message) from None
         tokens = parse_token_response(payload, self._clock())
         self._accepted(self._clock(), credentials)

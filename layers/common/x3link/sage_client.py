@@ -153,7 +153,8 @@ class SageX3Client:
     def token(
         self, base_url: str, grant: dict[str, str], *, read_timeout: float | None = None
     ) -> dict[str, Any]:
-        """POST a grant as JSON to `{base}/token`; 4xx raises GrantRefused, other failures UpstreamError.
+        """POST a grant as JSON to `{base}/token`; 429 raises QuotaExceeded, another 4xx GrantRefused, other
+        failures UpstreamError.
 
         `read_timeout` lets the caller give the call whatever its own deadline leaves: a reply cut off after
         Sage applied a refresh loses the rotated token, so the token call gets as long as can be afforded.
@@ -179,7 +180,8 @@ class SageX3Client:
                 raise UpstreamError("Sage X3's token response is not JSON.") from None
             return payload
         if response.status == 429:
-            raise UpstreamError("Sage X3 is rate limiting token calls.")
+            # Not a refusal of the grant: the refresh token was not spent; wait as long as Sage asks.
+            raise QuotaExceeded(_retry_after(response.headers.get("Retry-After")))
         if 400 <= response.status < 500:
             message, from_sage = _parse_message(response.data)
             raise GrantRefused(response.status, message, from_sage=from_sage)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
@@ -64,7 +64,7 @@ APP_UNAVAILABLE = (
 
 @dataclass
 class KeeperTiming:
-    token_timeout: float = 60.0  # the longest a token call may wait for its answer (the sweep's)
+    token_timeout: float = 60.0  # the longest a token call may wait for its answer (the keep-alive worker's)
     min_token_timeout: float = 5.0  # with less than this left, a refresh is not started at all
     connect_seconds: float = 10.0  # a token call's connection tries (3 x 3 s, with backoff)
     store_call_seconds: float = 9.0  # one DynamoDB call at worst, as its client is configured
@@ -80,30 +80,14 @@ class KeeperTiming:
     retry_max_seconds: float = 6 * 3600.0
     health_window_seconds: float = 900.0
     credentials_recheck_seconds: float = 10.0
-    undecided_per_sweep: int = 3
 
     @property
     def after_token_seconds(self) -> float:
         return self.commit_seconds + self.park_seconds + self.margin_seconds
 
 
-@dataclass
-class SweepSummary:
-    checked: int = 0
-    refreshed: int = 0
-    suspended: int = 0
-    expired: int = 0
-    held: int = 0  # not attempted: the app's circuit breaker is open
-    failed: int = 0
-    rescued: int = 0
-    deferred: int = 0
-    failures: list[dict[str, str]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-_DONE, _SKIPPED, _UNDECIDED, _HELD = "done", "skipped", "undecided", "held"
+# What `keep_alive` did with one pairing (besides SUSPENDED and EXPIRED, the statuses it may leave).
+REFRESHED, SKIPPED, HELD = "refreshed", "skipped", "held"
 
 
 @dataclass(frozen=True)
@@ -116,11 +100,11 @@ class _Lease:
     token_timeout: float
     probe: bool  # the breaker's probe: its success closes the breaker
     operator: bool  # an operator's retry: any status, no backoff
-    defer_ambiguous: bool  # a sweep's: an ambiguous refusal is judged at the end of the run
+    defer_ambiguous: bool  # the keep-alive's first try: an ambiguous refusal is judged later
 
 
-class _Undecided(Exception):
-    """An ambiguous refusal in a sweep that has no evidence yet about the app's health: judged at the end."""
+class Undecided(Exception):
+    """An ambiguous refusal with no evidence yet about the app's health: to be judged a little later."""
 
 
 def _error_code(exc: Exception) -> str:
@@ -464,9 +448,10 @@ class TokenKeeper:
             return self._suspend(pairing, owner, refusal, "reply_lost")
         healthy = verdict != APP and self._app_is_healthy(credentials)
         if verdict == APP or (verdict == AMBIGUOUS and not healthy):
-            if lease.defer_ambiguous and verdict == AMBIGUOUS:
+            # A probe's refusal is the answer it was sent for: the app is still refused, no need to wait.
+            if lease.defer_ambiguous and verdict == AMBIGUOUS and not lease.probe:
                 self._release(lease)
-                raise _Undecided()
+                raise Undecided()
             self._release(lease)
             if self._breaker.open(pairing.tenant, refusal.status, refusal.message, credentials.version):
                 logger.error("Sage X3 refuses the app itself: circuit breaker opened", extra=log)
@@ -557,82 +542,51 @@ class TokenKeeper:
             confirm_empty=confirm_empty,
         )
 
-    # ------------------------------------------------------------------ the keep-alive sweep
-    def sweep(self, keep_alive_seconds: float, *, stop_at: float | None = None) -> SweepSummary:
-        """Refresh every active pairing whose refresh token expires within the keep-alive window, and every
-        suspended one whose next attempt is due. Whatever one pairing's failure, the sweep carries on.
-
-        Past `stop_at` (the invocation's time running out) the rest are only counted as deferred: the next
-        scheduled run picks them up, long before their refresh tokens can expire.
-        """
-        finish_by = stop_at if stop_at is not None else self._clock() + 300
-        summary = SweepSummary()
-        try:
-            summary.rescued = int(self.recover_rescued(confirm_empty=False).stored)
-        except Exception as exc:
-            logger.warning("The rescue queue could not be drained", extra={"error": _error_code(exc)})
-        undecided: list[str] = []
-        held: list[str] = []
+    # ------------------------------------------------------------------ the keep-alive
+    def due_for_keep_alive(self, keep_alive_seconds: float) -> Iterator[str]:
+        """Tenants whose pairing may be due, through the index (never a scan): active ones whose refresh
+        token expires within the window, and every suspended one (`keep_alive` skips those not yet due)."""
         seen: set[str] = set()
-        for tenant in self._sweep_candidates(keep_alive_seconds):
-            if tenant in seen:  # suspended by this very run: its next attempt is a later run's
-                continue
+        for tenant in self.store.due_for_refresh(self._clock() + keep_alive_seconds):
             seen.add(tenant)
-            summary.checked += 1
-            if self._clock() >= finish_by:
-                summary.deferred += 1
-                continue
-            defer = len(undecided) < self._timing.undecided_per_sweep
-            outcome = self._sweep_one(tenant, summary, finish_by, keep_alive_seconds, defer)
-            (undecided if outcome == _UNDECIDED else held if outcome == _HELD else []).append(tenant)
-        # Other pairings' refreshes have told by now whether the app is healthy: judge the undecided, and
-        # retry those the breaker held if a probe closed it during this run.
-        second = undecided + (held if held and not self._breaker.view(fresh=True).is_open else [])
-        still_held = [tenant for tenant in held if tenant not in second]
-        for tenant in second:
-            if self._clock() >= finish_by:
-                summary.deferred += 1
-            elif self._sweep_one(tenant, summary, finish_by, keep_alive_seconds, False) == _HELD:
-                still_held.append(tenant)
-        summary.held = len(still_held)
-        return summary
+            yield tenant
+        for tenant in self.store.tenants_with_status(SUSPENDED):
+            if tenant not in seen:
+                yield tenant
 
-    def _sweep_candidates(self, keep_alive_seconds: float) -> Iterator[str]:
-        yield from self.store.due_for_refresh(self._clock() + keep_alive_seconds)
-        yield from self.store.tenants_with_status(SUSPENDED)
-
-    def _sweep_one(
-        self, tenant: str, summary: SweepSummary, finish_by: float, keep_alive_seconds: float, defer: bool
+    def keep_alive(
+        self, tenant: str, keep_alive_seconds: float, budget: Budget, *, defer_ambiguous: bool = False
     ) -> str:
-        """Refresh one pairing if it is due and count the outcome, unless it is undecided or held."""
+        """Refresh one pairing if it is still due; the outcome: `refreshed`, `skipped` (no longer due, gone,
+        or expired), `suspended`, `expired` or `held` (the app's breaker is open).
+
+        Raises `Undecided` (only with `defer_ambiguous`) for an ambiguous refusal that should be judged
+        later, when other refreshes have shown whether Sage accepts the app; any other failure is raised.
+        """
+        pairing = self.store.get(tenant)
+        now = self._clock()
+        if pairing is None or pairing.status == EXPIRED:
+            return SKIPPED
+        if pairing.status == ACTIVE and (pairing.refresh_token_expires_at or 0) > now + keep_alive_seconds:
+            return SKIPPED
+        if pairing.status == SUSPENDED and (pairing.next_attempt_at or 0) > now:
+            return SKIPPED
         try:
-            pairing = self.store.get(tenant)
-            now = self._clock()
-            if pairing is None or pairing.status == EXPIRED:
-                return _SKIPPED
-            if (
-                pairing.status == ACTIVE
-                and (pairing.refresh_token_expires_at or 0) > now + keep_alive_seconds
-            ):
-                return _SKIPPED
-            if pairing.status == SUSPENDED and (pairing.next_attempt_at or 0) > now:
-                return _SKIPPED
-            self.refresh(pairing, Budget(finish_by=finish_by), defer_ambiguous=defer)
-            summary.refreshed += 1
-        except _Undecided:
-            return _UNDECIDED
+            self.refresh(pairing, budget, defer_ambiguous=defer_ambiguous)
         except AppUnavailable:
-            return _HELD
+            return HELD
         except PairingSuspended:
-            summary.suspended += 1
+            return SUSPENDED
         except PairingExpired:
-            summary.expired += 1
-        except Exception as exc:
-            summary.failed += 1
-            message = exc.message if isinstance(exc, X3LinkError) else _error_code(exc)
-            summary.failures.append({"tenant": tenant, "error": message})
-            logger.warning("Keep-alive refresh failed", extra={"tenant": tenant, "error": message})
-        return _DONE
+            return EXPIRED
+        except NotPaired:  # deleted while it waited: nothing left to keep alive
+            return SKIPPED
+        return REFRESHED
+
+    def seconds_needed(self) -> float:
+        """The least time a refresh needs, from its start to its last write: with less, do not start one."""
+        t = self._timing
+        return t.connect_seconds + t.min_token_timeout + t.after_token_seconds
 
     # ------------------------------------------------------------------ helpers
     def _require_usable(self, pairing: Pairing | None, tenant: str) -> Pairing:

@@ -15,10 +15,12 @@ from x3link.logs import pin_sdk_loggers
 if TYPE_CHECKING:  # imported where they are built: a cold start loads only what its handler uses
     from x3link.breaker import AppBreaker
     from x3link.credentials import CredentialsSource
+    from x3link.keep_alive import KeepAliveDispatcher, KeepAliveWorker, RefreshQueue
     from x3link.notification_inbox import NotificationInbox
     from x3link.oauth import ClientCredentials
     from x3link.pairing import PairingService
     from x3link.pairing_events import EventPublisher
+    from x3link.refresh_runs import RunLedger
     from x3link.rescue import TokenRescue
     from x3link.sage_client import SageX3Client
     from x3link.sealing import TokenSealer
@@ -159,6 +161,55 @@ def token_keeper() -> TokenKeeper:
     )
 
 
+@cache
+def refresh_queue() -> RefreshQueue:
+    from x3link.keep_alive import RefreshQueue
+
+    url = settings().refresh_queue_url
+    if not url:
+        from x3link.errors import ConfigurationError
+
+        raise ConfigurationError("REFRESH_QUEUE_URL is not set")
+    return RefreshQueue(url, aws_client("sqs"))
+
+
+@cache
+def run_ledger() -> RunLedger:
+    from x3link.refresh_runs import RunLedger
+
+    return RunLedger(settings().pairings_table, aws_client("dynamodb"))
+
+
+@cache
+def keep_alive_dispatcher() -> KeepAliveDispatcher:
+    from x3link.keep_alive import KeepAliveDispatcher
+
+    s = settings()
+    return KeepAliveDispatcher(
+        token_keeper(),
+        refresh_queue(),
+        run_ledger(),
+        keep_alive_seconds=s.keep_alive_seconds,
+        spread_seconds=s.refresh_spread_seconds,
+    )
+
+
+@cache
+def keep_alive_worker() -> KeepAliveWorker:
+    from x3link.keep_alive import KeepAliveWorker, WorkerTiming
+
+    s = settings()
+    # An ambiguous refusal waits until the run's other refreshes, spread over the window, have been tried.
+    timing = WorkerTiming(
+        judge_delay_seconds=max(1, s.refresh_spread_seconds),
+        retry_base_seconds=s.refresh_retry_seconds,
+        max_receives=s.refresh_max_receives,
+    )
+    return KeepAliveWorker(
+        token_keeper(), refresh_queue(), run_ledger(), keep_alive_seconds=s.keep_alive_seconds, timing=timing
+    )
+
+
 def reset() -> None:
     for factory in (
         settings,
@@ -174,5 +225,9 @@ def reset() -> None:
         event_publisher,
         token_keeper,
         notification_inbox,
+        refresh_queue,
+        run_ledger,
+        keep_alive_dispatcher,
+        keep_alive_worker,
     ):
         factory.cache_clear()
