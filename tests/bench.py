@@ -7,7 +7,8 @@
 - Peak memory of a warm handler process.
 - One refresh against Authlib's `OAuth2Session.refresh_token` and one DynamoDB write (tests/bench_authlib.py).
 - The keep-alive fanned out: N due pairings (`BENCH_PAIRINGS`, 10,000 by default), Sage answering in 50 ms,
-  the template's default worker concurrency, against N·L/C (tests/bench_fanout.py).
+  the template's default worker concurrency, against N·L/C; then 1,000 at Sage's usual 300 ms
+  (tests/bench_fanout.py).
 The report is printed as a table and written to test-artifacts/bench.json.
 """
 
@@ -76,7 +77,7 @@ def request_costs() -> list[tuple[str, Counter[str], int]]:
     rows = []
     with Emulator(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as sage, mock_aws():
         stack = aws_resources.create(
-            {"SageX3Url": sage.base_url()},
+            {"SageX3Url": sage.base_url(), "RefreshSpreadSeconds": "0"},
             client_credentials={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
         )
         for function in ("FoldersFunction", "TokenRefreshFunction", "RefreshWorkerFunction"):
@@ -167,6 +168,7 @@ IMPORT_GOAL = 0.8
 AUTHLIB_GOAL = 1.0
 FAN_OUT_GOAL = 1.3
 SAGE_LATENCY = 0.05
+TYPICAL_SAGE_LATENCY = 0.3
 
 
 def main() -> None:
@@ -216,19 +218,23 @@ def main() -> None:
     )
     pairings = int(os.environ.get("BENCH_PAIRINGS", "10000"))
     concurrency = int(tpl.parameter_defaults()["RefreshConcurrency"])
-    report["keep_alive_fan_out"] = fan = fan_out(pairings, concurrency, SAGE_LATENCY)
-    met = fan["ratio"] <= FAN_OUT_GOAL
-    report["goals_met"] &= met
-    print(
-        f"{f'{pairings} due pairings, Sage {SAGE_LATENCY * 1000:.0f} ms, C = {concurrency}':44} "
-        f"{fan['wall_s']:>8} s / N·L/C {fan['ideal_s']} s = {fan['ratio']:.2f}   "
-        f"<= {FAN_OUT_GOAL}{'' if met else '  MISSED'}"
-    )
-    print(
-        f"{'  the same, against what this machine allows':44} "
-        f"{fan['wall_s']:>8} s / {fan['floor_s']} s = {fan['ratio_to_floor']:.2f}   report "
-        f"(one refresh costs {fan['one_refresh_here_ms']} ms of moto and emulator time here)"
-    )
+    report["keep_alive_fan_out"] = runs = [
+        fan_out(pairings, concurrency, SAGE_LATENCY),
+        # Sage's usual latency: there Sage, not this machine's CPU, sets the pace, as on AWS.
+        fan_out(min(pairings, 1000), concurrency, TYPICAL_SAGE_LATENCY),
+    ]
+    for fan in runs:
+        met = fan["ratio"] <= FAN_OUT_GOAL
+        report["goals_met"] &= met
+        label = f"{fan['pairings']} due, Sage {fan['sage_latency_s'] * 1000:.0f} ms, C = {concurrency}"
+        print(
+            f"{label:44} {fan['wall_s']:>8} s / N·L/C {fan['ideal_s']} s = {fan['ratio']:.2f}   "
+            f"<= {FAN_OUT_GOAL}{'' if met else '  MISSED'}"
+        )
+        print(
+            f"{'  against what this machine allows':44} {fan['wall_s']:>8} s / {fan['floor_s']} s = "
+            f"{fan['ratio_to_floor']:.2f}   report (one refresh alone: {fan['one_refresh_here_ms']} ms here)"
+        )
     out = ROOT / "test-artifacts" / "bench.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

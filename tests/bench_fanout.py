@@ -2,21 +2,25 @@
 N·L/C a perfect fan-out would take.
 
 The worker environments are threads of this process, each with its own keeper (its own lease owner) and
-worker, fed by a poller like Lambda's (receive up to 10, hand them over, delete what was handled). moto and
-the emulator run in this process too, so their own CPU time (moto parses every DynamoDB expression in
-Python) is measured once, one refresh at a time with no Sage latency, and the wall time is also compared
-with the larger of N·L/C and N times that cost: what the fan-out adds beyond the services it calls.
+worker, fed by a poller like Lambda's (receive up to 10, hand them over, delete what was handled). The
+schedule's query, the workers, DynamoDB (moto), KMS (moto) and Sage (the emulator) are the real code paths;
+SQS is stood in for by an in-memory queue with SQS's delays and receive counts, because moto's SQS scans
+its whole queue on every receive (10,000 messages: minutes of moto, not of SQS). The tests drive moto's
+SQS instead. moto and the emulator spend CPU in this process (moto parses every DynamoDB expression in
+Python), so one refresh's cost here is measured alone, and the wall time is also compared with the larger
+of N·L/C and N times that cost: what the fan-out adds beyond the services it calls.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
@@ -28,18 +32,16 @@ os.environ.update(
     POWERTOOLS_METRICS_DISABLED="true",
 )
 
-import boto3
 from moto import mock_aws
 
 from local import aws_resources
 from local.sagex3_emulator import Emulator
+from x3link.keep_alive import RefreshOrder
+
+if TYPE_CHECKING:
+    from x3link.keep_alive import KeepAliveWorker
 
 DAY = 86400.0
-QUEUE_COUNTS: list[Any] = [
-    "ApproximateNumberOfMessages",
-    "ApproximateNumberOfMessagesNotVisible",
-    "ApproximateNumberOfMessagesDelayed",
-]
 
 
 CALIBRATION = 200
@@ -47,8 +49,8 @@ CALIBRATION = 200
 
 @contextmanager
 def atomic_moto() -> Iterator[None]:
-    """AWS applies each request atomically; moto, under threads, does not (an SQS message can be handed to
-    two receivers, a conditional write checked then overwritten). One request at a time, as the real ones."""
+    """AWS applies each request atomically; moto, under threads, does not (a conditional write can be
+    checked, then overwritten). One request at a time, as the real services behave."""
     from moto.core.botocore_stubber import BotocoreStubber
 
     lock = threading.RLock()
@@ -65,9 +67,59 @@ def atomic_moto() -> Iterator[None]:
         BotocoreStubber.process_request = original  # type: ignore[method-assign]
 
 
-def fan_out(pairings: int = 10_000, concurrency: int = 10, latency: float = 0.05) -> dict[str, Any]:
+class InMemoryQueue:
+    """What the keep-alive asks of SQS, in memory: batches sent with delays, receives of up to 10 with a
+    receive count, a failed message hidden for its backoff, and whether anything is left."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: list[tuple[float, int, str, int]] = []  # (visible at, seq, body, receives so far)
+        self._in_flight: dict[str, tuple[str, int]] = {}
+        self._seq = 0
+
+    def _put(self, body: str, delay: float, receives: int = 0) -> None:
+        self._seq += 1
+        heapq.heappush(self._waiting, (time.monotonic() + delay, self._seq, body, receives))
+
+    def send(self, orders: list[tuple[RefreshOrder, int]]) -> int:
+        with self._lock:
+            for order, delay in orders:
+                self._put(order.body(), delay)
+        return len(orders)
+
+    def later(self, order: RefreshOrder, delay: float) -> None:
+        with self._lock:
+            self._put(order.body(), delay)
+
+    def hide(self, receipt_handle: str, seconds: float) -> None:
+        with self._lock:
+            body, receives = self._in_flight.pop(receipt_handle)
+            self._put(body, seconds, receives)
+
+    def receive(self) -> list[tuple[str, str, int]]:
+        """Up to 10 visible messages: (body, receipt handle, receive count)."""
+        taken: list[tuple[str, str, int]] = []
+        with self._lock:
+            while self._waiting and len(taken) < 10 and self._waiting[0][0] <= time.monotonic():
+                _, seq, body, receives = heapq.heappop(self._waiting)
+                receipt = f"{seq}-{receives + 1}"
+                self._in_flight[receipt] = (body, receives + 1)
+                taken.append((body, receipt, receives + 1))
+        return taken
+
+    def delete(self, receipt_handle: str) -> None:
+        with self._lock:
+            self._in_flight.pop(receipt_handle, None)
+
+    def drained(self) -> bool:
+        with self._lock:
+            return not self._waiting and not self._in_flight
+
+
+def fan_out(pairings: int = 10_000, concurrency: int = 5, latency: float = 0.05) -> dict[str, Any]:
     from tests.support.sage import CLIENT_ID, CLIENT_SECRET
     from x3link import wiring
+    from x3link.keep_alive import KeepAliveDispatcher
     from x3link.oauth import parse_token_response
 
     with Emulator(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as sage, mock_aws(), atomic_moto():
@@ -77,7 +129,6 @@ def fan_out(pairings: int = 10_000, concurrency: int = 10, latency: float = 0.05
         )
         for function in ("TokenRefreshFunction", "RefreshWorkerFunction"):
             os.environ.update(stack.function_environment(function))
-        os.environ["REFRESH_RETRY_SECONDS"] = "1"  # a failed refresh's retry: seconds here, not 30
         wiring.reset()
         sage.configure(refresh_lifetime=3 * DAY)  # every pairing is due
         store, now = wiring.token_store(), time.time()
@@ -87,16 +138,24 @@ def fan_out(pairings: int = 10_000, concurrency: int = 10, latency: float = 0.05
             tokens = parse_token_response(sage.grant(CLIENT_ID, customer), now)
             store.save_pairing(tenant, customer, sage.base_url(), tokens, now)
         sage.configure(refresh_lifetime=30 * DAY)  # a refreshed pairing is no longer due
-        per_refresh = _one_at_a_time(tenants[:CALIBRATION], wiring)
+        queue = InMemoryQueue()
+        per_refresh = _one_at_a_time(tenants[:CALIBRATION], queue, wiring)
         sage.configure(latency=latency)
         sage.clear_requests()
+        dispatcher = KeepAliveDispatcher(
+            wiring.token_keeper(),
+            cast(Any, queue),
+            wiring.run_ledger(),
+            keep_alive_seconds=wiring.settings().keep_alive_seconds,
+            spread_seconds=0,
+        )
         started = time.perf_counter()
-        queued = wiring.keep_alive_dispatcher().run(stop_at=time.time() + 600)
+        queued = dispatcher.run(stop_at=time.time() + 600)
         queued_in = time.perf_counter() - started
-        outcomes = _drain(stack.refs["RefreshQueue"], concurrency, wiring)
+        outcomes = _drain(queue, concurrency, wiring)
         wall = time.perf_counter() - started
         ideal = pairings * latency / concurrency
-        floor = max(ideal, pairings * per_refresh)
+        floor = max(ideal, queued_in + pairings * per_refresh)
         return {
             "pairings": pairings,
             "concurrency": concurrency,
@@ -114,18 +173,23 @@ def fan_out(pairings: int = 10_000, concurrency: int = 10, latency: float = 0.05
         }
 
 
-def _one_at_a_time(tenants: list[str], wiring: Any) -> float:
-    """What one queued refresh costs this process with no Sage latency and one worker (moto, the emulator,
-    our code; SQS aside): the mean over `tenants`, which are then no longer due."""
+def _worker(queue: InMemoryQueue, wiring: Any) -> KeepAliveWorker:
+    """A worker in an execution environment of its own: its own keeper (lease owner), sharing the clients."""
     from tests.support.keeper import worker as keeper_of_its_own
-    from x3link.keep_alive import KeepAliveWorker, RefreshOrder
+    from x3link.keep_alive import KeepAliveWorker
 
-    worker = KeepAliveWorker(
+    return KeepAliveWorker(
         keeper_of_its_own(),
-        wiring.refresh_queue(),
+        cast(Any, queue),
         wiring.run_ledger(),
         keep_alive_seconds=wiring.settings().keep_alive_seconds,
     )
+
+
+def _one_at_a_time(tenants: list[str], queue: InMemoryQueue, wiring: Any) -> float:
+    """What one queued refresh costs this process with no Sage latency and one worker (moto, the emulator,
+    our code): the mean over `tenants`, which are then no longer due."""
+    worker = _worker(queue, wiring)
     started = time.perf_counter()
     for start in range(0, len(tenants), 10):
         worker.begin(finish_by=time.time() + 115)
@@ -135,15 +199,12 @@ def _one_at_a_time(tenants: list[str], wiring: Any) -> float:
     return (time.perf_counter() - started) / len(tenants)
 
 
-def _drain(queue_url: str, concurrency: int, wiring: Any) -> Counter[str]:
+def _drain(queue: InMemoryQueue, concurrency: int, wiring: Any) -> Counter[str]:
     """C execution environments polling the queue as Lambda's event source mapping does, until it is empty."""
-    from tests.support.keeper import worker as keeper_of_its_own
-    from x3link.keep_alive import KeepAliveWorker, RetryLater
+    from x3link.keep_alive import RetryLater
 
-    sqs = boto3.client("sqs")
     outcomes: Counter[str] = Counter()
     lock = threading.Lock()
-
     errors: list[BaseException] = []
 
     def environment(worker: KeepAliveWorker) -> None:
@@ -154,42 +215,28 @@ def _drain(queue_url: str, concurrency: int, wiring: Any) -> Counter[str]:
 
     def poll(worker: KeepAliveWorker) -> None:
         while True:
-            messages = sqs.receive_message(
-                QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"]
-            ).get("Messages", [])
+            messages = queue.receive()
             if not messages:
-                left = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=QUEUE_COUNTS)
-                if not any(int(count) for count in left["Attributes"].values()):
+                if queue.drained():
                     return
-                time.sleep(0.05)
+                time.sleep(0.01)
                 continue
             worker.begin(finish_by=time.time() + 115)
-            handled: list[Any] = []
-            for message in messages:
-                receives = int(message["Attributes"].get("ApproximateReceiveCount", "1"))
+            for body, receipt, receives in messages:
                 try:
-                    outcome = worker.handle(message["Body"], message["ReceiptHandle"], receives)
+                    outcome = worker.handle(body, receipt, receives)
                 except RetryLater as failed:
                     with lock:
                         outcomes[f"retried: {failed}"] += 1
-                    continue
-                handled.append({"Id": str(len(handled)), "ReceiptHandle": message["ReceiptHandle"]})
+                    continue  # the worker hid it for its backoff: it comes back
+                queue.delete(receipt)
                 with lock:
                     outcomes[outcome] += 1
             worker.finish()
-            if handled:
-                sqs.delete_message_batch(QueueUrl=queue_url, Entries=handled)
 
-    workers = [
-        KeepAliveWorker(
-            keeper_of_its_own(),
-            wiring.refresh_queue(),
-            wiring.run_ledger(),
-            keep_alive_seconds=wiring.settings().keep_alive_seconds,
-        )
-        for _ in range(concurrency)
+    threads = [
+        threading.Thread(target=environment, args=(_worker(queue, wiring),)) for _ in range(concurrency)
     ]
-    threads = [threading.Thread(target=environment, args=(worker,)) for worker in workers]
     for thread in threads:
         thread.start()
     for thread in threads:
