@@ -14,7 +14,7 @@ from .tokens import authenticate
 
 
 def root(state: State, req: Request) -> Response:
-    """The links document of the facts page §4."""
+    """The links document of docs/sage-x3.md#root-and-folders."""
     base = req.base_url
     return Response.json(
         200,

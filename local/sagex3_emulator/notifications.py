@@ -1,5 +1,6 @@
-"""Data delivery notifications: signed as Sage signs them, POSTed to the app's notification URL, and their
-details served at `GET {base}/notification/{id}` to a bearer token of the customer's (sage-x3-api.md §5).
+"""Data delivery notifications (docs/sage-x3.md#data-delivery-notifications): signed as Sage signs them,
+POSTed to the app's notification URL, and their details served at `GET {base}/notification/{id}` to a
+bearer token of the customer's.
 
 Why: the app must check the signature, read the details only from the customer's own gateway and
 deduplicate on `notificationId`; the emulator sends notifications as Sage documents them, and can send them

@@ -1,4 +1,4 @@
-"""Sage X3's callback in every shape it is known to take (sage-x3-api.md §2): GET or POST, parameters in
+"""Sage X3's callback in each shape it is known to take (docs/sage-x3.md#callback): GET or POST, parameters in
 the query string, a form body or a JSON body, the code as `authorizationCode` or `code`."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Data delivery: the files Sage X3 exported into a granted folder, listed a page at a time, each fetched
-through a presigned link and deleted once fetched (sage-x3-api.md §5).
+through a presigned link and deleted once fetched (docs/sage-x3.md#data-delivery).
 
 The protocol is pure functions (URLs, a list page, the cursor, a link's expiry); each operation then costs
 one Sage call with a live token (`with_live_token`: one table read and one Sage call when warm).

@@ -1,5 +1,5 @@
 """Data ingestion: a presigned link the app PUTs a file to, for Sage X3 to scan and import it, and Sage's
-tracking of that file (sage-x3-api.md §6).
+tracking of that file (docs/sage-x3.md#data-ingestion).
 
 Pure functions build the requests and read the answers; each operation is one Sage call with a live token
 (`with_live_token`). Sage's quirk lives here: it says "File already exists" with a 403, or elsewhere a 401,

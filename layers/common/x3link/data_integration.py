@@ -19,7 +19,7 @@ from x3link.token_store import Pairing
 # Sage's folder names (`folder.SEED` in a grant's scope): letters, digits, `_`, `.` and `-`.
 FOLDER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_FILENAME = 255
-# Sage documents its presigned links as valid one hour (sage-x3-api.md §5, §6).
+# Sage documents its presigned links as valid one hour (docs/sage-x3.md#data-delivery, #data-ingestion).
 PRESIGNED_LIFETIME = 3600.0
 # S3 caps a SigV4 presigned URL's X-Amz-Expires at 7 days: a larger value is not S3's.
 _MAX_AMZ_EXPIRES = 7 * 86400

@@ -1,5 +1,5 @@
 """Sage X3's data delivery notifications as pure functions: the signature, the payload, where its details
-may be read, and what the details say (sage-x3-api.md §5).
+may be read, and what the details say (docs/sage-x3.md#data-delivery-notifications).
 
 Sage signs a notification with HMAC-SHA256 keyed with the app's client id, which is no secret: every
 authorise URL a browser opens shows it. The signature keeps strangers out, not someone who has seen a pairing

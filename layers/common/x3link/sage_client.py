@@ -187,7 +187,7 @@ class SageX3Client:
             raise GrantRefused(response.status, message, from_sage=from_sage)
         raise UpstreamError(f"Sage X3's token endpoint failed ({response.status}).")
 
-    # ------------------------------------------------------------ Data Integration (sage-x3-api.md §5, §6)
+    # -------------------------------------- Data Integration (docs/sage-x3.md#data-delivery, #data-ingestion)
 
     def _data_call(self, method: str, url: str, access_token: str, retries: Retry) -> Any:
         response = self._send(
