@@ -157,7 +157,7 @@ def list_files(
         if ref is not None:
             url = urljoin(delivery_root(pairing.endpoint), ref)
         try:
-            return parse_page(sage.get_json(url, token), pairing.endpoint, folder)
+            return parse_page(sage.get_json(url, token, tenant=tenant), pairing.endpoint, folder)
         except UpstreamRefused as refused:
             raise _refused(refused, folder, about_a_file=False) from None
 
@@ -178,7 +178,9 @@ def download_link(
 
     def locate(pairing: Pairing, token: str) -> str:
         try:
-            return absolute_link(sage.get_location(file_url(pairing.endpoint, folder, filename), token))
+            return absolute_link(
+                sage.get_location(file_url(pairing.endpoint, folder, filename), token, tenant=tenant)
+            )
         except UpstreamRefused as refused:
             raise _refused(refused, folder) from None
 
@@ -198,7 +200,7 @@ def delete_file(
 
     def delete(pairing: Pairing, token: str) -> None:
         try:
-            sage.delete(file_url(pairing.endpoint, folder, filename), token)
+            sage.delete(file_url(pairing.endpoint, folder, filename), token, tenant=tenant)
         except UpstreamRefused as refused:
             raise _refused(refused, folder) from None
 

@@ -123,7 +123,9 @@ def request_upload(
 
     def ask(pairing: Pairing, token: str) -> Any:
         try:
-            return sage.post_json(upload_request_url(pairing.endpoint, folder, filename), token)
+            return sage.post_json(
+                upload_request_url(pairing.endpoint, folder, filename), token, tenant=tenant
+            )
         except Unauthorised as refused:
             if says_file_exists(refused.sage_message):
                 raise FileExists(exists) from None
@@ -147,7 +149,7 @@ def upload_status(
 
     def read(pairing: Pairing, token: str) -> Any:
         try:
-            return sage.get_json(tracking_url(pairing.endpoint, tracking_id), token)
+            return sage.get_json(tracking_url(pairing.endpoint, tracking_id), token, tenant=tenant)
         except UpstreamRefused as refused:
             if refused.upstream_status == 404:
                 raise UploadNotFound("Sage X3 knows no upload with this tracking id.") from None

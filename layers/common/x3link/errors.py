@@ -84,6 +84,21 @@ class UpstreamError(X3LinkError):
     status, code = 502, "upstream_error"
 
 
+class GatewayNotAllowed(X3LinkError):
+    """A call that would carry a token or the client secret goes to a URL off the configured allow-list
+    (a pairing's stored endpoint, or a URL in Sage's answer): refused, nothing sent. Never names the URL."""
+
+    status, code = 502, "endpoint_not_allowed"
+
+    def __init__(
+        self,
+        message: str = "This pairing's Sage X3 endpoint is not one of the configured gateways, so nothing "
+        "was sent to it: an operator must check the pairing's endpoint (SAGE_X3_URL and "
+        "SAGE_X3_ALLOWED_ENDPOINTS list the gateways allowed).",
+    ) -> None:
+        super().__init__(message)
+
+
 class UpstreamTimeout(X3LinkError):
     status, code = 504, "upstream_timeout"
 

@@ -15,6 +15,6 @@ def list_folders(
     tenant: str, keeper: TokenKeeper, sage: SageX3Client, budget: Budget | None = None
 ) -> list[Any]:
     def read(pairing: Pairing, token: str) -> list[Any]:
-        return sage.folders(pairing.endpoint, token)
+        return sage.folders(pairing.endpoint, token, tenant=tenant)
 
     return with_live_token(tenant, keeper, read, budget)

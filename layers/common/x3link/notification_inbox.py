@@ -124,7 +124,7 @@ class NotificationInbox:
                 raise _NotOnGateway
 
         def read(pairing: Pairing, token: str) -> Any:
-            return self._sage.get_json(notification.detail_url, token)
+            return self._sage.get_json(notification.detail_url, token, tenant=tenant)
 
         document = with_live_token(tenant, self._keeper, read, budget, check=still_ours)
         delivery = Delivery(

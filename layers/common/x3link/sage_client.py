@@ -1,5 +1,9 @@
 """The only code that speaks HTTP to Sage X3. Token calls never follow redirects and are never retried
-once sent (a replayed refresh would rotate twice); data reads retry what is safe to retry."""
+once sent (a replayed refresh would rotate twice); data reads retry what is safe to retry.
+
+Every request carries a token or the client secret, so each one's URL is held to the configured gateways
+here, as it is sent: a pairing's stored endpoint and the URLs in Sage's answers are never trusted for it.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,9 @@ from urllib3.exceptions import (
 )
 from urllib3.util import Retry, Timeout
 
+from x3link.endpoints import EndpointPolicy, origin_of
 from x3link.errors import (
+    GatewayNotAllowed,
     GrantRefused,
     QuotaExceeded,
     Unauthorised,
@@ -69,6 +75,7 @@ UNSENT_RETRY = Retry(
 NO_RETRY = Retry(total=0, redirect=0, raise_on_redirect=False, respect_retry_after_header=False)
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DELTA_SECONDS = re.compile(r"\d{1,10}")
+REFUSED_METRIC = "EndpointRefused"  # a call refused for its URL; EndpointRefusedAlarm watches it
 
 
 def _sage_message(body: bytes) -> str:
@@ -137,12 +144,44 @@ def _json_of(response: Any) -> Any:
         raise UpstreamError("Sage X3's answer is not JSON.") from None
 
 
+def _count_refusal() -> None:
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    Metrics().add_metric(name=REFUSED_METRIC, unit=MetricUnit.Count, value=1)
+
+
 class SageX3Client:
-    def __init__(self, http: urllib3.PoolManager | None = None, *, read_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        http: urllib3.PoolManager | None = None,
+        *,
+        policy: EndpointPolicy,
+        read_timeout: float = 10.0,
+    ) -> None:
         self._http = http or urllib3.PoolManager(num_pools=20, maxsize=10)
         self._timeout = Timeout(connect=min(CONNECT_TIMEOUT, read_timeout), read=read_timeout)
+        self._policy = policy
 
-    def _send(self, method: str, url: str, *, timeout: Timeout, retries: Retry, **kwargs: Any) -> Any:
+    def _allow(self, url: str, tenant: str | None) -> None:
+        """GatewayNotAllowed, logged as critical and counted, unless `url` is under an allowed gateway."""
+        if self._policy.gateway_of(url) is not None:
+            return
+        extra = {"origin": origin_of(url)}
+        if tenant is not None:
+            extra["tenant"] = tenant
+        logger.critical(
+            "Refused to send a token or the client secret to a URL off the allowed Sage X3 gateways: "
+            "check this pairing's endpoint in the pairings table",
+            extra=extra,
+        )
+        _count_refusal()
+        raise GatewayNotAllowed()
+
+    def _send(
+        self, method: str, url: str, *, timeout: Timeout, retries: Retry, tenant: str | None, **kwargs: Any
+    ) -> Any:
+        self._allow(url, tenant)
         try:
             return self._http.request(method, url, timeout=timeout, retries=retries, redirect=False, **kwargs)
         except MaxRetryError as exc:
@@ -168,6 +207,7 @@ class SageX3Client:
             body=json.dumps(grant).encode(),
             timeout=timeout,
             retries=TOKEN_RETRY,
+            tenant=None,  # the handler's logger keys name it: the keeper's call does not pass it
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
         logger.debug(
@@ -189,27 +229,28 @@ class SageX3Client:
 
     # -------------------------------------- Data Integration (docs/sage-x3.md#data-delivery, #data-ingestion)
 
-    def _data_call(self, method: str, url: str, access_token: str, retries: Retry) -> Any:
+    def _data_call(self, method: str, url: str, access_token: str, retries: Retry, tenant: str | None) -> Any:
         response = self._send(
             method,
             url,
             timeout=self._timeout,
             retries=retries,
+            tenant=tenant,
             headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
         )
         logger.debug("Sage X3 data call answered", extra={"method": method, "status": response.status})
         return response
 
-    def get_json(self, url: str, access_token: str) -> Any:
+    def get_json(self, url: str, access_token: str, *, tenant: str | None = None) -> Any:
         """GET a JSON document (200); 401 Unauthorised, 429 QuotaExceeded, other 4xx UpstreamRefused."""
-        response = self._data_call("GET", url, access_token, READ_RETRY)
+        response = self._data_call("GET", url, access_token, READ_RETRY, tenant)
         if response.status != 200:
             raise _refusal(response)
         return _json_of(response)
 
-    def get_location(self, url: str, access_token: str) -> str:
+    def get_location(self, url: str, access_token: str, *, tenant: str | None = None) -> str:
         """GET that Sage answers with a redirect: where it points (made absolute), never followed."""
-        response = self._data_call("GET", url, access_token, READ_RETRY)
+        response = self._data_call("GET", url, access_token, READ_RETRY, tenant)
         if response.status in REDIRECTS:
             location = response.headers.get("Location")
             if not isinstance(location, str) or not location:
@@ -219,21 +260,21 @@ class SageX3Client:
             raise UpstreamError(f"Sage X3 answered {response.status} where a redirect was expected.")
         raise _refusal(response)
 
-    def delete(self, url: str, access_token: str) -> None:
+    def delete(self, url: str, access_token: str, *, tenant: str | None = None) -> None:
         """DELETE a resource (204, or any 2xx)."""
-        response = self._data_call("DELETE", url, access_token, UNSENT_RETRY)
+        response = self._data_call("DELETE", url, access_token, UNSENT_RETRY, tenant)
         if not 200 <= response.status < 300:
             raise _refusal(response)
 
-    def post_json(self, url: str, access_token: str) -> Any:
+    def post_json(self, url: str, access_token: str, *, tenant: str | None = None) -> Any:
         """POST with no body, answered with a JSON document (200 or 201); sent once."""
-        response = self._data_call("POST", url, access_token, NO_RETRY)
+        response = self._data_call("POST", url, access_token, NO_RETRY, tenant)
         if response.status not in (200, 201):
             raise _refusal(response)
         return _json_of(response)
 
-    def folders(self, base_url: str, access_token: str) -> list[Any]:
-        document = self.get_json(f"{base_url}/folders", access_token)
+    def folders(self, base_url: str, access_token: str, *, tenant: str | None = None) -> list[Any]:
+        document = self.get_json(f"{base_url}/folders", access_token, tenant=tenant)
         folders = document.get("folders") if isinstance(document, dict) else None
         if not isinstance(folders, list):
             raise UpstreamError("Sage X3's folder list has no folders.")

@@ -49,9 +49,13 @@ def aws_client(service: str) -> Any:
 
 @cache
 def sage_client() -> SageX3Client:
+    from x3link.endpoints import EndpointPolicy
     from x3link.sage_client import SageX3Client
 
-    return SageX3Client(read_timeout=settings().sage_timeout_seconds)
+    # Every call it sends is held to the configured gateways, whatever endpoint a pairing's row holds.
+    s = settings()
+    policy = EndpointPolicy(s.sage_x3_url, s.allowed_endpoints)
+    return SageX3Client(policy=policy, read_timeout=s.sage_timeout_seconds)
 
 
 @cache
