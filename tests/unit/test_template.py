@@ -415,7 +415,13 @@ def test_alarms_on_the_bundles_metrics_read_them_where_powertools_publishes_them
     code = "\n".join(p.read_text() for d in ("layers", "functions") for p in (ROOT / d).rglob("*.py"))
     alarms = _alarms().values()
     own = {a["MetricName"]: a for a in alarms if not a.get("Namespace", "AWS/").startswith("AWS/")}
-    assert {"AppCredentialsRejected", "RefreshesHeld", "TokensLost", "RescueMessagesPoisoned"} <= set(own)
+    assert {
+        "AppCredentialsRejected",
+        "RefreshesHeld",
+        "TokensLost",
+        "RescueMessagesPoisoned",
+        "EndpointRefused",
+    } <= set(own)
     for name, alarm in own.items():
         assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"], name
         assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}], name
