@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.local.conftest import run_module
+from tests.e2e.local.conftest import run_module
 
 EVENT = "events/scheduled.json"
 

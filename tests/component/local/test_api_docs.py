@@ -11,7 +11,8 @@ from typing import Any
 
 from local import api_docs
 from local import template as tpl
-from tests.local.conftest import CREDENTIALS, FakeApi
+from tests.component.local.conftest import FakeApi
+from tests.support.gateway import CREDENTIALS
 
 
 class _Links(HTMLParser):

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.emulator.conftest import FakeClock, Sage
+from tests.component.emulator.conftest import FakeClock, Sage
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_requests_log_records_every_request(sage: Sage, clock: FakeClock) -> None:

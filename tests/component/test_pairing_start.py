@@ -1,6 +1,6 @@
 """POST /pairings through the template's route: the pairing link, what it stores, and every bad input.
 
-Opening the link (GET /pair/{id}) and the browser binding: tests/unit/test_pairing_links.py."""
+Opening the link (GET /pair/{id}) and the browser binding: tests/component/test_pairing_links.py."""
 
 from __future__ import annotations
 

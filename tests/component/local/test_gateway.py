@@ -16,7 +16,8 @@ import pytest
 from local import sigv4
 from local import template as tpl
 from local.gateway import RouteTable
-from tests.local.conftest import CREDENTIALS, FakeApi
+from tests.component.local.conftest import FakeApi
+from tests.support.gateway import CREDENTIALS
 
 CURL = shutil.which("curl")
 

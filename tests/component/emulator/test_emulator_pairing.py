@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import pytest
 
 from local.sagex3_emulator import ApiError, Customer, DecisionError, Emulator
-from tests.emulator.conftest import FakeClock, Sage
+from tests.component.emulator.conftest import FakeClock, Sage
 
 
 class Form(TypedDict):

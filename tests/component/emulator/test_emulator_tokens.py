@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from local.sagex3_emulator.jwt import read_claims
-from tests.emulator.conftest import FakeClock, Sage
+from tests.component.emulator.conftest import FakeClock, Sage
 
 NO_ASSOCIATION = (
     "Could not associate the requested url with an customer application registered on Sage Business Cloud"

@@ -16,7 +16,7 @@ import pytest
 
 from local import ports
 from local.template import ROOT
-from tests.local.conftest import run_module
+from tests.e2e.local.conftest import run_module
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 
 from local.stack import LocalStack, StackSettings
-from tests.local.conftest import deliver_callback, open_pairing_link
+from tests.e2e.local.conftest import deliver_callback, open_pairing_link
 from x3link import wiring
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from local import sigv4
-from tests.local.conftest import CREDENTIALS
+from tests.support.gateway import CREDENTIALS
 
 HOST = "127.0.0.1:3000"
 

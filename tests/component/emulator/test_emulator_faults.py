@@ -10,7 +10,7 @@ import time
 import pytest
 
 from local.sagex3_emulator import Emulator
-from tests.emulator.conftest import Sage
+from tests.component.emulator.conftest import Sage
 
 
 def test_status_fault_answers_without_applying(sage: Sage) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.emulator.conftest import CLIENT_ID, Sage
+from tests.component.emulator.conftest import CLIENT_ID, Sage
 
 
 class _App(BaseHTTPRequestHandler):

@@ -8,7 +8,6 @@ log stream, stdout and stderr, and every record any logger produced (the AWS SDK
 
 from __future__ import annotations
 
-import ast
 import io
 import json
 import logging
@@ -17,7 +16,6 @@ import secrets as random_secrets
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -312,27 +310,6 @@ def test_no_secret_in_any_output_of_every_flow(
     assert "AWS4-HMAC-SHA256" not in written
     assert SIGNATURE.search(written) is None
     assert CLIENT_ID  # the id is public: only the secret matters
-
-
-@pytest.mark.parametrize("logical_id", sorted(tpl.functions()))
-def test_every_handler_says_never_to_log_its_event_and_to_clear_its_state(logical_id: str) -> None:
-    """Said explicitly on each handler: the environment's POWERTOOLS_LOGGER_LOG_EVENT is never consulted."""
-    spec = tpl.functions()[logical_id]
-    module, name = spec.handler.rsplit(".", 1)
-    tree = ast.parse(Path(spec.code_uri, f"{module}.py").read_text())
-    handler = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
-    options = [
-        {keyword.arg: keyword.value for keyword in decorator.keywords}
-        for decorator in handler.decorator_list
-        if isinstance(decorator, ast.Call)
-        and isinstance(decorator.func, ast.Attribute)
-        and decorator.func.attr == "inject_lambda_context"
-    ]
-    assert len(options) == 1, "the handler injects its Lambda context into the logger once"
-    for option in ("log_event", "clear_state"):
-        assert option in options[0], option
-    assert ast.literal_eval(options[0]["log_event"]) is False
-    assert ast.literal_eval(options[0]["clear_state"]) is True
 
 
 def test_a_request_is_never_logged_with_an_earlier_requests_tenant(

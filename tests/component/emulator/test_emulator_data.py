@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from local.sagex3_emulator.models import iso_time
-from tests.emulator.conftest import FakeClock, Sage
+from tests.component.emulator.conftest import FakeClock, Sage
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities import parameters
 from local import ports
 from local.stack import LocalStack, StackSettings
 from local.template import ROOT
-from tests.local.conftest import deliver_callback, open_pairing_link, run_module
+from tests.e2e.local.conftest import deliver_callback, open_pairing_link, run_module
 from x3link import wiring
 
 pytestmark = pytest.mark.e2e

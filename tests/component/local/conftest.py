@@ -1,29 +1,21 @@
-"""Fixtures of the local-stack tests: the local credentials, a gateway serving fake functions on an
-ephemeral port, so gateway behaviour is tested apart from the real handlers, and a browser's opening of a
-pairing link."""
+"""Fixtures of the in-process local-stack tests: a gateway serving fake functions on an ephemeral port, so
+gateway behaviour is tested apart from the real handlers."""
 
 from __future__ import annotations
 
 import http.client
 import json
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from typing import Any
 
 import pytest
 
 from local import sigv4
 from local.gateway import Gateway
-from local.template import ROOT, Route
+from local.template import Route
+from tests.support.gateway import CREDENTIALS
 
-if TYPE_CHECKING:
-    from local.stack import LocalStack
-
-CREDENTIALS = sigv4.Credentials("testing", "testing", "us-east-1")
 FAKE_ROUTES = [
     Route("GET", "/things/{thing}", "ThingFunction", "AWS_IAM"),
     Route("POST", "/things", "ThingFunction", "AWS_IAM"),
@@ -103,47 +95,3 @@ def fake_api() -> Iterator[FakeApi]:
         handlers[name] = echo_handler(name, api)
     with gateway:
         yield api
-
-
-def run_module(
-    module: str, *args: str, env: dict[str, str], timeout: float = 30
-) -> subprocess.CompletedProcess[str]:
-    """`python -m module args` from the repository root, as make runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def open_pairing_link(stack: LocalStack, pairing_url: str) -> tuple[str, dict[str, str]]:
-    """Open a pairing link as a browser does (GET, unsigned): where the 303 sends it (Sage X3's authorise
-    URL), and the `Cookie` header that browser then sends back with the callback."""
-    assert pairing_url.startswith(f"{stack.api_url}/pair/"), pairing_url
-    opened = stack.call("GET", urlsplit(pairing_url).path, signed=False)
-    assert opened.status == 303, opened.body
-    headers = {name.lower(): value for name, value in opened.headers.items()}
-    return headers["location"], {"Cookie": headers["set-cookie"].split(";")[0]}
-
-
-def deliver_callback(stack: LocalStack, params: dict[str, str], cookie: dict[str, str]) -> Any:
-    """Sage X3's callback as the browser posts it (a form, unsigned, with the binding cookie)."""
-    return stack.call(
-        "POST",
-        "/callback",
-        body=urlencode(params).encode(),
-        headers={"Content-Type": "application/x-www-form-urlencoded", **cookie},
-        signed=False,
-    )
-
-
-@pytest.fixture
-def stack_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private .local/stack.json location, so tests never see (or clobber) a developer's `make run`."""
-    target = tmp_path / "stack.json"
-    monkeypatch.setenv("LOCAL_STACK_FILE", str(target))
-    return target
