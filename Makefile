@@ -18,10 +18,13 @@ MAKEFLAGS += --no-print-directory
 
 .PHONY: venv test lint template checkov unit e2e browser-deps build deploy run invoke bench clean
 
-$(STAMP): requirements-dev.txt constraints.txt layers/common/requirements.txt
+# Then the bundle itself, editable and without dependencies (requirements-dev.txt pinned them): that puts the
+# operator's CLI at .venv/bin/x3link (pyproject.toml [project.scripts]).
+$(STAMP): requirements-dev.txt constraints.txt layers/common/requirements.txt pyproject.toml
 	@echo "Creating $(VENV) with pinned dependencies..." >&2
 	@$(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt >&2
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --editable . >&2
 	@touch $@
 
 $(CHECKOV_STAMP): requirements-checkov.txt constraints-checkov.txt
@@ -36,7 +39,7 @@ venv: $(STAMP)
 test: lint template browser-deps
 	$(BIN)/python -m pytest
 
-## make lint: ruff, then mypy over the layer, the functions, local/ and tests/ (pyproject.toml [tool.mypy]),
+## make lint: ruff, then mypy over the layer, the functions, local/, cli/ and tests/ ([tool.mypy]),
 ## then bandit over the code that runs (pyproject.toml [tool.bandit]), local/ (what `make run` runs) included.
 ## Each finding is fixed or skipped on its line with `# nosec BXXX  # reason` (in local/: the emulator's demo
 ## credentials, API Gateway's error texts, OAuth's token type, the template loader's yaml.SafeLoader subclass).
@@ -44,7 +47,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/bandit --quiet --configfile pyproject.toml --recursive layers functions
+	$(BIN)/bandit --quiet --configfile pyproject.toml --recursive layers functions cli
 	$(BIN)/bandit --quiet --configfile pyproject.toml --recursive local
 
 ## make template: checkov, then cfn-lint, `sam validate --lint` and `sam build` of template.yaml.
