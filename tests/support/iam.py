@@ -1,11 +1,25 @@
 """Judging recorded AWS calls against a function's inline policy in template.yaml, as IAM would.
 
 Only what the template's own statements use is evaluated: `Effect`, `Action` (a string or a list, with
-`*` wildcards), `Resource` (resolved against the stack, with wildcards) and `Condition` with `StringEquals`
-or `StringLike` on `kms:ViaService` or `kms:EncryptionContext:<key>`. Anything else in a statement
-(NotAction, NotResource, another condition) makes it match nothing, so a policy this module cannot read is
-reported, never passed. SAM's policy templates and managed policy names are likewise unsupported: they
-yield no statement.
+`*` wildcards), `Resource` (resolved against the stack, with wildcards) and `Condition` with `StringEquals`,
+`StringLike`, their `...IfExists` forms, `ForAllValues:`/`ForAnyValue:` of the first two, and `Null`, on
+`kms:ViaService`, `kms:EncryptionContext:<key>`, `dynamodb:Attributes`, `dynamodb:ReturnValues` and
+`dynamodb:Select`. Anything else in a statement (NotAction, NotResource, another operator or key) makes it
+match nothing, so a policy this module cannot read is reported, never passed; a Deny it cannot read is
+taken to deny, never ignored. SAM's policy templates and managed policy names are
+unsupported: they yield no statement.
+
+The DynamoDB keys, as DynamoDB sets them (its developer guide, "Using IAM policy conditions for fine-grained
+access control"): `dynamodb:Attributes` is the set of attribute names a request names: for an item write
+(PutItem, UpdateItem, DeleteItem) its key's attributes, the item's (PutItem), every attribute its update
+expression sets, adds, removes or deletes, and every attribute its condition names (a condition reads the
+item: it counts as much as a write). `dynamodb:ReturnValues` is the write's ReturnValues, `NONE` when
+absent; `dynamodb:Select` is a Query's or Scan's Select, `ALL_ATTRIBUTES` when absent (`SPECIFIC_ATTRIBUTES`
+with a projection). `ForAllValues` holds when every value is listed, and so also when the key is absent:
+pair it with `Null: false` to require the key. A DeleteItem names only its key (and its condition), so an
+attribute list cannot stop it from deleting every attribute; a PutItem replaces the whole item, so such a
+list cannot keep it from erasing the attributes it does not name. Reads are given `dynamodb:Attributes`
+only from their projection, so a read conditioned on it without one matches nothing here.
 
 Besides the API calls themselves, AWS requires KMS permissions that no call names, which the service asks
 of KMS with the caller's rights (`kms:ViaService` is then that service's endpoint): a principal sending to
@@ -23,6 +37,7 @@ statements for the account both allow it (`Resources.allows`).
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,13 +56,50 @@ _ACTION = {
 }
 
 
+Value = str | tuple[str, ...]  # a condition key's value: one string, or a set of them (dynamodb:Attributes)
+
+
+# An expression's attribute names: a bare name or a #placeholder, never a :value, a function (followed by
+# "("), a later part of a path (after "." ) or a keyword.
+_NAME = re.compile(r"(?<![\w:.#])(#?[A-Za-z_]\w*)\b(?!\s*\()")
+_KEYWORDS = {"set", "remove", "add", "delete", "and", "or", "not", "between", "in"}
+_ITEM_WRITES = ("PutItem", "UpdateItem", "DeleteItem")
+
+
+def expression_attributes(params: Mapping[str, Any]) -> set[str]:
+    """The attribute names a DynamoDB request's expressions, key and item name (`dynamodb:Attributes`)."""
+    names: set[str] = set(params.get("Key") or {}) | set(params.get("Item") or {})
+    names |= set(params.get("AttributeUpdates") or {}) | set(params.get("Expected") or {})
+    placeholders = params.get("ExpressionAttributeNames") or {}
+    for field_name in ("UpdateExpression", "ConditionExpression", "ProjectionExpression", "FilterExpression"):
+        for name in _NAME.findall(str(params.get(field_name) or "")):
+            if name.lower() in _KEYWORDS:
+                continue
+            names.add(placeholders.get(name, name) if name.startswith("#") else name)
+    return names
+
+
+def dynamodb_context(operation: str, params: Mapping[str, Any]) -> tuple[tuple[str, Value], ...]:
+    """The DynamoDB condition keys of one request, as DynamoDB sets them (see the module's docstring)."""
+    context: list[tuple[str, Value]] = []
+    if operation in _ITEM_WRITES:
+        context.append(("dynamodb:Attributes", tuple(sorted(expression_attributes(params)))))
+        context.append(("dynamodb:ReturnValues", str(params.get("ReturnValues") or "NONE")))
+    elif params.get("ProjectionExpression"):
+        context.append(("dynamodb:Attributes", tuple(sorted(expression_attributes(params)))))
+    if operation in ("Query", "Scan"):
+        select = "SPECIFIC_ATTRIBUTES" if params.get("ProjectionExpression") else "ALL_ATTRIBUTES"
+        context.append(("dynamodb:Select", str(params.get("Select") or select)))
+    return tuple(context)
+
+
 @dataclass(frozen=True)
 class Request:
     """One authorisation IAM makes: an action on a resource, with the request's condition keys."""
 
     action: str
     resource: str
-    context: tuple[tuple[str, str], ...] = ()
+    context: tuple[tuple[str, Value], ...] = ()
     why: str = ""  # for an implied request: the call that needs it
 
     def __str__(self) -> str:
@@ -123,7 +175,8 @@ class Resources:
                 return [Request(action, self.arn(table)) for table in sorted(params["RequestItems"])]
             table = self.arn(params.get("TableName"))
             index = params.get("IndexName")
-            return [Request(action, f"{table}/index/{index}" if index else table)]
+            context = dynamodb_context(call.operation, params)
+            return [Request(action, f"{table}/index/{index}" if index else table, context)]
         if prefix == "sqs":
             return [Request(action, self.arn(params.get("QueueUrl")))]
         if prefix == "secretsmanager":
@@ -212,26 +265,65 @@ def _listed(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else [str(item) for item in value or []]
 
 
-def _conditions_hold(condition: Mapping[str, Any], context: Mapping[str, str]) -> bool:
-    for operator, tests in condition.items():
-        if operator not in ("StringEquals", "StringLike"):
-            return False
-        for key, wanted in tests.items():
-            readable = key == "kms:ViaService" or key.startswith("kms:EncryptionContext:")
-            if not readable or key not in context:
-                return False
-            value = context[key]
-            if operator == "StringEquals" and value not in _listed(wanted):
-                return False
-            if operator == "StringLike" and not any(fnmatch.fnmatchcase(value, w) for w in _listed(wanted)):
-                return False
-    return True
+_SINGLE_VALUED = ("dynamodb:ReturnValues", "dynamodb:Select", "kms:ViaService")
+_MULTI_VALUED = ("dynamodb:Attributes",)
+
+
+class Unreadable(Exception):
+    """A condition this module cannot evaluate: the statement is reported, never taken to match."""
+
+
+def _readable(key: str) -> bool:
+    return key in _SINGLE_VALUED or key in _MULTI_VALUED or key.startswith("kms:EncryptionContext:")
+
+
+def _string_test(operator: str, value: str, wanted: Any) -> bool:
+    if operator == "StringEquals":
+        return value in _listed(wanted)
+    return any(fnmatch.fnmatchcase(value, w) for w in _listed(wanted))  # StringLike
+
+
+def _condition_holds(operator: str, key: str, wanted: Any, context: Mapping[str, Value]) -> bool:
+    """One operator on one key, as IAM evaluates it (raises Unreadable for what it does not support)."""
+    if not _readable(key):
+        raise Unreadable(key)
+    present = key in context
+    if operator == "Null":  # "true": the request has no such key; "false": it has one
+        return (str(wanted).lower() == "true") != present
+    qualifier, _, test = operator.rpartition(":")
+    if_exists = test.endswith("IfExists")
+    test = test.removesuffix("IfExists")
+    if test not in ("StringEquals", "StringLike"):
+        raise Unreadable(operator)
+    value = context.get(key)
+    if qualifier in ("ForAllValues", "ForAnyValue"):
+        if key not in _MULTI_VALUED:
+            raise Unreadable(f"{operator} on {key}")
+        values = () if value is None else (value,) if isinstance(value, str) else value
+        if qualifier == "ForAllValues":  # vacuously true for an absent key or an empty set
+            return all(_string_test(test, v, wanted) for v in values)
+        return any(_string_test(test, v, wanted) for v in values)
+    if qualifier:
+        raise Unreadable(operator)
+    if not present:
+        return if_exists
+    if not isinstance(value, str):  # a single-valued operator on a set: not what IAM means by it
+        raise Unreadable(f"{operator} on {key}")
+    return _string_test(test, value, wanted)
+
+
+def _conditions_hold(condition: Mapping[str, Any], context: Mapping[str, Value]) -> bool:
+    return all(
+        _condition_holds(operator, key, wanted, context)
+        for operator, tests in condition.items()
+        for key, wanted in tests.items()
+    )
 
 
 def _matches(statement: Mapping[str, Any], request: Request) -> bool:
     unsupported = {"NotAction", "NotResource", "NotPrincipal", "Principal"} & set(statement)
     if unsupported:
-        return False
+        raise Unreadable(", ".join(sorted(unsupported)))
     actions = [action.lower() for action in _listed(statement.get("Action"))]
     if not any(fnmatch.fnmatchcase(request.action.lower(), action) for action in actions):
         return False
@@ -240,8 +332,16 @@ def _matches(statement: Mapping[str, Any], request: Request) -> bool:
     return _conditions_hold(statement.get("Condition", {}), dict(request.context))
 
 
+def _safely_matches(statement: Mapping[str, Any], request: Request) -> bool:
+    """An Allow this module cannot read allows nothing; a Deny it cannot read denies (and is reported)."""
+    try:
+        return _matches(statement, request)
+    except Unreadable:
+        return statement.get("Effect") == "Deny"
+
+
 def allowed(statements: Iterable[Mapping[str, Any]], request: Request) -> bool:
     statements = list(statements)
-    if any(s.get("Effect") == "Deny" and _matches(s, request) for s in statements):
+    if any(s.get("Effect") == "Deny" and _safely_matches(s, request) for s in statements):
         return False
-    return any(s.get("Effect") == "Allow" and _matches(s, request) for s in statements)
+    return any(s.get("Effect") == "Allow" and _safely_matches(s, request) for s in statements)
