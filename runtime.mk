@@ -1,5 +1,5 @@
 # Included by layers/common/Makefile and functions/function.mk, which sam build runs (BuildMethod: makefile):
-# the Lambda runtime's Python and the bytecode it accepts (README "Cold starts").
+# the Lambda runtime's Python and the bytecode it accepts (docs/deploy.md, "Cold starts").
 # - RUNTIME_PYTHON_VERSION: read from template.yaml's `Runtime: pythonX.Y`, the one place it is named.
 # - RUNTIME_PYTHON: an interpreter of exactly that version (a final release, not free-threaded: its bytecode is
 #   the runtime's): python3.X on PATH, else pyenv's, else uv's. Set it to choose; empty = none found.

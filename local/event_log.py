@@ -15,7 +15,7 @@ import boto3
 
 from local.background import POLLING, Repeating
 
-SOURCE = "sage-x3-link"  # docs/contract.md, "Events"
+SOURCE = "sage-x3-link"  # docs/api.md#lifecycle-events
 NAME = "local-event-log"
 SHOWN = ("tenant", "upstream_status", "reason", "folder")
 

@@ -49,7 +49,7 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
 
 @dataclass(frozen=True)
 class StackSettings:
-    """The contract's variables (docs/contract.md, "Local stack"), with their defaults."""
+    """The local stack's variables (docs/local-development.md), with their defaults."""
 
     port: int = 3000
     moto_port: int = 4566

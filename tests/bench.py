@@ -1,4 +1,4 @@
-"""`make bench`: the figures of README "Cold starts" and "Operations" against their goals, in one run.
+"""`make bench`: the figures of docs/deploy.md ("Cold starts") and docs/operations.md against their goals.
 
 - Requests per operation, counted at the moto and emulator boundaries (the goal: today's minimum).
 - Each handler's cold import as Lambda loads it: the built function and layer (sam's artefacts, with the

@@ -1,5 +1,5 @@
 """Cold starts: the layer and every function ship bytecode that the runtime named in template.yaml loads as
-it is, with no source check and nothing to write (README "Cold starts"). They are built here as sam build
+it is, with no source check and nothing to write (docs/deploy.md#cold-starts). Built here as sam build
 builds them, with their own Makefiles, and read with an interpreter of the runtime's version."""
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def runtime() -> Runtime:
             f"No Python {found.version} interpreter on this machine, so the build ships no bytecode for the "
             f"python{found.version} runtime and every cold start compiles the layer. Install one "
             f"(pyenv install {found.version}, uv python install {found.version}, or your package manager's "
-            f"python{found.version}), or point RUNTIME_PYTHON at one. See README 'Cold starts'.",
+            f"python{found.version}), or point RUNTIME_PYTHON at one. See docs/deploy.md, 'Cold starts'.",
             pytrace=False,
         )
     return found

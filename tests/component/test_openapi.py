@@ -1,9 +1,9 @@
-"""openapi.yaml: a valid OpenAPI 3.1 document whose routes are template.yaml's and the README's, signed
+"""openapi.yaml: a valid OpenAPI 3.1 document whose routes are template.yaml's and docs/api.md's, signed
 where the template signs them, and whose answers are the handlers' own (each answer below, of every route
 that runs in process, must be one the document gives).
 
 The routes other engineers are adding (GET /tenants, the data delivery and ingestion routes, POST
-/notifications) are in the document already: until they are in template.yaml and the README too, the
+/notifications) are in the document already: until they are in template.yaml and docs/api.md too, the
 tests that compare the three fail, and that is their point.
 """
 

@@ -304,7 +304,7 @@ class RunningStack:
     def deliver(
         self, params: Mapping[str, str], form: str = "post-form", *, browser: Browser | None = None
     ) -> Reply:
-        """Sage X3's callback, unsigned, in one of the shapes of sage-x3-api.md §2, from `browser` (with
+        """Sage X3's callback, unsigned, in a shape of docs/sage-x3.md#callback, from `browser` (with
         the cookies it got when it opened the pairing link), or from a browser that has none."""
         params = dict(params)
         cookie = browser.cookie_header if browser is not None else {}

@@ -31,7 +31,7 @@ def folder_names(answer_json: dict) -> list[str]:
 
 
 def expected_folders(base: str, granted: list[str]) -> dict:
-    """What Sage X3's `GET {base}/folders` answers for a token granted `granted` (sage-x3-api.md §4)."""
+    """What `GET {base}/folders` answers for a token granted `granted` (docs/sage-x3.md#root-and-folders)."""
     return {
         "folders": [
             {

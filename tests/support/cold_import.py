@@ -1,5 +1,5 @@
 """The Lambda artefacts as `sam build` makes them, and what importing a handler from them costs a fresh
-interpreter of the runtime's Python (README "Cold starts")."""
+interpreter of the runtime's Python (docs/deploy.md, "Cold starts")."""
 
 from __future__ import annotations
 

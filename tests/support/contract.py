@@ -1,4 +1,4 @@
-"""Names the contract (shared/docs/contract.md) fixes, for tests inside and outside the process."""
+"""Names the API fixes (docs/api.md), for tests inside and outside the process."""
 
 from __future__ import annotations
 

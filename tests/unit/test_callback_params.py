@@ -1,4 +1,4 @@
-"""x3link.callback_params as a pure unit: every shape of Sage X3's callback (sage-x3-api.md §2)."""
+"""x3link.callback_params as a pure unit: every shape of Sage X3's callback (docs/sage-x3.md#callback)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""openapi.yaml: a valid OpenAPI 3.1 document whose routes are template.yaml's and the README's, signed
+"""openapi.yaml: a valid OpenAPI 3.1 document whose routes are template.yaml's and docs/api.md's, signed
 where the template signs them, with x3link.errors' codes (the handlers' answers checked against it:
 tests/component/test_openapi.py).
 
 The routes other engineers are adding (GET /tenants, the data delivery and ingestion routes, POST
-/notifications) are in the document already: until they are in template.yaml and the README too, the
+/notifications) are in the document already: until they are in template.yaml and docs/api.md too, the
 tests that compare the three fail, and that is their point.
 """
 
@@ -36,7 +36,7 @@ from x3link.config import TENANT_PATTERN
 
 ACME = "https://x3.acme.example"
 SIGV4 = "sigv4"
-# A `METHOD /path` in a README table row's first cell, e.g. | `GET /tenants/{tenant}` | ... |
+# A `METHOD /path` in an API table row's first cell, e.g. | `GET /tenants/{tenant}` | ... |
 README_ROW = re.compile(r"^\|\s*`(?P<method>[A-Z]+) (?P<path>/[^`\s]*)`\s*\|")
 
 
@@ -51,15 +51,15 @@ def _template_routes() -> dict[tuple[str, str], tpl.Route]:
 
 
 def _readme_api_routes() -> list[tuple[str, str]]:
-    """The routes of README's "The API" table, one `METHOD /path` per row."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("\n## The API\n", 1)[1].lstrip("\n")
+    """The routes of docs/api.md's "The API" table, one `METHOD /path` per row."""
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    section = text.split("# The API\n", 1)[1].lstrip("\n")
     table = list(itertools.takewhile(lambda line: line.startswith("|"), section.splitlines()))
     assert table[:2] == ["| route | does |", "| --- | --- |"], table[:2]
     found = []
     for row in table[2:]:
         matched = README_ROW.match(row)
-        assert matched, f"README's API table: a row not of the form | `METHOD /path` | does |: {row[:80]}"
+        assert matched, f"docs/api.md's table: a row not of the form | `METHOD /path` | does |: {row[:80]}"
         found.append((matched["method"], matched["path"]))
     return found
 
@@ -156,9 +156,9 @@ def test_its_error_codes_are_errors_py_s_with_their_statuses() -> None:
 
 def test_the_readme_api_table_lists_exactly_the_documents_routes() -> None:
     listed = _readme_api_routes()
-    assert len(listed) == len(set(listed)), "a route listed twice in README's API table"
-    assert set(listed) - routes() == set(), "in README's API table, not in openapi.yaml"
-    assert routes() - set(listed) == set(), "in openapi.yaml, not in README's API table"
+    assert len(listed) == len(set(listed)), "a route listed twice in docs/api.md's API table"
+    assert set(listed) - routes() == set(), "in docs/api.md's API table, not in openapi.yaml"
+    assert routes() - set(listed) == set(), "in openapi.yaml, not in docs/api.md's API table"
 
 
 def test_an_answer_the_document_does_not_give_is_told_apart() -> None:

@@ -350,7 +350,7 @@ def test_dependencies_are_pinned() -> None:
                 assert "==" in line, f"{requirements.name}: {line} is not pinned"
 
 
-# ---------------------------------------------------------------- alarms (README, "Operations")
+# ------------------------------------------------------------------ alarms (docs/operations.md)
 def _alarms() -> dict[str, dict[str, Any]]:
     return {k: r["Properties"] for k, r in tpl.resources(type_="AWS::CloudWatch::Alarm").items()}
 

@@ -31,7 +31,7 @@ class RunReport:
 
     @property
     def pending(self) -> int:
-        """Queued pairings no worker has finished with yet (waiting, retried, or never to be: see README)."""
+        """Queued pairings no worker has finished (waiting, retried, or never to be: docs/keep-alive.md)."""
         return max(0, self.queued - sum(self.counts.values()))
 
     def as_dict(self) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Data delivery notifications: signed with the client id, POSTed to the notification URL, their details
-served from the customer's own gateway to that customer's tokens only (sage-x3-api.md §5)."""
+served from the customer's own gateway to its tokens only (docs/sage-x3.md#data-delivery-notifications)."""
 
 from __future__ import annotations
 
