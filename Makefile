@@ -16,7 +16,8 @@ export SAM_CLI_TELEMETRY := 0
 # `make invoke` prints only the function's JSON, even when called from another make.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: venv test lint template checkov unit e2e browser-deps build deploy run invoke bench clean
+.PHONY: venv test test-fast pytest pytest-parallel lint lint-fast template checkov unit component e2e browser-deps build
+.PHONY: deploy run invoke bench clean
 
 # Then the bundle itself, editable and without dependencies (requirements-dev.txt pinned them): that puts the
 # operator's CLI at .venv/bin/x3link (pyproject.toml [project.scripts]).
@@ -35,20 +36,39 @@ $(CHECKOV_STAMP): requirements-checkov.txt constraints-checkov.txt
 
 venv: $(STAMP)
 
-## make test: lint and type checks, template checks (checkov included), unit tests, end-to-end and browser tests.
-test: lint template browser-deps
-	$(BIN)/python -m pytest
+# pytest-xdist: one worker per core; a test file stays on one worker, so a module's stack starts once.
+PYTEST_WORKERS ?= auto
+XDIST := -n $(PYTEST_WORKERS) --dist loadfile
+
+## make test: lint and type checks, template checks (checkov included), and every test (unit, component,
+## end-to-end, browser). Lint, the template checks and the tests run side by side, the tests on every core;
+## the `serial` tests (timing-sensitive: pyproject.toml's markers) run last, alone.
+test: $(STAMP) $(CHECKOV_STAMP) browser-deps
+	@$(MAKE) -j 3 --output-sync=line pytest
+
+## make test-fast: ruff, mypy and tests/unit (pure: no AWS, no sockets, no subprocess), in well under a minute.
+test-fast: lint-fast
+	$(BIN)/python -m pytest tests/unit
+
+pytest: lint template pytest-parallel
+	$(BIN)/python -m pytest -m serial
+
+pytest-parallel: $(STAMP)
+	$(BIN)/python -m pytest $(XDIST) -m "not serial"
 
 ## make lint: ruff, then mypy over the layer, the functions, local/, cli/ and tests/ ([tool.mypy]),
 ## then bandit over the code that runs (pyproject.toml [tool.bandit]), local/ (what `make run` runs) included.
 ## Each finding is fixed or skipped on its line with `# nosec BXXX  # reason` (in local/: the emulator's demo
 ## credentials, API Gateway's error texts, OAuth's token type, the template loader's yaml.SafeLoader subclass).
-lint: $(STAMP)
+lint: lint-fast
+	$(BIN)/bandit --quiet --configfile pyproject.toml --recursive layers functions cli
+	$(BIN)/bandit --quiet --configfile pyproject.toml --recursive local
+
+## make lint-fast: ruff and mypy only (`make test-fast` runs them).
+lint-fast: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/bandit --quiet --configfile pyproject.toml --recursive layers functions cli
-	$(BIN)/bandit --quiet --configfile pyproject.toml --recursive local
 
 ## make template: checkov, then cfn-lint, `sam validate --lint` and `sam build` of template.yaml.
 template: $(STAMP) checkov
@@ -64,11 +84,17 @@ checkov: $(CHECKOV_STAMP)
 	$(CHECKOV) --framework cloudformation --file template.yaml
 	$(CHECKOV) --framework secrets --directory . --skip-path test-artifacts
 
+## make unit / component / e2e: one folder of tests/ (parallel, then its `serial` tests).
 unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not e2e and not browser"
+	$(BIN)/python -m pytest tests/unit
+
+component: $(STAMP)
+	$(BIN)/python -m pytest $(XDIST) -m "not serial" tests/component
+	$(BIN)/python -m pytest -m serial tests/component || [ $$? -eq 5 ]  # 5: no serial test there
 
 e2e: $(STAMP) browser-deps
-	$(BIN)/python -m pytest -m "e2e or browser"
+	$(BIN)/python -m pytest $(XDIST) -m "not serial" tests/e2e
+	$(BIN)/python -m pytest -m serial tests/e2e || [ $$? -eq 5 ]  # 5: no serial test there
 
 browser-deps:
 	@bash local/ensure-chromium.sh

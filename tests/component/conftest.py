@@ -32,6 +32,14 @@ def calls(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> AwsCalls:
     return recorded
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs moto serialised races threads against each other: under `make test` it runs alone,
+    after the parallel run, so another worker's load never decides its outcome."""
+    for item in items:
+        if "atomic_moto_dynamodb" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.serial)
+
+
 @pytest.fixture
 def sage() -> Iterator[Emulator]:
     """A fresh Sage X3 with two regions: eu-prod is the configured gateway, us-prod an allowed other one."""

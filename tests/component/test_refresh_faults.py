@@ -325,6 +325,7 @@ def test_a_fault_on_the_refresh_path_loses_no_pairing_whose_grant_sage_holds(
         assert after.refresh_token == before.refresh_token
 
 
+@pytest.mark.serial  # asserts a deadline
 def test_a_commit_and_a_rescue_that_both_fail_answer_502_and_log_the_loss_as_critical(
     sage: Emulator,
     stack: Stack,

@@ -124,6 +124,7 @@ def test_a_refresh_is_not_started_when_the_invocation_has_too_little_time_left(
     assert stored("acme").lease_owner is None  # no lease taken that could outlive the invocation
 
 
+@pytest.mark.serial  # asserts a deadline
 def test_a_worker_whose_lease_write_lost_its_answer_recognises_its_own_lease(
     sage: Emulator, stack: Stack
 ) -> None:

@@ -55,6 +55,7 @@ def test_token_fault_matches_every_grant(sage: Sage) -> None:
     assert sage.exchange(code).status == 200
 
 
+@pytest.mark.serial  # asserts a deadline
 def test_timeout_fault_outlasts_the_client_but_not_other_requests(sage: Sage) -> None:
     sage.emu.configure(timeout_sleep=3.0)
     sage.emu.fail_next("folders", timeout=True)
@@ -74,6 +75,7 @@ def test_timeout_fault_ends_with_a_dropped_connection(sage: Sage) -> None:
         sage.call("GET", sage.url(""), timeout=5)
 
 
+@pytest.mark.serial  # asserts a deadline
 def test_stop_ends_a_sleeping_timeout() -> None:
     emu = Emulator(regions=("eu-prod",)).start()
     emu.fail_next("root", timeout=True)  # default timeout_sleep: 30 s
