@@ -188,7 +188,7 @@ def test_a_row_pointed_at_another_host_sends_nothing_on_any_route(
     assert emitted(capsys, REFUSED_METRIC) >= 1
     critical = [line for line in logs.lines if line["level"] == "CRITICAL"]
     assert critical and all(line["origin"] == f"http://127.0.0.1:{sink.port}" for line in critical)
-    if not (route == "notification" and expired):  # the keeper's token call names no tenant (docs/operations.md)
+    if not (route == "notification" and expired):  # the token call names no tenant: docs/operations.md
         assert all(line.get("tenant") == "acme" for line in critical), critical
     # The pairing is untouched: still active, the refused URL was no verdict on its grant.
     assert call("GET", "/tenants/acme").json["status"] == "active"
