@@ -61,8 +61,9 @@ def download(http: urllib3.PoolManager, url: str, destination: Path, console: Co
         if total is not None and received != total:
             raise CliError(f"The download stopped after {received} of {total} bytes: try again.")
         partial.replace(destination)
-    except urllib3.exceptions.HTTPError as exc:
-        raise CliError(unreachable(url, exc)) from None
+    except urllib3.exceptions.HTTPError:
+        # urllib3 checks Content-Length itself: a connection closed early ends up here.
+        raise CliError("The download stopped before its end: try again.") from None
     finally:
         response.release_conn()
         partial.unlink(missing_ok=True)

@@ -16,7 +16,7 @@ from botocore.stub import Stubber
 from click.testing import CliRunner
 from rich.console import Console
 
-from x3link_cli import locate, render
+from x3link_cli import locate, render, transfer
 from x3link_cli.client import Api, path
 from x3link_cli.errors import CliError, api_error, transfer_error, unreachable
 from x3link_cli.main import EXIT_CODES, cli
@@ -378,4 +378,88 @@ def test_without_a_running_stack_the_command_fails_with_one_sentence(tmp_path: P
     assert result.exit_code == 1
     assert result.stderr == (
         f"Error: `make run` is not running (no {missing}): start it, or say --stack NAME or --url URL.\n"
+    )
+
+
+# --- transfers, over a pool that answers from a script -----------------------------------------------
+
+
+class TransferPool(urllib3.PoolManager):
+    """Answers one transfer with (status, body, headers); keeps the method, headers and bytes sent."""
+
+    def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.answer = (status, body, headers or {})
+        self.sent: list[tuple[str, dict[str, str], bytes]] = []
+
+    def request(self, method: str, url: str, body: Any = None, headers: Any = None, **_: Any) -> Any:  # type: ignore[override]
+        sent = body if isinstance(body, bytes | None) else b"".join(body)
+        self.sent.append((method, dict(headers or {}), sent or b""))
+        status, answer, answer_headers = self.answer
+        return urllib3.HTTPResponse(
+            body=io.BytesIO(answer), status=status, headers=answer_headers, preload_content=False
+        )
+
+
+QUIET = Console(file=io.StringIO())
+LINK = "https://bucket.example/f.csv?X-Amz-Signature=abc"
+
+
+def test_a_download_is_written_whole(tmp_path: Path) -> None:
+    content = b"x;y\n" * 200_000
+    pool = TransferPool(200, content, {"Content-Length": str(len(content))})
+    target = tmp_path / "f.csv"
+    assert transfer.download(pool, LINK, target, QUIET) == len(content)
+    assert target.read_bytes() == content
+    assert pool.sent == [("GET", {}, b"")]  # unsigned: the link is its own credential
+    assert list(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "sentence"),
+    [
+        (
+            403,
+            b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+            {},
+            "The download link refused the transfer with HTTP 403 (AccessDenied: Request has expired).",
+        ),
+        (200, b"abc", {"Content-Length": "10"}, None),
+    ],
+)
+def test_a_failed_download_leaves_nothing(
+    tmp_path: Path, status: int, body: bytes, headers: dict, sentence: str | None
+) -> None:
+    pool = TransferPool(status, body, headers)
+    with pytest.raises(CliError) as caught:
+        transfer.download(pool, LINK, tmp_path / "f.csv", QUIET)
+    if sentence is not None:
+        assert caught.value.message == sentence
+    else:  # the connection closed early
+        assert caught.value.message == "The download stopped before its end: try again."
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_upload_sends_the_raw_file_with_its_length(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(b"item;qty\n" * 100_000)
+    pool = TransferPool(200, b"")
+    assert transfer.upload(pool, LINK, source, QUIET) == source.stat().st_size
+    [(method, headers, body)] = pool.sent
+    assert (method, headers, body) == (
+        "PUT",
+        {"Content-Length": str(source.stat().st_size)},
+        source.read_bytes(),
+    )
+
+
+def test_a_refused_upload_is_its_sentence(tmp_path: Path) -> None:
+    source = tmp_path / "in.bin"
+    source.write_bytes(b"\x00\x01")
+    body = b"<Error><Code>InvalidContent</Code><Message>Only text files can be ingested</Message></Error>"
+    with pytest.raises(CliError) as caught:
+        transfer.upload(TransferPool(400, body), LINK, source, QUIET)
+    assert caught.value.message == (
+        "The upload link refused the transfer with HTTP 400 "
+        "(InvalidContent: Only text files can be ingested)."
     )
