@@ -43,9 +43,10 @@ def stack_file_candidates(environ: Mapping[str, str], cwd: Path, prefix: Path) -
     in, then the checkout whose `.venv` runs this tool (`prefix` is that venv)."""
     if environ.get("LOCAL_STACK_FILE"):
         return [Path(environ["LOCAL_STACK_FILE"])]
-    candidates = [folder / STACK_FILE for folder in (cwd, *cwd.parents)]
-    candidates.append(prefix.parent / STACK_FILE)
-    return list(dict.fromkeys(candidates))
+    beside_venv = prefix.parent / STACK_FILE
+    # The checkout of the venv comes last, so that a message about a missing file names it.
+    upwards = [folder / STACK_FILE for folder in (cwd, *cwd.parents)]
+    return [path for path in upwards if path != beside_venv] + [beside_venv]
 
 
 def _alive(pid: int) -> bool:

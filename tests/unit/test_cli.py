@@ -117,6 +117,10 @@ def test_the_stack_file_is_looked_for_from_the_current_directory_then_beside_the
     assert found[0] == cwd / ".local" / "stack.json"
     assert found[1] == cwd.parent / ".local" / "stack.json"
     assert found[-1] == tmp_path / "elsewhere" / ".local" / "stack.json"
+    inside = locate.stack_file_candidates({}, tmp_path / "checkout" / "docs", tmp_path / "checkout" / ".venv")
+    assert inside[0] == cwd / ".local" / "stack.json"
+    assert inside[-1] == tmp_path / "checkout" / ".local" / "stack.json"
+    assert inside.count(inside[-1]) == 1
     moved = locate.stack_file_candidates({"LOCAL_STACK_FILE": str(tmp_path / "s.json")}, cwd, prefix)
     assert moved == [tmp_path / "s.json"]
 
