@@ -12,7 +12,7 @@ queue's trigger, a sweep and a second query run, and the pairing must be `active
 token with nothing published but what its real changes announce.
 
 The rescue's KMS and SQS calls are only reached when the commit keeps failing: those cases are the double
-failure that README names as the one way to lose a pairing, and each must say so in a CRITICAL log line.
+failure docs/refresh-safety.md names as the one way to lose a pairing; each says so in a CRITICAL log line.
 
 The table `fault | pairings lost | refresh tokens destroyed | events expected | events delivered` is
 written to test-artifacts/fault-matrix.json and .md for the closing note; the tests assert its numbers.
