@@ -39,7 +39,15 @@ def callback() -> Response[Any]:
     success_url = wiring.settings().success_url
     if success_url:
         return page(303, "", Location=success_url)
-    return page(200, success_page(pairing.tenant, pairing.folders))
+    paired = pairing.paired
+    body = success_page(
+        paired.tenant,
+        paired.folders,
+        endpoint=paired.endpoint,
+        x3_subject=paired.x3_subject,
+        x3_issuer=paired.x3_issuer,
+    )
+    return page(200, body)
 
 
 @logger.inject_lambda_context(

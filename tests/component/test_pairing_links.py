@@ -18,7 +18,7 @@ import pytest
 
 from local import template as tpl
 from local.aws_resources import Stack
-from local.sagex3_emulator import Emulator
+from local.sagex3_emulator import Customer, Emulator
 from tests.support.api import Answer, call
 from tests.support.sage import Browser, callback, open_link, start_browser, start_pairing
 from x3link import wiring
@@ -255,6 +255,26 @@ def test_reloading_the_success_page_shows_it_again_without_a_second_exchange(
     elsewhere = callback(params)
     assert elsewhere.status == 400
     assert "acme" not in elsewhere.body and "SEED" not in elsewhere.body
+
+
+def test_the_success_page_names_the_x3_paired_and_a_reload_names_it_again(
+    sage: Emulator, stack: Stack
+) -> None:
+    """An admin whose consent landed on another X3 than the one meant (a leaked state) sees it at once."""
+    browser = start_browser("acme", ACME)
+    params = sage.approve(browser.authorise_url, folders=["SEED"])
+
+    first = callback(params, browser)
+
+    item = _pairing_item(stack, "acme")
+    assert item is not None
+    sub = Customer(ACME, []).config_id  # the emulator's configuration id: the token's `sub`
+    assert item["x3_subject"]["S"] == sub
+    assert f'<strong id="x3-subject">{sub}</strong>' in first.body
+    assert f'<span id="x3-issuer">{item["x3_issuer"]["S"]}</span>' in first.body
+    assert f'<span id="endpoint">{item["endpoint"]["S"]}</span>' in first.body
+    reload = callback(params, browser)  # from the state's record, not from the pairing
+    assert f'<strong id="x3-subject">{sub}</strong>' in reload.body
 
 
 def test_a_failed_pairing_reloaded_is_still_a_failure(sage: Emulator, stack: Stack) -> None:

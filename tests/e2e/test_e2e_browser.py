@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from local.sagex3_emulator import Customer
 from tests.e2e.conftest import HOST, SCREENSHOTS, RunningStack, running_stack
 from x3link.browser_binding import COOKIE_PREFIX
 from x3link.pages import FAILURE_SENTENCES
@@ -176,6 +177,10 @@ def test_a_person_pairs_the_demo_tenant_in_a_browser(demo_stack: RunningStack, p
     assert f"{cookie['name']}={cookie['value']}" in sent.get("cookie", ""), sent
     assert sent.get("sec-fetch-site") == "same-site", sent
     expect_success_page(page, "demo", ["SEED", "X3"])
+    # The page names the X3 the tenant now reaches: the emulator's configuration id is its `sub`.
+    expect(page.locator("#x3-subject")).to_have_text(Customer("https://x3.demo.example", []).config_id or "")
+    expect(page.locator("#x3-issuer")).to_have_text(re.compile(r"^api\.[a-z0-9-]+-sagex3\.com$"))
+    expect(page.locator("#endpoint")).to_have_text(re.compile(r"^https?://"))
     screenshot(page, "success.png")
 
     folders = demo_stack.call("GET", "/tenants/demo/folders")

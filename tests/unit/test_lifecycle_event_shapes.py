@@ -189,6 +189,25 @@ def test_a_deletion_describes_the_pairing_that_was_deleted() -> None:
     }
 
 
+def test_a_completed_pairing_names_the_x3_it_reaches_and_the_gateway_in_use() -> None:
+    """An app can tell at a glance that a pairing landed on an X3 it did not expect (a leaked state)."""
+    paired = image(x3_issuer="api.eu-prod-sagex3.com", x3_subject="cfg-1", endpoint="https://gw.example/v1")
+    (event,) = lifecycle.events_for("INSERT", None, paired)
+    assert event.detail_type == "PairingCompleted"
+    assert (event.detail["x3_subject"], event.detail["x3_issuer"], event.detail["endpoint"]) == (
+        "cfg-1",
+        "api.eu-prod-sagex3.com",
+        "https://gw.example/v1",
+    )
+    # A re-pairing with another X3: the new generation's event names the new one.
+    moved = image(generation=GEN_B, version=2, x3_issuer="api.us-prod-sagex3.com", x3_subject="cfg-2")
+    (again,) = lifecycle.events_for("MODIFY", paired, moved)
+    assert (again.detail["x3_subject"], again.detail["x3_issuer"]) == ("cfg-2", "api.us-prod-sagex3.com")
+    # A grant whose token named no X3: said as null, never left out.
+    (unnamed,) = lifecycle.events_for("INSERT", None, image())
+    assert unnamed.detail["x3_subject"] is None and unnamed.detail["x3_issuer"] is None
+
+
 def test_a_suspension_says_what_sage_refused_and_when_the_next_attempt_is() -> None:
     (event,) = lifecycle.events_for("MODIFY", image(), image(**SUSPENDED))
     assert event.detail == {

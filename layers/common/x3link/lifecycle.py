@@ -136,6 +136,11 @@ def _pairing_event(
         "generation": generation,
         "at": iso(at if at is not None else at_epoch),
     }
+    if detail_type == COMPLETED:
+        # Which X3 the grant reaches, through which gateway: a pairing with an X3 nobody expected shows.
+        detail["x3_subject"] = _s(image, "x3_subject")
+        detail["x3_issuer"] = _s(image, "x3_issuer")
+        detail["endpoint"] = _s(image, "endpoint")
     if detail_type in (SUSPENDED_EVENT, EXPIRED_EVENT):
         refusal_status = _n(image, "last_refusal_status")
         detail["last_refusal"] = {

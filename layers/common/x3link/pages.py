@@ -37,11 +37,28 @@ h1{{font-size:1.4rem}} .ok{{color:#1a7f37}} .fail{{color:#b42318}} li{{margin:.2
 """
 
 
-def success_page(tenant: str, folders: list[str]) -> str:
+def success_page(
+    tenant: str, folders: list[str], *, endpoint: str, x3_subject: str | None, x3_issuer: str | None
+) -> str:
+    """Names the X3 the grant reaches (its `sub`, its gateway's `iss`) and the endpoint in use: an
+    administrator whose consent was steered to another X3 (a leaked state) sees it here, at once."""
     items = "".join(f"<li>{escape(folder)}</li>" for folder in folders) or "<li>(none)</li>"
+    if x3_subject and x3_issuer:
+        x3 = (
+            f'<p>The Sage X3 paired is <strong id="x3-subject">{escape(x3_subject)}</strong> '
+            f'(issued by <span id="x3-issuer">{escape(x3_issuer)}</span>), reached through '
+            f'<span id="endpoint">{escape(endpoint)}</span>.</p>'
+        )
+    else:
+        x3 = (
+            "<p>Sage X3 did not say which X3 this is. It is reached through "
+            f'<span id="endpoint">{escape(endpoint)}</span>.</p>'
+        )
     content = (
-        f'<p>Sage X3 is now paired with <strong id="tenant">{escape(tenant)}</strong>.</p>'
-        f'<p>Folders granted:</p><ul id="folders">{items}</ul><p>You can close this window.</p>'
+        f'<p>Sage X3 is now paired with <strong id="tenant">{escape(tenant)}</strong>.</p>{x3}'
+        f'<p>Folders granted:</p><ul id="folders">{items}</ul>'
+        "<p>If this is not the Sage X3 you meant to pair, tell the app now: it can delete this pairing."
+        "</p><p>You can close this window.</p>"
     )
     return _PAGE.format(title="Pairing complete", css="ok", content=content)
 

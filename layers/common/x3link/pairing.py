@@ -31,7 +31,7 @@ from x3link.errors import (
 )
 from x3link.logs import scrub
 from x3link.oauth import ClientCredentials, authorization_url, code_grant, parse_token_response, x3_identity
-from x3link.pairing_states import AlreadyCompleted, PairingStates, PendingPairing
+from x3link.pairing_states import AlreadyCompleted, Paired, PairingStates, PendingPairing
 from x3link.token_store import Pairing, TokenStore, iso
 
 if TYPE_CHECKING:
@@ -107,10 +107,20 @@ class OpenedLink:
 
 @dataclass(frozen=True)
 class Completed:
-    tenant: str
-    folders: list[str]
+    """What the success page shows: the tenant, its folders, and which X3 it now reaches, through which
+    gateway, so that a pairing with an X3 nobody meant to pair is seen at once."""
+
+    paired: Paired
     # A reload of the success page: nothing was exchanged or stored this time.
     again: bool = False
+
+    @property
+    def tenant(self) -> str:
+        return self.paired.tenant
+
+    @property
+    def folders(self) -> list[str]:
+        return self.paired.folders
 
 
 class PairingService:
@@ -204,7 +214,7 @@ class PairingService:
                 state, self._clock(), cookie=cookie, bound=self._settings.browser_binding
             )
         except AlreadyCompleted as done:  # a reload carries the same code and endpoint: they passed again
-            return Completed(done.tenant, done.folders, again=True)
+            return Completed(done.paired, again=True)
         if callback.error:
             logger.info("Customer refused the pairing", extra={"tenant": pending.tenant})
             # What Sage (or whoever sent the callback) said: for the log only, never for the page.
@@ -220,8 +230,16 @@ class PairingService:
         if not callback.code:  # unreachable (checked above); says so to the type checker
             raise CallbackError("The callback has no authorization code.")
         pairing = self._exchange(pending, callback.code, base_url)
-        self._states.record_completion(state, pairing.tenant, pairing.folders, self._clock())
-        return Completed(pairing.tenant, pairing.folders)
+        identity = pairing.x3_identity
+        paired = Paired(
+            pairing.tenant,
+            pairing.folders,
+            pairing.endpoint,
+            identity.issuer if identity else None,
+            identity.subject if identity else None,
+        )
+        self._states.record_completion(state, paired, self._clock())
+        return Completed(paired)
 
     def _exchange(self, pending: PendingPairing, code: str, base_url: str) -> Pairing:
         credentials = self._credentials()

@@ -33,13 +33,23 @@ class PendingPairing:
     replace: bool = False
 
 
+@dataclass(frozen=True)
+class Paired:
+    """What a completed state paired: the tenant, its folders, and the X3 it reached through which gateway."""
+
+    tenant: str
+    folders: list[str]
+    endpoint: str = ""
+    x3_issuer: str | None = None
+    x3_subject: str | None = None
+
+
 class AlreadyCompleted(Exception):
     """The state's pairing has completed already: the same browser sees its success page again."""
 
-    def __init__(self, tenant: str, folders: list[str]) -> None:
+    def __init__(self, paired: Paired) -> None:
         super().__init__("This pairing has already completed.")
-        self.tenant = tenant
-        self.folders = folders
+        self.paired = paired
 
 
 def _hash(secret: str) -> str:
@@ -167,20 +177,41 @@ class PairingStates:
             return BrowserMismatch("The callback did not come from the browser that opened the pairing link.")
         if "completed_tenant" in item:
             folders = item.get("completed_folders", {}).get("L", [])
-            return AlreadyCompleted(item["completed_tenant"]["S"], [f["S"] for f in folders])
+
+            def text(name: str) -> str | None:
+                return item[name]["S"] if name in item else None
+
+            return AlreadyCompleted(
+                Paired(
+                    item["completed_tenant"]["S"],
+                    [f["S"] for f in folders],
+                    text("completed_endpoint") or "",
+                    text("completed_x3_issuer"),
+                    text("completed_x3_subject"),
+                )
+            )
         return InvalidState("This pairing link has already been used.")
 
-    def record_completion(self, state: str, tenant: str, folders: list[str], now: float) -> None:
+    def record_completion(self, state: str, paired: Paired, now: float) -> None:
         """Remember what the state paired, for a while, so that a reload shows the success page again."""
+        updates = "SET completed_tenant = :tenant, completed_folders = :folders, expires_epoch = :kept"
+        values: dict[str, dict[str, Any]] = {
+            ":tenant": {"S": paired.tenant},
+            ":folders": {"L": [{"S": folder} for folder in paired.folders]},
+            ":kept": {"N": str(int(now + COMPLETED_KEPT_SECONDS))},
+        }
+        for name, value in (
+            ("endpoint", paired.endpoint),
+            ("x3_issuer", paired.x3_issuer),
+            ("x3_subject", paired.x3_subject),
+        ):
+            if value:
+                updates += f", completed_{name} = :{name}"
+                values[f":{name}"] = {"S": value}
         self._db.update_item(
             TableName=self._table,
             Key=_state_key(state),
-            UpdateExpression="SET completed_tenant = :tenant, completed_folders = :folders, "
-            "expires_epoch = :kept",
+            UpdateExpression=updates,
             ConditionExpression="attribute_exists(used_at)",
-            ExpressionAttributeValues={
-                ":tenant": {"S": tenant},
-                ":folders": {"L": [{"S": folder} for folder in folders]},
-                ":kept": {"N": str(int(now + COMPLETED_KEPT_SECONDS))},
-            },
+            ExpressionAttributeValues=values,
         )
