@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import data_delivery, wiring
 from x3link.api import json_api, request_budget, tenant_parameter
+from x3link.counted_metrics import log_counted_metrics
 
 logger = Logger()
 metrics = Metrics()
@@ -57,6 +58,6 @@ def delete(tenant: str, folder: str, filename: str) -> Response[Any]:
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False, clear_state=True
 )
-@metrics.log_metrics
+@log_counted_metrics(metrics)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
 from x3link.api import json_api, request_budget, tenant_parameter
+from x3link.counted_metrics import log_counted_metrics
 from x3link.folders import list_folders
 
 logger = Logger()
@@ -30,6 +31,6 @@ def folders(tenant: str) -> dict[str, Any]:
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False, clear_state=True
 )
-@metrics.log_metrics
+@log_counted_metrics(metrics)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

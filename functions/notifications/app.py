@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import notifications, wiring
 from x3link.api import body_bytes, json_api, request_budget
+from x3link.counted_metrics import log_counted_metrics
 from x3link.errors import BadSignature
 
 logger = Logger()
@@ -48,6 +49,6 @@ def notification() -> dict[str, Any]:
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False, clear_state=True
 )
-@metrics.log_metrics
+@log_counted_metrics(metrics)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

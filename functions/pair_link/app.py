@@ -16,6 +16,7 @@ from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
+from x3link.counted_metrics import log_counted_metrics
 from x3link.errors import PairingLinkInvalid, X3LinkError
 from x3link.page_routes import html_resolver, page
 from x3link.pairing_states import COMPLETED_KEPT_SECONDS
@@ -61,6 +62,6 @@ def open_link(link_id: str) -> Response[Any]:
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False, clear_state=True
 )
-@metrics.log_metrics
+@log_counted_metrics(metrics)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

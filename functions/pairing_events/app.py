@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import lifecycle, wiring
+from x3link.counted_metrics import log_counted_metrics
 
 logger = Logger()
 metrics = Metrics()
@@ -76,7 +77,7 @@ class _InOrder:
 
 # The stream's images hold the pairing's tokens: the event is never logged, whatever the environment says.
 @logger.inject_lambda_context(log_event=False, clear_state=True)
-@metrics.log_metrics
+@log_counted_metrics(metrics)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     in_order = _InOrder()
     try:

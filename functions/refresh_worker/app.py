@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
 from x3link.budget import Budget
+from x3link.counted_metrics import log_counted_metrics
 
 # Left at the end of an invocation to report: a refresh that could not finish before it is not started.
 SAFETY_SECONDS = 5
@@ -42,7 +43,7 @@ def record_handler(record: SQSRecord) -> str:
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
-@metrics.log_metrics
+@log_counted_metrics(metrics)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     worker = wiring.keep_alive_worker()
     worker.begin(Budget.for_invocation(context.get_remaining_time_in_millis()).finish_by - SAFETY_SECONDS)

@@ -16,6 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
+from x3link.counted_metrics import log_counted_metrics
 
 # Queuing stops this long before the invocation would be cut off: what is left is counted as deferred.
 SAFETY_SECONDS = 10
@@ -27,7 +28,7 @@ metrics = Metrics()
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.EVENT_BRIDGE, log_event=False, clear_state=True
 )
-@metrics.log_metrics
+@log_counted_metrics(metrics)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = event.get("report") if isinstance(event, dict) else None
     if run is not None:

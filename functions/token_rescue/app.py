@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
+from x3link.counted_metrics import log_counted_metrics
 from x3link.rescue import PoisonMessage
 
 logger = Logger()
@@ -46,7 +47,7 @@ def record_handler(record: SQSRecord) -> str:
 
 # The records carry sealed tokens: the event is never logged, whatever the environment says.
 @logger.inject_lambda_context(log_event=False, clear_state=True)
-@metrics.log_metrics
+@log_counted_metrics(metrics)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return dict(
         process_partial_response(
