@@ -116,7 +116,7 @@ invoke: $(STAMP)
 
 ## make bench: request counts and cold-import times, against baselines measured in the same run.
 bench: $(STAMP)
-	@PYTHONPATH=layers/common $(BIN)/python -m tests.bench
+	@PYTHONPATH=layers/common $(BIN)/python -m bench
 
 clean:
 	rm -rf .aws-sam .local test-artifacts $(CHECKOV_VENV)

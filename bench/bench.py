@@ -5,14 +5,18 @@
   runtime's bytecode), the runtime's Python, no writable bytecode cache, against `import boto3` measured
   alongside (a ratio, not a lone time).
 - Peak memory of a warm handler process.
-- One refresh against Authlib's `OAuth2Session.refresh_token` and one DynamoDB write (tests/bench_authlib.py).
+- One refresh against Authlib's `OAuth2Session.refresh_token` and one DynamoDB write (bench/bench_authlib.py).
 - The keep-alive fanned out: N due pairings (`BENCH_PAIRINGS`, 10,000 by default), Sage answering in 50 ms,
   the template's default worker concurrency, against N·L/C; then 1,000 at Sage's usual 300 ms
-  (tests/bench_fanout.py).
+  (bench/bench_fanout.py).
 The report is printed as a table and written to test-artifacts/bench.json.
 """
 
 from __future__ import annotations
+
+from bench import env  # noqa: F401  # first: the environment must be set before boto3 is imported
+
+# isort: split
 
 import json
 import os
@@ -25,23 +29,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-os.environ.update(
-    AWS_ACCESS_KEY_ID="testing",
-    AWS_SECRET_ACCESS_KEY="testing",
-    AWS_DEFAULT_REGION="us-east-1",
-    POWERTOOLS_SERVICE_NAME="bench",
-    POWERTOOLS_METRICS_NAMESPACE="Bench",
-    POWERTOOLS_LOG_LEVEL="ERROR",
-    POWERTOOLS_METRICS_DISABLED="true",
-)
-
 from moto import mock_aws
 
+from bench.bench_authlib import refresh_against_authlib
+from bench.bench_fanout import fan_out
 from local import aws_resources
 from local import template as tpl
 from local.sagex3_emulator import Emulator
-from tests.bench_authlib import refresh_against_authlib
-from tests.bench_fanout import fan_out
 
 ROOT = Path(__file__).resolve().parents[1]
 IMPORT_RUNS = 7

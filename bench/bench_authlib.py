@@ -6,10 +6,14 @@ interleaved, so whatever slows this machine slows both alike. The keeper does mo
 fenced lease, sealed tokens, a fenced commit: 3 DynamoDB calls against Authlib's 1); the ratio shows what
 that safety costs.
 
-Run alone: `PYTHONPATH=layers/common .venv/bin/python -m tests.bench_authlib`.
+Run alone: `PYTHONPATH=layers/common .venv/bin/python -m bench.bench_authlib`.
 """
 
 from __future__ import annotations
+
+from bench import env  # noqa: F401  # first: the environment must be set before boto3 is imported
+
+# isort: split
 
 import json
 import os
@@ -18,17 +22,6 @@ import time
 from collections.abc import Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
-
-# As tests/bench.py sets them, before boto3 or moto is imported.
-os.environ.update(
-    AWS_ACCESS_KEY_ID="testing",
-    AWS_SECRET_ACCESS_KEY="testing",
-    AWS_DEFAULT_REGION="us-east-1",
-    POWERTOOLS_SERVICE_NAME="bench",
-    POWERTOOLS_METRICS_NAMESPACE="Bench",
-    POWERTOOLS_LOG_LEVEL="ERROR",
-    POWERTOOLS_METRICS_DISABLED="true",
-)
 
 import authlib  # type: ignore[import-untyped]
 import boto3
@@ -89,7 +82,7 @@ def refresh_against_authlib(rounds: int = 41) -> dict[str, Any]:
         store, keeper = wiring.token_store(), wiring.token_keeper()
 
         def ours() -> None:
-            """What tests/bench.py counts as one refresh: read the pairing, then lease, Sage, commit."""
+            """What bench/bench.py counts as one refresh: read the pairing, then lease, Sage, commit."""
             pairing = store.get("bench")
             assert pairing is not None
             keeper.refresh(pairing)

@@ -13,6 +13,10 @@ of N·L/C and N times that cost: what the fan-out adds beyond the services it ca
 
 from __future__ import annotations
 
+from bench import env  # noqa: F401  # first: the environment must be set before boto3 is imported
+
+# isort: split
+
 import heapq
 import os
 import threading
@@ -21,16 +25,6 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
-
-os.environ.update(
-    AWS_ACCESS_KEY_ID="testing",
-    AWS_SECRET_ACCESS_KEY="testing",
-    AWS_DEFAULT_REGION="us-east-1",
-    POWERTOOLS_SERVICE_NAME="bench",
-    POWERTOOLS_METRICS_NAMESPACE="Bench",
-    POWERTOOLS_LOG_LEVEL="ERROR",
-    POWERTOOLS_METRICS_DISABLED="true",
-)
 
 from moto import mock_aws
 
@@ -250,6 +244,6 @@ if __name__ == "__main__":
     import json
     import sys
 
-    # python -m tests.bench_fanout [pairings [concurrency [latency]]]
+    # python -m bench.bench_fanout [pairings [concurrency [latency]]]
     n, c, latency = (sys.argv[1:] + ["10000", "5", "0.05"][len(sys.argv) - 1 :])[:3]
     print(json.dumps(fan_out(int(n), int(c), float(latency)), indent=2))
