@@ -221,7 +221,7 @@ def test_a_row_pointed_at_another_host_sends_nothing_on_any_route(
     assert sage.requests == []  # nor was the token spent at the real gateway instead
     if answer.json.get("error") == "endpoint_not_allowed":
         origin = f"http://127.0.0.1:{sink.port}"
-        # The keeper's token call names no tenant: the notifications handler does not know it (see README).
+        # The keeper's token call passes no tenant, and the notifications handler's logger has none.
         tenant = None if route == "notification" and expired else "acme"
         _assert_refused_here(answer, capsys, logs, origin, tenant)
     else:  # tokens sealed for their gateway do not open for another host: refused sooner, at opening
