@@ -256,8 +256,10 @@ class Emulator:
         drop_after_apply: bool = False,
         body: dict[str, Any] | None = None,
         html: str | None = None,
+        region: str | None = None,
     ) -> None:
-        """Make the next `count` requests of `route` fail one way (see the faults module)."""
+        """Make the next `count` requests of `route` fail one way (see the faults module), at every gateway
+        or only at `region`'s."""
         self._state.faults.add(
             Fault(
                 route,
@@ -268,6 +270,7 @@ class Emulator:
                 dict(body) if body else None,
                 count,
                 html=html,
+                region=region,
             )
         )
 

@@ -75,6 +75,7 @@ class Fault:
     body: dict[str, Any] | None = None
     remaining: int = 1
     html: str | None = None  # a page from something in front of Sage (a proxy, a firewall), not Sage's JSON
+    region: str | None = None  # only requests to this regional gateway (a proxy in front of one of them)
 
 
 def token_routes(grant_type: str | None) -> tuple[str, ...]:
@@ -110,12 +111,12 @@ class FaultPlan:
         with self._lock:
             self._faults.append(fault)
 
-    def take(self, routes: tuple[str, ...]) -> Fault | None:
-        """Consume one use of the first fault matching `routes` (earlier names win)."""
+    def take(self, routes: tuple[str, ...], region: str | None = None) -> Fault | None:
+        """Consume one use of the first fault matching `routes` (earlier names win) and `region`."""
         with self._lock:
             for route in routes:
                 for fault in self._faults:
-                    if fault.route == route:
+                    if fault.route == route and fault.region in (None, region):
                         fault.remaining -= 1
                         if fault.remaining == 0:
                             self._faults.remove(fault)

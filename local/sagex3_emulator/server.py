@@ -193,7 +193,8 @@ class RegionHandler(BaseHTTPRequestHandler):
         if path.startswith("/v1") and not state.sleep(state.settings.latency):
             self._send(Response.drop_connection())
             return
-        fault = state.faults.take(token_routes(grant_type) if route and route.name == "token" else (name,))
+        routes = token_routes(grant_type) if route and route.name == "token" else (name,)
+        fault = state.faults.take(routes, req.region)
         if fault is not None and not fault.drop_after_apply:
             self._send(self._fault_response(fault))
             return

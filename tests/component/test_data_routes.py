@@ -24,7 +24,7 @@ from local.aws_resources import Stack
 from local.sagex3_emulator import Emulator
 from tests.support.api import Answer, call
 from tests.support.contract import TENANT_FIELDS
-from tests.support.keeper import stored
+from tests.support.keeper import stored, tune
 from tests.support.sage import pair
 from x3link import data_delivery, data_ingestion
 from x3link.data_integration import PRESIGNED_LIFETIME, file_name, link_expiry
@@ -531,6 +531,7 @@ def test_an_unknown_tenant_is_404_not_paired(sage: Emulator, stack: Stack) -> No
 
 
 def test_a_refused_grant_is_409_pairing_suspended(sage: Emulator, stack: Stack) -> None:
+    tune(hold_seconds=0.0)  # alone on its gateway: judged at once, as after the hour a refusal is held
     _paired(sage)
     sage.revoke(ACME)
     sage.invalidate_access_tokens()
@@ -608,6 +609,7 @@ def test_tenants_are_listed_a_page_at_a_time_without_tokens_or_the_breaker(
 def test_tenants_are_listed_by_status(sage: Emulator, stack: Stack) -> None:
     for tenant in ("good", "lapsed", "refused"):
         pair(sage, tenant, f"https://x3.{tenant}.example")
+    tune(hold_seconds=0.0)  # alone on its gateway: judged at once, as after the hour a refusal is held
     sage.revoke("https://x3.refused.example")
     sage.invalidate_access_tokens("https://x3.refused.example")
     assert call("GET", "/tenants/refused/folders").json["error"] == "pairing_suspended"

@@ -15,7 +15,7 @@ from local.aws_resources import Stack
 from local.sagex3_emulator import Emulator
 from tests.support.api import Answer, call
 from tests.support.events import lifecycle_events
-from tests.support.keeper import stored
+from tests.support.keeper import stored, tune
 from tests.support.sage import pair
 from x3link import wiring
 
@@ -89,6 +89,7 @@ def test_revoked_grant_is_409_pairing_suspended_with_one_event(sage: Emulator, s
     drain = lifecycle_events(stack)
     pair(sage, "acme", ACME)
     assert [event["detail-type"] for event in drain()] == ["PairingCompleted"]
+    tune(hold_seconds=0.0)  # alone on its gateway: judged at once, as after the hour a refusal is held
     sage.revoke(ACME)
 
     first = _folders()

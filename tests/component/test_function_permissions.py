@@ -152,6 +152,7 @@ def flow_folders_app_refused(sage: Emulator, stack: Stack, calls: AwsCalls) -> N
 def flow_operator_retry(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
     pair(sage, "acme", CUSTOMER)
     sage.invalidate_access_tokens()
+    tune(hold_seconds=0.0)  # alone on its gateway: judged at once, as after the hour a refusal is held
     sage.fail_next("refresh", status=400, body={"message": "Something Sage never documented"})
     assert call("GET", "/tenants/acme/folders").json["error"] == "pairing_suspended"
     answer = call("POST", "/tenants/acme/refresh")

@@ -121,8 +121,10 @@ def test_a_grant_revoked_while_others_refresh_is_suspended_then_expired_past_the
     assert (folders.status, folders.json["error"]) == (409, "pairing_suspended")
 
     time.sleep(1.1)  # past the grace period
-    summary = sweep()
-    assert summary["expired"] == 1, summary
+    # Expired once the gateway is seen healthy past its suspension: the other pairings' next refreshes.
+    wiring.app_breaker().success_write_interval = 0.0
+    summaries = [sweep(), sweep()]
+    assert sum(summary["expired"] for summary in summaries) == 1, summaries
     expired = stored(revoked)
     assert (expired.status, expired.reason) == ("expired", "grace_period_over")
     assert expired.refresh_token  # the last refresh token stays until the pairing is deleted or re-paired
@@ -137,15 +139,20 @@ def test_a_grant_revoked_while_others_refresh_is_suspended_then_expired_past_the
         assert stored(other).status == "active"
 
 
-def test_a_query_judges_a_lone_refusal_by_the_apps_recent_success(sage: Emulator, stack: Stack) -> None:
-    pair(sage, "acme", "https://x3.acme.example")  # the code exchange just proved the app's credentials
+def test_a_lone_refusal_after_only_its_own_success_is_held_not_judged(sage: Emulator, stack: Stack) -> None:
+    pair(sage, "acme", "https://x3.acme.example")  # its own code exchange: no evidence about the others
     sage.revoke("https://x3.acme.example")
     sage.invalidate_access_tokens()
 
     answer = call("GET", "/tenants/acme/folders")
 
-    assert (answer.status, answer.json["error"]) == (409, "pairing_suspended")
+    assert (answer.status, answer.json["error"]) == (503, "app_unavailable")
+    assert stored("acme").status == "active" and stored("acme").held_at is not None
     assert breaker_state() == "closed"
+
+    tune(hold_seconds=0.0)  # the hold is over, and no other pairing spoke for the gateway: suspended
+    answer = call("GET", "/tenants/acme/folders")
+    assert (answer.status, answer.json["error"]) == (409, "pairing_suspended")
 
 
 def test_sage_naming_the_grant_dead_while_the_app_is_healthy_expires_it_at_once(
@@ -169,6 +176,7 @@ def test_an_operator_retry_brings_a_suspended_pairing_back_once_sage_accepts(
     read_events = lifecycle_events(stack)
     pair(sage, "acme", "https://x3.acme.example")
     sage.invalidate_access_tokens()
+    tune(hold_seconds=0.0)  # alone on its gateway: suspended at once rather than held
     sage.fail_next("refresh", status=400, body={"message": "Something Sage never documented"})
     assert call("GET", "/tenants/acme/folders").json["error"] == "pairing_suspended"
     refresh_token = stored("acme").refresh_token

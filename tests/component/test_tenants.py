@@ -16,6 +16,7 @@ from tests.support.api import call
 from tests.support.contract import TENANT_FIELDS
 from tests.support.keeper import stored, tune
 from tests.support.sage import CLIENT_SECRET, pair
+from x3link import wiring
 
 ACME = "https://x3.acme.example"
 
@@ -117,6 +118,7 @@ def test_status_is_suspended_with_sages_refusal_once_sage_refuses_the_grant(
     sage: Emulator, stack: Stack
 ) -> None:
     pair(sage, "acme", ACME)
+    tune(hold_seconds=0.0)  # alone on its gateway: judged at once, as after the hour a refusal is held
     sage.revoke(ACME)
     assert call("GET", "/tenants/acme/folders").status == 409
 
@@ -139,9 +141,14 @@ def test_status_is_expired_past_the_grace_period_and_the_last_refresh_token_is_k
     sage: Emulator, stack: Stack
 ) -> None:
     pair(sage, "acme", ACME)
+    pair(sage, "globex", "https://x3.globex.example")
     sage.revoke(ACME)
-    tune(grace_seconds=0)
+    tune(grace_seconds=0, hold_seconds=0.0)
+    wiring.app_breaker().success_write_interval = 0.0
     assert call("GET", "/tenants/acme/folders").json["error"] == "pairing_suspended"
+    # Another pairing refreshes through the same gateway meanwhile: the gateway is healthy, the grant refused.
+    sage.invalidate_access_tokens("https://x3.globex.example")
+    assert call("GET", "/tenants/globex/folders").status == 200
 
     assert call("POST", "/tenants/acme/refresh").json["error"] == "pairing_expired"
     answer = call("GET", "/tenants/acme")

@@ -337,6 +337,10 @@ def _refresh_at_sage(sage: Emulator, refresh_token: str) -> tuple[int, bytes]:
 def test_a_revoked_grant_turns_into_pairing_suspended(stack: RunningStack, sage: Emulator) -> None:
     tenant, customer = names("revoked")
     stack.pair(tenant, customer, folders=["SEED"])
+    witness, witness_customer = names("revoked-witness")  # another pairing on the gateway: its refresh
+    stack.pair(
+        witness, witness_customer, folders=["SEED"]
+    )  # shows Sage accepts the app, so the grant is refused
     sage.revoke(customer)
 
     answer = stack.call("GET", f"/tenants/{tenant}/folders")

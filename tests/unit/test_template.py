@@ -279,8 +279,12 @@ def test_notifications_are_recorded_once_kept_a_week_and_found_by_customer() -> 
     assert _may(receiver, "dynamodb:GetItem", "NotificationsTable")
     assert _may(receiver, "dynamodb:PutItem", "NotificationsTable")
     assert not _may(receiver, "dynamodb:UpdateItem", "NotificationsTable")
-    (query,) = [s for s in _statements(receiver) if s["Action"] == "dynamodb:Query"]
-    assert query["Resource"].value == "${PairingsTable.Arn}/index/by-customer"
+    queried = {s["Resource"].value for s in _statements(receiver) if s["Action"] == "dynamodb:Query"}
+    # The customer index finds whom a notification is for; the expiry index, a witness for a held refusal.
+    assert queried == {
+        "${PairingsTable.Arn}/index/by-customer",
+        "${PairingsTable.Arn}/index/by-refresh-expiry",
+    }
     assert not _may(receiver, "dynamodb:PutItem", "PairingsTable")
     assert "NotificationUrl" in tpl.load()["Outputs"]
 

@@ -59,6 +59,11 @@ class AppUnavailable(X3LinkError):
     status, code = 503, "app_unavailable"
 
 
+class RefusalHeld(AppUnavailable):
+    """Sage refused a refresh, and nothing shows yet whether it refuses the app or the grant: the pairing
+    keeps its status until the evidence across pairings decides, and the caller tries again later."""
+
+
 class StorageUnavailable(X3LinkError):
     """An AWS service the bundle keeps its state in did not answer; nothing was changed for good."""
 

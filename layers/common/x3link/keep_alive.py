@@ -24,7 +24,7 @@ from aws_lambda_powertools import Logger
 from x3link.budget import Budget
 from x3link.errors import QuotaExceeded, X3LinkError
 from x3link.refresh_runs import RunReport
-from x3link.token_keeper import HELD, Undecided
+from x3link.token_keeper import HELD
 
 if TYPE_CHECKING:
     from x3link.refresh_runs import RunLedger
@@ -164,8 +164,7 @@ class KeepAliveDispatcher:
 
 @dataclass
 class WorkerTiming:
-    judge_delay_seconds: float = 900.0  # an ambiguous refusal is judged after the run's other refreshes
-    undecided_per_run: int = 3  # per worker environment; later ones in that run are judged at once
+    judge_delay_seconds: float = 900.0  # a held refresh is looked at again after the run's other refreshes
     retry_base_seconds: float = 30.0  # a failed refresh's retries: 30 s, 60 s, ... (message visibility)
     throttle_seconds: float = 60.0  # a 429 without a usable Retry-After
     max_receives: int = 3  # the queue's maxReceiveCount: a failure on the last receive is counted failed
@@ -195,7 +194,6 @@ class KeepAliveWorker:
         self._clock = clock
         self._random = rng or random.Random()  # noqa: S311  # nosec B311  # jitter, not a secret
         self._paused_until = 0.0  # Sage's 429: no token call from this environment before then
-        self._deferred: Counter[str] = Counter()
         self._finish_by = 0.0
         self._counts: dict[str, Counter[str]] = {}
         self._failures: dict[str, list[dict[str, str]]] = {}
@@ -217,15 +215,9 @@ class KeepAliveWorker:
             return self._requeue(order, self._paused_until - now + self._random.uniform(0, 5), "paused")
         if self._finish_by - now < self._keeper.seconds_needed():
             return self._requeue(order, 0, "out_of_time")
-        defer = not order.judge and self._deferred[order.run] < self._timing.undecided_per_run
         try:
-            outcome = self._keeper.keep_alive(
-                order.tenant, self._keep_alive, Budget(finish_by=self._finish_by), defer_ambiguous=defer
-            )
-        except Undecided:
-            self._deferred[order.run] += 1
-            later = RefreshOrder(order.tenant, order.run, judge=True)
-            return self._requeue(later, self._timing.judge_delay_seconds, "undecided")
+            budget = Budget(finish_by=self._finish_by)
+            outcome = self._keeper.keep_alive(order.tenant, self._keep_alive, budget)
         except QuotaExceeded as throttled:
             wait = _seconds(throttled.retry_after, self._clock()) or self._timing.throttle_seconds
             self._paused_until = self._clock() + wait
@@ -234,7 +226,8 @@ class KeepAliveWorker:
         except Exception as exc:
             return self._failed(order, exc, receipt_handle, receive_count)
         if outcome == HELD and not order.judge:
-            # The breaker was open: a probe among the run's other refreshes may close it. Look again later.
+            # The breaker was open, or the refusal is held: the run's other refreshes (a probe, evidence for
+            # or against this grant) may settle it. Look again later.
             return self._requeue(
                 RefreshOrder(order.tenant, order.run, judge=True), self._timing.judge_delay_seconds, "held"
             )

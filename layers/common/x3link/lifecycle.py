@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 SOURCE = "sage-x3-link"
-APP_KEY = "~app"
+APP_KEY = "~app"  # a gateway's health record is keyed `~app:<gateway>` (x3link/breaker.py)
 ACTIVE, SUSPENDED, EXPIRED, DELETED = "active", "suspended", "expired", "deleted"
 
 COMPLETED = "PairingCompleted"
@@ -88,7 +88,7 @@ def events_for(
     """
     if _s(new or old, "notification_id") is not None:
         return _files_events(event_name, new)
-    if _s(new or old, "tenant") == APP_KEY:
+    if (_s(new or old, "tenant") or "").startswith(APP_KEY):
         return _app_events(old, new, at_epoch)
     if event_name == "REMOVE":
         if old is None or not _is_pairing(old):
@@ -153,7 +153,7 @@ def _pairing_event(
 
 
 def _app_events(old: Image | None, new: Image | None, at_epoch: float | None) -> list[LifecycleEvent]:
-    """Only an opening of the app breaker is news; every later change of the `~app` item is not."""
+    """Only an opening of a gateway's breaker is news; every later change of its record is not."""
     if new is None or _s(new, "breaker") != "open":
         return []
     breaker_id = _s(new, "breaker_id")
@@ -166,6 +166,7 @@ def _app_events(old: Image | None, new: Image | None, at_epoch: float | None) ->
         "status": "open",
         "reason": _s(new, "last_message"),
         "upstream_status": int(upstream) if upstream is not None else None,
+        "gateway": _s(new, "gateway"),
         "at": iso(opened_at if opened_at is not None else at_epoch),
     }
     return [LifecycleEvent(APP_REJECTED, detail)]

@@ -133,7 +133,7 @@ class PairingService:
         credentials: Callable[[], ClientCredentials],
         *,
         clock: Callable[[], float] = time.time,
-        accepted: Callable[[float, ClientCredentials], None] = lambda _at, _credentials: None,
+        accepted: Callable[[float, ClientCredentials, str, str], None] = lambda *_: None,
     ) -> None:
         self._settings = settings
         self._states = states
@@ -258,7 +258,7 @@ class PairingService:
         except (UpstreamError, QuotaExceeded) as exc:
             raise ExchangeRefused(exc.message) from None
         tokens = parse_token_response(payload, self._clock())
-        self._accepted(self._clock(), credentials)
+        self._accepted(self._clock(), credentials, base_url, pending.tenant)
         identity = x3_identity(tokens.access_token)
         pairing = self._store.save_pairing(
             pending.tenant,

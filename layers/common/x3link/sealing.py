@@ -7,8 +7,11 @@ context, which names the table and the tenant:
     {"purpose": "pairing-tokens", "table": <pairings table>, "tenant": <tenant>}
 
 KMS makes a data key under that context (GenerateDataKey); the tokens are sealed with it by AES-256-GCM,
-whose associated data is the blob's header and the same context, so a blob copied to another tenant's item
-is refused twice: by KMS (the context differs) and by GCM (so is the associated data).
+whose associated data is the blob's header, the same context and the pairing the tokens belong to: its
+generation, the gateway its calls go to and the X3 identity its grant reaches. So a blob copied to
+another tenant's item is refused twice (by KMS: the context differs; and by GCM), and a blob of the same
+tenant written back over a later pairing, another gateway or another X3 does not open either: the row
+cannot be made to serve tokens it was not sealed for.
 
 The blob: version (1 byte) | length of the encrypted data key (2 bytes, big-endian) | encrypted data key |
 nonce (12 bytes, random for every blob) | AES-GCM ciphertext and tag of `{"access_token", "refresh_token"}`.
@@ -34,7 +37,7 @@ from x3link.errors import ConfigurationError, SealedTokensUnreadable
 if TYPE_CHECKING:  # imported on first use: a function that never seals or opens never loads `cryptography`
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: sealed before blobs were bound to their pairing; no longer opened
 PURPOSE = "pairing-tokens"
 NONCE_BYTES = 12
 TAG_BYTES = 16
@@ -52,8 +55,9 @@ def encryption_context(table: str, tenant: str) -> dict[str, str]:
     return {"purpose": PURPOSE, "table": table, "tenant": tenant}
 
 
-def _associated_data(header: bytes, context: Mapping[str, str]) -> bytes:
-    return header + json.dumps(context, sort_keys=True, separators=(",", ":")).encode()
+def _associated_data(header: bytes, context: Mapping[str, str], binding: Mapping[str, str]) -> bytes:
+    bound = {"context": dict(context), "pairing": dict(binding)}
+    return header + json.dumps(bound, sort_keys=True, separators=(",", ":")).encode()
 
 
 class _Key:
@@ -174,18 +178,21 @@ class TokenSealer:
         if self.cache.for_sealing(tenant, valid_for) is None:
             self._new_data_key(tenant)
 
-    def seal(self, tenant: str, fields: Mapping[str, str]) -> bytes:
-        """The blob holding `fields` for this tenant: 0 KMS calls with a fresh cached key, else 1."""
+    def seal(self, tenant: str, fields: Mapping[str, str], binding: Mapping[str, str]) -> bytes:
+        """The blob holding `fields` for this tenant and the pairing `binding` names: 0 KMS calls with a
+        fresh cached key, else 1."""
         cached = self.cache.for_sealing(tenant)
         encrypted_key, key = cached if cached is not None else self._new_data_key(tenant)
         header = bytes([FORMAT_VERSION]) + len(encrypted_key).to_bytes(2, "big") + encrypted_key
         nonce = secrets.token_bytes(NONCE_BYTES)
         plaintext = json.dumps(dict(fields), separators=(",", ":")).encode()
-        sealed = _aesgcm(key).encrypt(nonce, plaintext, _associated_data(header, self.context(tenant)))
+        associated = _associated_data(header, self.context(tenant), binding)
+        sealed = _aesgcm(key).encrypt(nonce, plaintext, associated)
         return header + nonce + sealed
 
-    def open(self, tenant: str, blob: bytes) -> dict[str, str]:
-        """The fields sealed in `blob`, if it was sealed for this tenant in this table: 0 or 1 KMS Decrypt."""
+    def open(self, tenant: str, blob: bytes, binding: Mapping[str, str]) -> dict[str, str]:
+        """The fields sealed in `blob`, if it was sealed for this tenant in this table and for the pairing
+        `binding` names: 0 or 1 KMS Decrypt."""
         from cryptography.exceptions import InvalidTag
 
         header, encrypted_key, nonce, sealed = _split(blob)
@@ -195,7 +202,7 @@ class TokenSealer:
         if key is None:
             key = self._decrypt_data_key(encrypted_key, context)
         try:
-            plaintext = _aesgcm(key).decrypt(nonce, sealed, _associated_data(header, context))
+            plaintext = _aesgcm(key).decrypt(nonce, sealed, _associated_data(header, context, binding))
         except InvalidTag:
             raise SealedTokensUnreadable() from None
         if fresh:  # only once the blob proved it was sealed for this tenant

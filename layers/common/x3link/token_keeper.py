@@ -7,9 +7,11 @@ reports a dead grant. So:
   token; it covers the worst case of the work done under it, and is not taken when the invocation has too
   little time left for that work;
 - new tokens are stored before a commit deadline inside the lease, else parked in the rescue queue;
-- a refusal is judged, never trusted: the secret is re-read, parked tokens are applied, refusals about the
-  app open the app's circuit breaker (no pairing changes state), and a refused grant is `suspended` (its
-  refresh token kept, retried with backoff) before it is ever `expired`.
+- a refusal is judged on evidence across pairings, never trusted (x3link/refusal_policy.py decides; this
+  module reads, leases, calls and writes): the secret is re-read, parked tokens are applied, refusals about
+  the app open its gateway's circuit breaker (no pairing changes state), a refusal nothing explains yet is
+  held (the pairing stays `active`), and a refused grant is `suspended` (its refresh token kept, retried with
+  backoff) before it is ever `expired`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from x3link.breaker import APP_KEY, AppBreaker
+from x3link.breaker import AppBreaker, gateway_key
 from x3link.budget import Budget
 from x3link.errors import (
     AppUnavailable,
@@ -31,22 +33,24 @@ from x3link.errors import (
     NotPaired,
     PairingExpired,
     PairingSuspended,
+    RefusalHeld,
     StorageUnavailable,
     UpstreamError,
     UpstreamTimeout,
     X3LinkError,
 )
-from x3link.oauth import (
-    AMBIGUOUS,
-    APP,
-    GRANT_DEAD,
-    ClientCredentials,
-    TokenSet,
-    judge_refusal,
-    parse_token_response,
-    refresh_grant,
+from x3link.oauth import ClientCredentials, TokenSet, parse_token_response, refresh_grant
+from x3link.refusal_policy import (
+    GatewayEvidence,
+    Judgement,
+    Reason,
+    RefusedRefresh,
+    Verdict,
+    classify,
+    judge,
+    retry_due,
 )
-from x3link.token_store import ACTIVE, EXPIRED, SUSPENDED, Pairing, Refusal, TokenStore
+from x3link.token_store import ACTIVE, EXPIRED, SUSPENDED, Lease, Pairing, Refusal, TokenStore
 
 if TYPE_CHECKING:
     from x3link.credentials import CredentialsSource
@@ -57,8 +61,14 @@ logger = Logger(child=True)
 
 STORE_ERRORS = (ClientError, BotoCoreError)
 APP_UNAVAILABLE = (
-    "Sage X3 refuses this app's own credentials, so no pairing is being refreshed: check the client id and "
-    "secret in the client credentials secret, and that the app is enabled in the Sage App Registry."
+    "Sage X3 refuses this app's own credentials, so no pairing is being refreshed through this gateway: "
+    "check the client id and secret in the client credentials secret, that the app is enabled in the Sage "
+    "App Registry, and that no proxy in front of Sage refuses the calls."
+)
+HELD_MESSAGE = (
+    "Sage X3 refused this pairing's refresh, and whether it refuses the app or this grant is not known yet: "
+    "nothing was changed; try again in a few minutes. If the client credentials secret was just regenerated "
+    "at Sage, store the new one in the client credentials secret."
 )
 
 
@@ -78,7 +88,10 @@ class KeeperTiming:
     grace_seconds: float = 3 * 86400  # a suspended pairing expires when refusals last longer than this
     retry_base_seconds: float = 900.0  # a suspended pairing's retries: 15 min, 30 min, ... up to 6 h
     retry_max_seconds: float = 6 * 3600.0
-    health_window_seconds: float = 900.0
+    health_window_seconds: float = 900.0  # a success this recent lets Sage's "expired" grant end at once
+    # A refusal nothing explains is held at most this long; then (alone on its gateway, say) it is
+    # suspended, which keeps the grant and is undone by a success, a new secret or a breaker closing.
+    hold_seconds: float = 3600.0
     credentials_recheck_seconds: float = 10.0
 
     @property
@@ -100,11 +113,10 @@ class _Lease:
     token_timeout: float
     probe: bool  # the breaker's probe: its success closes the breaker
     operator: bool  # an operator's retry: any status, no backoff
-    defer_ambiguous: bool  # the keep-alive's first try: an ambiguous refusal is judged later
-
-
-class Undecided(Exception):
-    """An ambiguous refusal with no evidence yet about the app's health: to be judged a little later."""
+    budget: Budget
+    lapsed: bool = False  # it replaced a lease that lapsed uncommitted: a refresh may have been spent
+    reply_maybe_lost: bool = False  # an earlier token call may have rotated the token unseen
+    seek_witness: bool = True  # a held refusal may ask another pairing's refresh for evidence
 
 
 def _error_code(exc: Exception) -> str:
@@ -138,8 +150,7 @@ class TokenKeeper:
         self._sleep = sleep
         self._timing = timing or KeeperTiming()
         self._owner = uuid.uuid4().hex[:16]
-        self._last_success: tuple[float, str] | None = None
-        self._health_written: tuple[float, str] | None = None
+        self._health_written: dict[str, tuple[float, str]] = {}  # gateway -> (at, credentials version)
         self._credentials_checked_at = 0.0
 
     def default_budget(self) -> Budget:
@@ -153,8 +164,9 @@ class TokenKeeper:
 
         `check` vets the pairing as stored before any refresh: a request it refuses costs Sage nothing.
         """
-        found, app_item = self.store.get_with(tenant, APP_KEY)
-        self._breaker.remember(app_item)
+        default = self._breaker.default_gateway
+        found, gateway_item = self.store.get_with(tenant, gateway_key(default))
+        self._breaker.remember(default, gateway_item)
         pairing = self._require_usable(found, tenant)  # its tokens opened: no KMS call when warm
         if check:
             check(pairing)
@@ -184,9 +196,13 @@ class TokenKeeper:
         budget: Budget | None = None,
         *,
         operator: bool = False,
-        defer_ambiguous: bool = False,
+        seek_witness: bool = True,
     ) -> Pairing:
-        """Refresh `seen` under a lease, or wait for the worker that holds it and use its tokens."""
+        """Refresh `seen` under a lease, or wait for the worker that holds it and use its tokens.
+
+        `seek_witness` False: a refusal is never settled by refreshing another pairing (that refresh is
+        itself the witness, or the second try after one).
+        """
         budget = budget or self.default_budget()
         started = self._clock()
         give_up_at = min(started + self._timing.wait_seconds, budget.finish_by)
@@ -207,21 +223,45 @@ class TokenKeeper:
                 # The refresh token is in the sealed tokens: open them before anything else is claimed.
                 current = self.store.open(current)
                 credentials, probe = self._admit(current, operator)
-                token_timeout = self._token_timeout(now, budget)
+                t = self._timing
                 # Whatever Sage answers is then stored with no KMS call: a KMS outage met now costs a
                 # retry, met after the refresh token was spent it would leave the new tokens only parked.
-                t = self._timing
                 self.store.prepare_to_seal(
-                    current.tenant, t.connect_seconds + token_timeout + t.commit_seconds
+                    current.tenant, t.connect_seconds + self._token_timeout(now, budget) + t.commit_seconds
                 )
+                # The lease's end is reckoned from the moment of its write, never from a clock read before
+                # slow work (KMS, Secrets Manager): it must outlast everything done under it.
                 owner = f"{self._owner}-{uuid.uuid4().hex[:12]}"
-                lease_until = (
-                    now + self._timing.connect_seconds + token_timeout + self._timing.after_token_seconds
-                )
-                if self._take_lease(current, owner, now, lease_until):
+                leased_at = self._clock()
+                token_timeout = self._token_timeout(leased_at, budget)
+                lease_until = leased_at + t.connect_seconds + token_timeout + t.after_token_seconds
+                answer = self._take_lease(current, owner, leased_at, lease_until)
+                if answer.taken:
+                    before = answer.before
                     lease = _Lease(
-                        current, owner, lease_until, token_timeout, probe, operator, defer_ambiguous
+                        current,
+                        owner,
+                        lease_until,
+                        token_timeout,
+                        probe,
+                        operator,
+                        budget,
+                        lapsed=answer.lapsed,
+                        reply_maybe_lost=answer.lapsed
+                        or current.refresh_timed_out_at is not None
+                        or (before is not None and before.refresh_timed_out_at is not None),
+                        seek_witness=seek_witness,
                     )
+                    failed_at = before.refresh_failed_at if before is not None else None
+                    if failed_at is not None and failed_at >= started and not operator:
+                        self._release(lease)  # another attempt failed since this one read the pairing
+                        raise UpstreamError(
+                            "Refreshing this pairing's token failed just now; try again shortly."
+                        )
+                    if answer.lapsed:
+                        settled = self._settle_lapsed(lease)
+                        if settled is not None:
+                            return settled
                     return self._refresh_leased(lease, credentials)
             if now >= give_up_at:
                 raise UpstreamTimeout("Another refresh of this pairing did not finish in time.")
@@ -235,7 +275,8 @@ class TokenKeeper:
         secret changed since it opened); an operator's retry always goes through, as a probe.
         """
         credentials = self._credentials.current()
-        view = self._breaker.view()
+        gateway = pairing.endpoint
+        view = self._breaker.view(gateway)
         if not view.is_open:
             return credentials, False
         now = self._clock()
@@ -244,10 +285,7 @@ class TokenKeeper:
             self._credentials_checked_at = now
         if operator:
             return credentials, True
-        probe_due = (view.next_probe_at or 0) <= now and view.opened_by != pairing.tenant
-        if (probe_due or view.rejected_version != credentials.version) and self._breaker.claim_probe(
-            pairing.tenant, credentials.version
-        ):
+        if self._breaker.claim_probe(gateway, pairing.tenant, credentials.version):
             logger.info("Probing the app's credentials with this refresh", extra={"tenant": pairing.tenant})
             return credentials, True
         raise AppUnavailable(APP_UNAVAILABLE)
@@ -262,7 +300,7 @@ class TokenKeeper:
             raise UpstreamTimeout("Too little time is left to refresh this pairing safely; try again.")
         return timeout
 
-    def _take_lease(self, pairing: Pairing, owner: str, now: float, until: float) -> bool:
+    def _take_lease(self, pairing: Pairing, owner: str, now: float, until: float) -> Lease:
         try:
             return self.store.try_lease(pairing, owner, now, until)
         except STORE_ERRORS as exc:
@@ -274,18 +312,60 @@ class TokenKeeper:
                 latest = self.store.get(pairing.tenant)
             except STORE_ERRORS:
                 raise StorageUnavailable("The pairings table did not answer; try again shortly.") from None
-            return latest is not None and latest.lease_owner == owner
+            # What it replaced is unknown: assume the worst, a lapsed lease whose tokens may be parked.
+            return Lease(taken=latest is not None and latest.lease_owner == owner, lapsed=True)
+
+    def _settle_lapsed(self, lease: _Lease) -> Pairing | None:
+        """Before spending a refresh token found under a lapsed lease: apply any token set its holder parked.
+
+        The pairing with the parked tokens stored, when there were some for it; None when the queue was
+        seen whole and none was (the refresh may go on). When the queue cannot be seen whole, nothing is
+        spent: the lease is given back and the caller is told to try again.
+        """
+        tenant = lease.pairing.tenant
+        try:
+            drained = self.recover_rescued(
+                deadline=min(self._clock() + self._timing.rescue_drain_seconds, lease.until)
+            )
+            latest = self.store.get(tenant)
+        except Exception as exc:
+            logger.warning(
+                "Parked tokens could not be checked", extra={"tenant": tenant, "error": _error_code(exc)}
+            )
+            drained, latest = None, None
+        if drained is None or not drained.complete:
+            self._release(lease)
+            raise UpstreamError(
+                "A refresh of this pairing was interrupted and its tokens may be parked; they could not all "
+                "be checked, so nothing was sent to Sage X3: try again shortly."
+            )
+        if latest is None:
+            raise NotPaired(f"Tenant {tenant!r} is not paired.")
+        if (latest.generation, latest.version) != (lease.pairing.generation, lease.pairing.version):
+            logger.info("Parked tokens applied before refreshing", extra={"tenant": tenant})
+            return self._require_usable(latest, tenant)
+        return None
+
+    def _time_for_token_call(self, lease: _Lease) -> float:
+        """The read timeout the token call may have: what is left of the lease once the connection, the
+        commit and the park are set aside. With too little left, the lease is given back unspent."""
+        t = self._timing
+        left = lease.until - self._clock() - t.connect_seconds - t.after_token_seconds
+        timeout = min(lease.token_timeout, left)
+        if timeout < t.min_token_timeout:
+            self._release(lease)
+            raise UpstreamTimeout("Too little time is left to refresh this pairing safely; try again.")
+        return timeout
 
     def _refresh_leased(
         self, lease: _Lease, credentials: ClientCredentials, *, retried: bool = False
     ) -> Pairing:
         pairing = lease.pairing
         assert pairing.refresh_token
+        read_timeout = self._time_for_token_call(lease)
         try:
             payload = self._sage.token(
-                pairing.endpoint,
-                refresh_grant(pairing.refresh_token, credentials),
-                read_timeout=lease.token_timeout,
+                pairing.endpoint, refresh_grant(pairing.refresh_token, credentials), read_timeout=read_timeout
             )
             tokens = parse_token_response(
                 payload,
@@ -303,7 +383,7 @@ class TokenKeeper:
         except X3LinkError as exc:
             self._release(lease, maybe_applied=exc.maybe_applied)
             raise
-        self._note_success(credentials, lease.probe)
+        self._note_success(pairing.endpoint, pairing.tenant, credentials, lease.probe)
         reason = None
         if pairing.status != ACTIVE:
             reason = "operator_retry" if lease.operator else "recovered"
@@ -315,29 +395,31 @@ class TokenKeeper:
         except X3LinkError:
             return None
 
-    def _note_success(self, credentials: ClientCredentials, probe: bool) -> None:
-        """Remember that Sage accepts these credentials: the evidence an ambiguous refusal is judged by.
-
-        Written to the breaker's item at most once a minute per execution environment, so other functions
-        can judge by it too; a probe's success closes the breaker.
+    def _note_success(self, gateway: str, tenant: str, credentials: ClientCredentials, probe: bool) -> None:
+        """Record on the gateway's record that Sage accepted these credentials there, for this pairing: the
+        evidence refusals are judged by. At most one write a minute per execution environment unless it is
+        news (a refusal was recorded since); a probe's success closes the breaker.
         """
         now = self._clock()
-        self._last_success = (now, credentials.version)
-        written, view = self._health_written, self._breaker.view()
-        if not probe and written and written[1] == credentials.version and now - written[0] < 60:
-            return
-        noted_elsewhere = view.healthy_version == credentials.version and (view.healthy_at or 0) >= now - 60
-        if not probe and not view.is_open and noted_elsewhere:
+        view = self._breaker.view(gateway)
+        written = self._health_written.get(gateway)
+        news = view.is_open or (view.refusal_at or float("-inf")) > (view.success_at or float("-inf"))
+        interval = self._breaker.success_write_interval
+        recently = written is not None and written[1] == credentials.version and now - written[0] < interval
+        if not probe and not news and recently:
             return
         try:
             if probe or view.is_open:
-                self._breaker.close(credentials.version)
-                logger.info("Sage X3 accepts the app's credentials again: the circuit breaker is closed")
+                self._breaker.close(gateway, credentials.version, tenant)
+                logger.info(
+                    "Sage X3 accepts the app's credentials again: the circuit breaker is closed",
+                    extra={"gateway": gateway},
+                )
             else:
-                self._breaker.note_healthy(now, credentials.version)
-            self._health_written = (now, credentials.version)
+                self._breaker.note_success(gateway, now, credentials.version, tenant)
+            self._health_written[gateway] = (now, credentials.version)
         except STORE_ERRORS as exc:
-            logger.warning("Could not record the app's health", extra={"error": _error_code(exc)})
+            logger.warning("Could not record the gateway's health", extra={"error": _error_code(exc)})
 
     def _release(self, lease: _Lease, *, maybe_applied: bool = False) -> None:
         tenant = lease.pairing.tenant
@@ -353,9 +435,7 @@ class TokenKeeper:
         while attempt == 0 or self._clock() + t.store_call_seconds <= commit_by:
             attempt += 1
             try:
-                stored = self.store.commit_refresh(
-                    pairing.tenant, pairing.generation, pairing.version, tokens, self._clock(), reason=reason
-                )
+                stored = self.store.commit_refresh(pairing, tokens, self._clock(), reason=reason)
             except STORE_ERRORS as exc:
                 logger.warning(
                     "Storing refreshed tokens failed",
@@ -414,7 +494,7 @@ class TokenKeeper:
 
     # ------------------------------------------------------------------ judging a refusal
     def _judge(self, lease: _Lease, refused: GrantRefused, credentials: ClientCredentials) -> Pairing:
-        """Decide what a refused refresh means. Only a healthy app's refused grant changes the pairing."""
+        """Decide what a refused refresh means (x3link/refusal_policy.py), then do it."""
         pairing, owner = lease.pairing, lease.owner
         # A stale worker's refusal may just mean another one rotated the token: parked tokens first. Unless
         # the whole queue was seen, fail closed: a grant is never judged while its live token may be parked.
@@ -441,51 +521,129 @@ class TokenKeeper:
             return self._require_usable(latest, pairing.tenant)
         now = self._clock()
         refusal = Refusal(at=now, status=refused.upstream_status, message=refused.sage_message)
-        verdict = judge_refusal(refused.upstream_status, refused.sage_message, from_sage=refused.from_sage)
-        log = {"tenant": pairing.tenant, "upstream_status": refusal.status, "verdict": verdict}
-        if pairing.refresh_timed_out_at and verdict != APP:
-            # The last refresh was sent and its answer lost: Sage probably rotated the token then.
-            return self._suspend(pairing, owner, refusal, "reply_lost")
-        healthy = verdict != APP and self._app_is_healthy(credentials)
-        if verdict == APP or (verdict == AMBIGUOUS and not healthy):
-            # A probe's refusal is the answer it was sent for: the app is still refused, no need to wait.
-            if lease.defer_ambiguous and verdict == AMBIGUOUS and not lease.probe:
-                self._release(lease)
-                raise Undecided()
-            self._release(lease)
-            if self._breaker.open(pairing.tenant, refusal.status, refusal.message, credentials.version):
-                logger.error("Sage X3 refuses the app itself: circuit breaker opened", extra=log)
-            else:
-                logger.warning("Sage X3 still refuses the app itself", extra=log)
-            _count("AppCredentialsRejected")
-            raise AppUnavailable(APP_UNAVAILABLE)
         if lease.operator and pairing.status == EXPIRED:
             self.store.note_refusal(pairing, refusal, owner)
             raise PairingExpired("Sage X3 still refuses this pairing: the customer must pair again.")
-        if verdict == GRANT_DEAD and healthy:
-            return self._expire(pairing, owner, refusal, "grant_dead")
-        if pairing.suspended_at is not None and now - pairing.suspended_at >= self._timing.grace_seconds:
-            return self._expire(pairing, owner, refusal, "grace_period_over")
-        if (pairing.refresh_token_expires_at or now + 1) <= now:
-            return self._expire(pairing, owner, refusal, "refresh_token_expired")
-        logger.warning("Sage X3 refused this pairing's grant: suspended", extra=log)
-        return self._suspend(pairing, owner, refusal, "grant_refused")
-
-    def _app_is_healthy(self, credentials: ClientCredentials) -> bool:
-        """Another pairing's token call succeeded a short while ago with these very credentials."""
-        if self._last_success is not None and not self._breaker.view().is_open:
-            at, version = self._last_success
-            if version == credentials.version and at >= self._clock() - self._timing.health_window_seconds:
-                return True
+        gateway = pairing.endpoint
+        facts = RefusedRefresh(
+            tenant=pairing.tenant,
+            kind=classify(refused.upstream_status, refused.sage_message, from_sage=refused.from_sage),
+            at=now,
+            suspended=pairing.status == SUSPENDED,
+            suspended_at=pairing.suspended_at,
+            held_since=pairing.held_at,
+            refresh_token_expires_at=pairing.refresh_token_expires_at,
+            reply_maybe_lost=lease.reply_maybe_lost,
+        )
         try:
-            return self._breaker.app_is_healthy(credentials.version)
+            judgement = self._weigh(facts, gateway, credentials.version)
+        except STORE_ERRORS as exc:
+            logger.warning("The gateway's evidence could not be read", extra={"error": _error_code(exc)})
+            self._release(lease)
+            raise UpstreamError(
+                "Sage X3 refused the refresh; nothing was changed, try again shortly."
+            ) from None
+        log = {
+            "tenant": pairing.tenant,
+            "gateway": gateway,
+            "upstream_status": refusal.status,
+            "kind": facts.kind,
+            "verdict": judgement.verdict,
+            "reason": judgement.reason,
+        }
+        if judgement.verdict == Verdict.APP_REFUSED:
+            self._release(lease)
+            version = credentials.version
+            if self._breaker.open(gateway, pairing.tenant, refusal.status, refusal.message, version):
+                logger.error("Sage X3 refuses the app at this gateway: circuit breaker opened", extra=log)
+            else:
+                logger.warning("Sage X3 still refuses the app itself at this gateway", extra=log)
+            _count("AppCredentialsRejected")
+            raise AppUnavailable(APP_UNAVAILABLE)
+        if judgement.verdict == Verdict.HOLD:
+            logger.warning("Sage X3 refused this refresh; held until the evidence decides", extra=log)
+            if not self.store.hold(pairing, refusal, owner):
+                self._release(lease)
+            if lease.seek_witness and self._witness_accepted(pairing, lease.budget):
+                # Sage accepted the app for another pairing after refusing this one: ask once more, and
+                # a second refusal is judged on that evidence.
+                return self.refresh(
+                    self.store.get(pairing.tenant) or pairing,
+                    lease.budget,
+                    operator=lease.operator,
+                    seek_witness=False,
+                )
+            raise RefusalHeld(HELD_MESSAGE)
+        if judgement.verdict == Verdict.EXPIRE:
+            return self._expire(pairing, owner, refusal, judgement.reason)
+        if judgement.reason == Reason.REPLY_LOST:
+            logger.critical(
+                "A refresh whose answer was lost left a refresh token Sage no longer accepts: the pairing is "
+                "suspended and will need to be renewed unless Sage honours it again",
+                extra=log,
+            )
+            _count("TokensLost")
+        else:
+            logger.warning("Sage X3 refused this pairing's grant: suspended", extra=log)
+        return self._suspend(pairing, owner, refusal, judgement.reason, credentials.version)
+
+    def _witness_accepted(self, refused: Pairing, budget: Budget) -> bool:
+        """Settle a held refusal at once: refresh another active pairing on the same gateway. Sage
+        accepting it means this grant is what is refused; Sage refusing it too opens the gateway's breaker
+        (two pairings refused, no success between) and raises AppUnavailable. False when no other pairing
+        could be asked: the refusal stays held.
+        """
+        try:
+            witness = self.store.active_on_gateway(refused.endpoint, exclude=refused.tenant)
+            pairing = self.store.get(witness) if witness else None
         except STORE_ERRORS:
             return False
+        if pairing is None:
+            return False
+        logger.info(
+            "Asking another pairing's refresh whether Sage accepts the app",
+            extra={"tenant": refused.tenant, "witness": pairing.tenant},
+        )
+        try:
+            self.refresh(pairing, budget, seek_witness=False)
+        except AppUnavailable as refused_too:
+            if isinstance(refused_too, RefusalHeld):
+                return False
+            raise AppUnavailable(APP_UNAVAILABLE) from None
+        except X3LinkError as exc:
+            logger.info(
+                "The witness could not be refreshed", extra={"witness": pairing.tenant, "error": exc.code}
+            )
+            return False
+        return True
 
-    def _suspend(self, pairing: Pairing, owner: str, refusal: Refusal, reason: str) -> Pairing:
+    def _weigh(self, facts: RefusedRefresh, gateway: str, version: str) -> Judgement:
+        """The policy's judgement on the gateway's evidence; a refusal it would hold is recorded there first
+        and judged again on the record as it was just before, so two pairings refused at the same moment
+        each see the other's refusal."""
+        t = self._timing
+
+        def weigh(evidence: GatewayEvidence) -> Judgement:
+            return judge(
+                facts,
+                evidence,
+                grace_seconds=t.grace_seconds,
+                hold_seconds=t.hold_seconds,
+                health_window_seconds=t.health_window_seconds,
+            )
+
+        judgement = weigh(self._breaker.view(gateway, fresh=True).evidence(version))
+        if judgement.verdict != Verdict.HOLD:
+            return judgement
+        before = self._breaker.note_refusal(gateway, facts.at, version, facts.tenant)
+        return weigh(before.evidence(version))
+
+    def _suspend(
+        self, pairing: Pairing, owner: str, refusal: Refusal, reason: str, credentials_version: str
+    ) -> Pairing:
         t = self._timing
         delay = min(t.retry_base_seconds * 2 ** min(pairing.refusal_count, 20), t.retry_max_seconds)
-        self.store.suspend(pairing, refusal, refusal.at + delay, reason, owner)
+        self.store.suspend(pairing, refusal, refusal.at + delay, reason, owner, credentials_version)
         _count("PairingsSuspended")
         raise PairingSuspended(
             "Sage X3 refuses this pairing's grant for now; it is kept and retried, and expires only if the "
@@ -514,14 +672,7 @@ class TokenKeeper:
                 logger.warning("Rescued tokens superseded", extra={"tenant": rescued.tenant})
                 return True
             reason = None if pairing.status == ACTIVE else "recovered"
-            stored = self.store.commit_refresh(
-                rescued.tenant,
-                rescued.generation,
-                rescued.version,
-                rescued.tokens,
-                self._clock(),
-                reason=reason,
-            )
+            stored = self.store.commit_refresh(pairing, rescued.tokens, self._clock(), reason=reason)
         except STORE_ERRORS as exc:
             logger.warning(
                 "Storing rescued tokens failed", extra={"tenant": rescued.tenant, "error": _error_code(exc)}
@@ -554,14 +705,11 @@ class TokenKeeper:
             if tenant not in seen:
                 yield tenant
 
-    def keep_alive(
-        self, tenant: str, keep_alive_seconds: float, budget: Budget, *, defer_ambiguous: bool = False
-    ) -> str:
+    def keep_alive(self, tenant: str, keep_alive_seconds: float, budget: Budget) -> str:
         """Refresh one pairing if it is still due; the outcome: `refreshed`, `skipped` (no longer due, gone,
-        or expired), `suspended`, `expired` or `held` (the app's breaker is open).
-
-        Raises `Undecided` (only with `defer_ambiguous`) for an ambiguous refusal that should be judged
-        later, when other refreshes have shown whether Sage accepts the app; any other failure is raised.
+        or expired), `suspended`, `expired` or `held` (its gateway's breaker is open, or its refusal is held
+        until the evidence decides: the keep-alive looks again after the run's other refreshes). Any other
+        failure is raised.
         """
         pairing = self.store.get(tenant)
         now = self._clock()
@@ -569,10 +717,10 @@ class TokenKeeper:
             return SKIPPED
         if pairing.status == ACTIVE and (pairing.refresh_token_expires_at or 0) > now + keep_alive_seconds:
             return SKIPPED
-        if pairing.status == SUSPENDED and (pairing.next_attempt_at or 0) > now:
+        if pairing.status == SUSPENDED and not self._retry_due(pairing, now):
             return SKIPPED
         try:
-            self.refresh(pairing, budget, defer_ambiguous=defer_ambiguous)
+            self.refresh(pairing, budget)
         except AppUnavailable:
             return HELD
         except PairingSuspended:
@@ -596,12 +744,35 @@ class TokenKeeper:
             raise NotPaired(f"Tenant {tenant!r} is not paired.")
         if pairing.status == EXPIRED:
             raise PairingExpired("This pairing has expired: the customer must pair again.")
-        if pairing.status == SUSPENDED and (pairing.next_attempt_at or 0) > self._clock():
+        if pairing.status == SUSPENDED and not self._retry_due(pairing, self._clock()):
             raise PairingSuspended(
                 "Sage X3 refuses this pairing's grant for now; it is kept and retried, and the next attempt "
                 "is not due yet."
             )
         return self.store.open(pairing)
+
+    def _retry_due(self, pairing: Pairing, now: float) -> bool:
+        """A suspended pairing may be tried now (x3link/refusal_policy.py `retry_due`)."""
+        if (pairing.next_attempt_at or 0) <= now:
+            return True
+        refused_at = pairing.last_refusal.at if pairing.last_refusal else None
+        try:
+            # Read again every few seconds, not every few minutes: a secret stored anew must count at once.
+            if now - self._credentials_checked_at >= self._timing.credentials_recheck_seconds:
+                self._credentials.reload()
+                self._credentials_checked_at = now
+            version = self._credentials.current().version
+            view = self._breaker.view(pairing.endpoint)
+        except (X3LinkError, *STORE_ERRORS):
+            return False
+        return retry_due(
+            now=now,
+            next_attempt_at=pairing.next_attempt_at,
+            suspended_version=pairing.suspended_version,
+            credentials_version=version,
+            breaker_closed_since_refusal=refused_at is not None
+            and view.closed_after_refusal(refused_at, self._timing.health_window_seconds),
+        )
 
 
 def _count(name: str) -> None:

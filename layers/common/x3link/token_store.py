@@ -3,17 +3,17 @@
 Every change is conditional on the item's `version`, so a refresh, a re-pairing and an expiry can never
 overwrite one another, and a refresh lease lets one worker at a time spend a pairing's refresh token.
 
-The tokens are stored sealed (`sealed_tokens`, see x3link/sealing.py), never in plain text. A pairing read
-from the table carries them sealed: `open` opens them, so a read that needs only the pairing's state makes
-no KMS call, and a store built without a sealer (TenantsFunction's) can never open them. Items written
-before sealing hold `access_token` and `refresh_token` in plain text: they are read as they are, and sealed
-by their next write that stores tokens or ends a refresh attempt.
+The tokens are stored sealed (`sealed_tokens`, see x3link/sealing.py), never in plain text, and bound to the
+pairing they belong to (generation, gateway, X3 identity). A pairing read from the table carries them
+sealed: `open` opens them, so a read that needs only the pairing's state makes no KMS call, and a store built
+without a sealer (TenantsFunction's) can never open them. An item without a sealed blob, or with one sealed
+for another pairing, is unreadable: nothing in a row is used as a token unless it opens as this pairing's.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from dataclasses import replace as _with_fields
 from datetime import UTC, datetime
@@ -47,6 +47,17 @@ class Refusal:
     at: float
     status: int
     message: str
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The answer to a lease write: taken or not, and whether it found another attempt's lease lapsed."""
+
+    taken: bool
+    lapsed: bool = False
+    # The pairing as it was just before the lease was written: what happened since it was read (another
+    # attempt's failure, a token call whose answer was lost) is seen here, not in the older read.
+    before: Pairing | None = None
 
 
 @dataclass(frozen=True)
@@ -86,15 +97,19 @@ class Pairing:
     next_attempt_at: float | None = None
     last_refusal: Refusal | None = None
     refusal_count: int = 0
-    # The tokens as the item holds them, sealed for this tenant and table (None on an item from before).
+    # The tokens as the item holds them, sealed for this pairing (None: the item holds none it may use).
     sealed_tokens: bytes | None = field(default=None, repr=False)
     # Which X3 the grant reaches (None on pairings from before it was recorded).
     x3_identity: X3Identity | None = None
+    # Its first refusal still held for want of evidence (x3link/refusal_policy.py), None once judged.
+    held_at: float | None = None
+    # The client credentials version Sage refused it under: a new secret makes it due again at once.
+    suspended_version: str | None = None
 
-    @property
-    def in_plain_text(self) -> bool:
-        """Read from an item written before tokens were sealed: its next write seals them."""
-        return self.sealed_tokens is None and (self.access_token or self.refresh_token) is not None
+    def binding(self) -> dict[str, str]:
+        """What its sealed tokens are bound to: a blob sealed for another pairing of the tenant, another
+        gateway or another X3 does not open as this one's."""
+        return seal_binding(self.generation, self.endpoint, self.x3_identity)
 
     @property
     def folders(self) -> list[str]:
@@ -136,6 +151,15 @@ class Pairing:
         return view
 
 
+def seal_binding(generation: str, endpoint: str, identity: X3Identity | None) -> dict[str, str]:
+    return {
+        "generation": generation,
+        "endpoint": endpoint,
+        "x3_issuer": identity.issuer if identity else "",
+        "x3_subject": identity.subject if identity else "",
+    }
+
+
 def _num(item: dict[str, Any], name: str) -> float | None:
     return float(item[name]["N"]) if name in item else None
 
@@ -153,9 +177,6 @@ def _pairing(item: dict[str, Any]) -> Pairing:
         scope=_str(item, "scope") or "",
         status=item["status"]["S"],
         version=int(item["version"]["N"]),
-        # An item from before sealing: its tokens in plain text, as they are.
-        access_token=None if sealed else _str(item, "access_token"),
-        refresh_token=None if sealed else _str(item, "refresh_token"),
         sealed_tokens=sealed,
         access_token_expires_at=_num(item, "access_token_expires_epoch"),
         refresh_token_expires_at=_num(item, "refresh_token_expires_epoch"),
@@ -173,6 +194,8 @@ def _pairing(item: dict[str, Any]) -> Pairing:
         last_refusal=_refusal(item),
         refusal_count=int(_num(item, "refusal_count") or 0),
         x3_identity=_identity(item),
+        held_at=_num(item, "held_at"),
+        suspended_version=_str(item, "suspended_version"),
     )
 
 
@@ -192,13 +215,12 @@ _SET_TOKENS = (
     "sealed_tokens = :sealed, access_token_expires_epoch = :access_exp, "
     "refresh_token_expires_epoch = :refresh_exp"
 )
-# Tokens in plain text, as items from before sealing hold them: every write that seals removes them.
-_PLAIN_TOKENS = "access_token, refresh_token"
 _NAMES = {"#status": "status", "#version": "version"}
 # Everything a status other than `active` carries, dropped when tokens are stored again.
 _TROUBLE = (
     "lease_owner, lease_until, refresh_failed_at, refresh_timed_out_at, suspended_at, expired_at, "
-    "next_attempt_at, last_refusal_at, last_refusal_status, last_refusal_message, refusal_count"
+    "next_attempt_at, last_refusal_at, last_refusal_status, last_refusal_message, refusal_count, held_at, "
+    "suspended_version"
 )
 
 
@@ -264,12 +286,15 @@ class TokenStore:
     def open(self, pairing: Pairing) -> Pairing:
         """The pairing with its tokens opened: no KMS call when this environment holds the data key.
 
-        Raises SealedTokensUnreadable when they were not sealed for this tenant in this table (nothing is
-        changed), and lets KMS's own failures through.
+        Raises SealedTokensUnreadable when the item holds none, or they were not sealed for this pairing
+        (nothing is changed), and lets KMS's own failures through.
         """
-        if pairing.sealed_tokens is None or pairing.access_token is not None:
-            return pairing
-        fields = self._require_sealer().open(pairing.tenant, pairing.sealed_tokens)
+        if pairing.access_token is not None and pairing.refresh_token is not None:
+            return pairing  # opened already, or just stored
+        if pairing.sealed_tokens is None:
+            logger.critical("A pairing holds no sealed tokens: refused", extra={"tenant": pairing.tenant})
+            raise SealedTokensUnreadable()
+        fields = self._require_sealer().open(pairing.tenant, pairing.sealed_tokens, pairing.binding())
         access, refresh = fields.get("access_token"), fields.get("refresh_token")
         if not (access and refresh):
             raise SealedTokensUnreadable()
@@ -284,19 +309,18 @@ class TokenStore:
             raise ConfigurationError("This function neither opens nor stores pairing tokens.")
         return self._sealer
 
-    def _token_values(self, tenant: str, tokens: TokenSet) -> dict[str, dict[str, Any]]:
-        """What `_SET_TOKENS` writes: the tokens sealed for this tenant and table, and their expiries."""
+    def _token_values(
+        self, tenant: str, tokens: TokenSet, binding: Mapping[str, str]
+    ) -> dict[str, dict[str, Any]]:
+        """What `_SET_TOKENS` writes: the tokens sealed for this pairing, and their expiries."""
+        blob = self._require_sealer().seal(
+            tenant, {"access_token": tokens.access_token, "refresh_token": tokens.refresh_token}, binding
+        )
         return {
-            **self._sealed(tenant, tokens.access_token, tokens.refresh_token),
+            ":sealed": {"B": blob},
             ":access_exp": {"N": repr(tokens.access_token_expires_at)},
             ":refresh_exp": {"N": repr(tokens.refresh_token_expires_at)},
         }
-
-    def _sealed(self, tenant: str, access_token: str, refresh_token: str) -> dict[str, dict[str, Any]]:
-        blob = self._require_sealer().seal(
-            tenant, {"access_token": access_token, "refresh_token": refresh_token}
-        )
-        return {":sealed": {"B": blob}}
 
     @staticmethod
     def _with_tokens(item: dict[str, Any], tokens: TokenSet) -> Pairing:
@@ -304,25 +328,6 @@ class TokenStore:
         return _with_fields(
             _pairing(item), access_token=tokens.access_token, refresh_token=tokens.refresh_token
         )
-
-    def _seal_plain_text(self, pairing: Pairing) -> tuple[str, str, dict[str, dict[str, Any]]]:
-        """For a write that leaves the tokens as they are: seal an old item's plain-text tokens in passing.
-
-        (SET clause, REMOVE clause, values), all empty for an item already sealed. Best effort: a write
-        that records a refusal must not fail because KMS did not answer; the next write tries again. The
-        caller's condition fences the write on the version these tokens were read at.
-        """
-        if not (pairing.in_plain_text and pairing.access_token and pairing.refresh_token):
-            return "", "", {}
-        try:
-            values = self._sealed(pairing.tenant, pairing.access_token, pairing.refresh_token)
-        except Exception as exc:  # KMS did not answer, or no sealer: the tokens stay as they are, for now
-            logger.warning(
-                "Plain-text tokens left unsealed for now",
-                extra={"tenant": pairing.tenant, "error": type(exc).__name__},
-            )
-            return "", "", {}
-        return ", sealed_tokens = :sealed", f", {_PLAIN_TOKENS}", values
 
     @property
     def _conditional_failed(self) -> type[Exception]:
@@ -371,24 +376,25 @@ class TokenStore:
         the tenant is paired with another X3, and nothing is written.
         """
         names = {**_NAMES, "#scope": "scope"}
+        generation = secrets.token_hex(16)
         values: dict[str, dict[str, str]] = {
             ":customer": {"S": customer},
             ":endpoint": {"S": endpoint},
             ":scope": {"S": tokens.scope},
             ":active": {"S": ACTIVE},
             ":now": {"N": repr(now)},
-            ":generation": {"S": secrets.token_hex(16)},
+            ":generation": {"S": generation},
             ":paired": {"S": "paired"},
             ":zero": {"N": "0"},
             ":one": {"N": "1"},
-            **self._token_values(tenant, tokens),
+            **self._token_values(tenant, tokens, seal_binding(generation, endpoint, identity)),
         }
         updates = (
             "SET customer = :customer, endpoint = :endpoint, #scope = :scope, "
             f"#status = :active, {_SET_TOKENS}, paired_at = :now, generation = :generation, "
             "reason = :paired, #version = if_not_exists(#version, :zero) + :one"
         )
-        removed = f"refreshed_at, {_PLAIN_TOKENS}, {_TROUBLE}"
+        removed = f"refreshed_at, {_TROUBLE}"
         if identity:
             updates += ", x3_issuer = :issuer, x3_subject = :subject"
             values.update({":issuer": {"S": identity.issuer}, ":subject": {"S": identity.subject}})
@@ -408,28 +414,34 @@ class TokenStore:
         )
         return self._with_tokens(item["Attributes"], tokens) if item else None
 
-    def try_lease(self, pairing: Pairing, owner: str, now: float, until: float) -> bool:
-        """Take the right to spend this version's refresh token; False when someone else holds it.
+    def try_lease(self, pairing: Pairing, owner: str, now: float, until: float) -> Lease:
+        """Take the right to spend this version's refresh token, unless someone else holds it.
 
-        `owner` names one attempt, so a retried write whose first answer was lost finds its own lease.
+        `owner` names one attempt, so a retried write whose first answer was lost finds its own lease. The
+        answer also says whether another attempt's lease had lapsed there, neither committed nor given back:
+        that attempt may have spent the refresh token, and its tokens may be parked.
         """
         fence, values = _fence(pairing.generation, pairing.version)
-        return (
-            self._update(
-                pairing.tenant,
-                UpdateExpression="SET lease_owner = :owner, lease_until = :until",
-                ConditionExpression=f"{fence} AND (attribute_not_exists(lease_until) OR lease_until <= :now "
-                "OR lease_owner = :owner)",
-                ExpressionAttributeNames={"#version": "version"},
-                ExpressionAttributeValues={
-                    **values,
-                    ":owner": {"S": owner},
-                    ":until": {"N": repr(until)},
-                    ":now": {"N": repr(now)},
-                },
-            )
-            is not None
+        answer = self._update(
+            pairing.tenant,
+            UpdateExpression="SET lease_owner = :owner, lease_until = :until",
+            ConditionExpression=f"{fence} AND (attribute_not_exists(lease_until) OR lease_until <= :now "
+            "OR lease_owner = :owner)",
+            ExpressionAttributeNames={"#version": "version"},
+            ExpressionAttributeValues={
+                **values,
+                ":owner": {"S": owner},
+                ":until": {"N": repr(until)},
+                ":now": {"N": repr(now)},
+            },
+            ReturnValues="ALL_OLD",
         )
+        if answer is None:
+            return Lease(taken=False)
+        old = answer.get("Attributes", {})
+        holder = _str(old, "lease_owner")
+        before = _pairing(old) if _is_pairing(old) else None
+        return Lease(taken=True, lapsed=holder is not None and holder != owner, before=before)
 
     def release_lease(self, tenant: str, owner: str, failed_at: float, *, maybe_applied: bool) -> None:
         """Give the lease back after a failed refresh, noting the failure so waiters don't pile on Sage.
@@ -446,21 +458,17 @@ class TokenStore:
         )
 
     def commit_refresh(
-        self,
-        tenant: str,
-        generation: str,
-        expected_version: int,
-        tokens: TokenSet,
-        now: float,
-        *,
-        reason: str | None = None,
+        self, pairing: Pairing, tokens: TokenSet, now: float, *, reason: str | None = None
     ) -> Pairing | None:
-        """Store rotated tokens over `expected_version` of this generation; None when it moved on.
+        """Store rotated tokens over the version and generation `pairing` was read at; None when it moved on.
 
-        The pairing is `active` afterwards whatever it was: Sage has just honoured its grant. `reason`
-        says why when that is a change of status.
+        The tokens are sealed for `pairing` as it was read (its gateway and X3 identity): a row changed
+        meanwhile then holds a blob that does not open, never one that serves another pairing. The pairing
+        is `active` afterwards whatever it was: Sage has just honoured its grant. `reason` says why when
+        that is a change of status.
         """
-        fence, values = _fence(generation, expected_version)
+        tenant = pairing.tenant
+        fence, values = _fence(pairing.generation, pairing.version)
         names = {"#version": "version", "#status": "status"}
         updates = f"SET {_SET_TOKENS}, refreshed_at = :now, #version = #version + :one, #status = :active"
         values.update(
@@ -468,7 +476,7 @@ class TokenStore:
                 ":now": {"N": repr(now)},
                 ":one": {"N": "1"},
                 ":active": {"S": ACTIVE},
-                **self._token_values(tenant, tokens),
+                **self._token_values(tenant, tokens, pairing.binding()),
             }
         )
         if tokens.scope:
@@ -480,7 +488,7 @@ class TokenStore:
             values[":reason"] = {"S": reason}
         item = self._update(
             tenant,
-            UpdateExpression=f"{updates} REMOVE {_PLAIN_TOKENS}, {_TROUBLE}",
+            UpdateExpression=f"{updates} REMOVE {_TROUBLE}",
             ConditionExpression=fence,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
@@ -489,18 +497,26 @@ class TokenStore:
         return self._with_tokens(item["Attributes"], tokens) if item else None
 
     def suspend(
-        self, pairing: Pairing, refusal: Refusal, next_attempt_at: float, reason: str, owner: str
+        self,
+        pairing: Pairing,
+        refusal: Refusal,
+        next_attempt_at: float,
+        reason: str,
+        owner: str,
+        credentials_version: str,
     ) -> bool:
-        """Keep the grant and retry later: Sage refused it, but may yet honour it (or the reply was lost)."""
+        """Keep the grant and retry later: Sage refused it, but may yet honour it (or the reply was lost).
+
+        `credentials_version` is the secret it was refused under: a new one makes it due again at once.
+        """
         fence, values = _fence(pairing.generation, pairing.version)
-        seal, unplain, sealed = self._seal_plain_text(pairing)
         return (
             self._update(
                 pairing.tenant,
                 UpdateExpression=f"SET #status = :suspended, reason = :reason, {_SET_REFUSAL}, "
                 "suspended_at = if_not_exists(suspended_at, :refused_at), next_attempt_at = :next, "
-                f"refusal_count = if_not_exists(refusal_count, :zero) + :one{seal} "
-                f"REMOVE lease_owner, lease_until, refresh_timed_out_at{unplain}",
+                "refusal_count = if_not_exists(refusal_count, :zero) + :one, suspended_version = :cv "
+                "REMOVE lease_owner, lease_until, refresh_timed_out_at, held_at",
                 ConditionExpression=f"{fence} AND #status <> :expired AND lease_owner = :owner",
                 ExpressionAttributeNames=_NAMES,
                 ExpressionAttributeValues={
@@ -513,8 +529,24 @@ class TokenStore:
                     ":zero": {"N": "0"},
                     ":one": {"N": "1"},
                     ":owner": {"S": owner},
-                    **sealed,
+                    ":cv": {"S": credentials_version},
                 },
+            )
+            is not None
+        )
+
+    def hold(self, pairing: Pairing, refusal: Refusal, owner: str) -> bool:
+        """A refusal with no evidence yet of what it means: note it (and when the first such one came), give
+        the lease back, and change nothing else: the pairing keeps its status."""
+        fence, values = _fence(pairing.generation, pairing.version)
+        return (
+            self._update(
+                pairing.tenant,
+                UpdateExpression=f"SET held_at = if_not_exists(held_at, :refused_at), {_SET_REFUSAL} "
+                "REMOVE lease_owner, lease_until",
+                ConditionExpression=f"{fence} AND lease_owner = :owner",
+                ExpressionAttributeNames={"#version": "version"},
+                ExpressionAttributeValues={**values, **_refusal_values(refusal), ":owner": {"S": owner}},
             )
             is not None
         )
@@ -522,13 +554,12 @@ class TokenStore:
     def mark_expired(self, pairing: Pairing, refusal: Refusal, reason: str, owner: str) -> bool:
         """Flip to expired, keeping the last refresh token; True only for the caller that flipped it."""
         fence, values = _fence(pairing.generation, pairing.version)
-        seal, unplain, sealed = self._seal_plain_text(pairing)
         return (
             self._update(
                 pairing.tenant,
                 UpdateExpression=f"SET #status = :expired, expired_at = :refused_at, reason = :reason, "
-                f"{_SET_REFUSAL}{seal} REMOVE lease_owner, lease_until, next_attempt_at, "
-                f"refresh_timed_out_at{unplain}",
+                f"{_SET_REFUSAL} REMOVE lease_owner, lease_until, next_attempt_at, refresh_timed_out_at, "
+                "held_at",
                 ConditionExpression=f"{fence} AND #status <> :expired AND lease_owner = :owner",
                 ExpressionAttributeNames=_NAMES,
                 ExpressionAttributeValues={
@@ -537,7 +568,6 @@ class TokenStore:
                     ":expired": {"S": EXPIRED},
                     ":reason": {"S": reason},
                     ":owner": {"S": owner},
-                    **sealed,
                 },
             )
             is not None
@@ -546,18 +576,12 @@ class TokenStore:
     def note_refusal(self, pairing: Pairing, refusal: Refusal, owner: str) -> None:
         """An expired pairing that an operator retried was refused again: record it, change nothing else."""
         fence, values = _fence(pairing.generation, pairing.version)
-        seal, unplain, sealed = self._seal_plain_text(pairing)
         self._update(
             pairing.tenant,
-            UpdateExpression=f"SET {_SET_REFUSAL}{seal} REMOVE lease_owner, lease_until{unplain}",
+            UpdateExpression=f"SET {_SET_REFUSAL} REMOVE lease_owner, lease_until",
             ConditionExpression=f"{fence} AND lease_owner = :owner",
             ExpressionAttributeNames={"#version": "version"},
-            ExpressionAttributeValues={
-                **values,
-                **_refusal_values(refusal),
-                ":owner": {"S": owner},
-                **sealed,
-            },
+            ExpressionAttributeValues={**values, **_refusal_values(refusal), ":owner": {"S": owner}},
         )
 
     def delete(self, tenant: str) -> bool:
@@ -668,6 +692,15 @@ class TokenStore:
             if item and _is_pairing(item):
                 found[item["tenant"]["S"]] = _pairing(item)
         return [found[tenant] for tenant in dict.fromkeys(tenants) if tenant in found]
+
+    def active_on_gateway(self, endpoint: str, *, exclude: str, candidates: int = 25) -> str | None:
+        """Another active pairing whose calls go to `endpoint`, from one page of the index (never a scan):
+        a witness for whether Sage accepts the app there. None when that page holds none."""
+        tenants, _ = self.tenants_page(ACTIVE, candidates)
+        for pairing in self.get_pairings([tenant for tenant in tenants if tenant != exclude]):
+            if pairing.endpoint == endpoint and pairing.status == ACTIVE:
+                return pairing.tenant
+        return None
 
     def due_for_refresh(self, cutoff: float) -> Iterator[str]:
         """Tenants of active pairings whose refresh token expires before `cutoff`."""

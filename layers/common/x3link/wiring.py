@@ -72,8 +72,11 @@ def client_credentials() -> ClientCredentials:
 @cache
 def app_breaker() -> AppBreaker:
     from x3link.breaker import AppBreaker
+    from x3link.endpoints import normalise
 
-    return AppBreaker(settings().pairings_table, aws_client("dynamodb"))
+    s = settings()
+    # The default gateway's record comes with a query's batch read; the others are read when needed.
+    return AppBreaker(s.pairings_table, aws_client("dynamodb"), default_gateway=normalise(s.sage_x3_url))
 
 
 @cache
@@ -113,10 +116,11 @@ def pairing_service() -> PairingService:
     )
 
 
-def _note_app_healthy(at: float, credentials: ClientCredentials) -> None:
-    """A code exchange succeeded: Sage accepts the app's credentials (best effort, never fails a pairing)."""
+def _note_app_healthy(at: float, credentials: ClientCredentials, gateway: str, tenant: str) -> None:
+    """A code exchange succeeded: Sage accepts the app's credentials at that gateway (best effort, never
+    fails a pairing)."""
     with contextlib.suppress(Exception):
-        app_breaker().note_healthy(at, credentials.version)
+        app_breaker().note_success(gateway, at, credentials.version, tenant)
 
 
 @cache
