@@ -357,6 +357,48 @@ def uploads_show(session: Session, tenant: str, tracking_id: str, as_json: bool)
         console().print(render.fields_table(answer, render.UPLOAD_FIELDS))
 
 
+# --- operations --------------------------------------------------------------------------------------
+
+
+@cli.group(invoke_without_command=True, epilog=EXIT_CODES)
+@click.option(
+    "--limit", type=click.IntRange(1, 100), default=20, show_default=True, help="At most this many."
+)
+@json_option
+@click.pass_context
+def runs(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """List the recent keep-alive runs, newest first, or show one with a command below."""
+    if ctx.invoked_subcommand is not None:
+        return
+    session = ctx.find_object(Session)
+    assert session is not None
+    listed = session.api().call("GET", "/keep-alive/runs", query={"limit": str(limit)}).json()
+    if as_json:
+        print_json(listed)
+    elif listed.get("runs"):
+        console().print(render.runs_table(listed["runs"]))
+    else:
+        say("No keep-alive runs (they are kept 30 days).")
+
+
+@runs.command("show", epilog=EXIT_CODES)
+@click.argument("run_id", metavar="ID")
+@json_option
+@pass_session
+def runs_show(session: Session, run_id: str, as_json: bool) -> None:
+    """Show keep-alive run ID's report: its counts, and the failures it names."""
+    answer = session.api().call("GET", path("keep-alive", "runs", run_id)).json()
+    if as_json:
+        print_json(answer)
+        return
+    failures = answer.get("failures") or []
+    console().print(
+        render.fields_table({k: v for k, v in answer.items() if k != "failures"}, render.RUN_FIELDS)
+    )
+    if failures:
+        console().print(render.failures_table(failures))
+
+
 def main() -> None:
     """The console script."""
     cli(prog_name="x3link")

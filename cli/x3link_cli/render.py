@@ -25,6 +25,21 @@ PAIRING_FIELDS = (
     "next_attempt_at",
     "last_refusal",
 )
+# A keep-alive run's report (GET /keep-alive/runs/{id}), its counts in the order the run made them.
+RUN_FIELDS = (
+    "id",
+    "started_at",
+    "queued",
+    "refreshed",
+    "suspended",
+    "expired",
+    "held",
+    "failed",
+    "skipped",
+    "pending",
+    "rescued",
+    "deferred",
+)
 UPLOAD_FIELDS = (
     "tracking_id",
     "filename",
@@ -115,4 +130,26 @@ def files_table(files: Sequence[Mapping[str, Any]]) -> Table:
     table = _table("NAME", "SIZE", "LAST MODIFIED")
     for item in files:
         table.add_row(text(item.get("name")), size(item.get("size")), text(item.get("last_modified")))
+    return table
+
+
+def runs_table(runs: Sequence[Mapping[str, Any]]) -> Table:
+    """`x3link runs`: one row a keep-alive run, newest first, with what its workers did."""
+    table = _table("RUN", "STARTED", "QUEUED", "REFRESHED", "SUSPENDED", "EXPIRED", "FAILED", "PENDING")
+    for run in runs:
+        table.add_row(
+            *(
+                text(run.get(name))
+                for name in ("id", "started_at", "queued", "refreshed", "suspended", "expired", "failed")
+            ),
+            text(run.get("pending")),
+        )
+    return table
+
+
+def failures_table(failures: Sequence[Mapping[str, Any]]) -> Table:
+    """The failures a run's report names: which pairing, and why."""
+    table = _table("TENANT", "ERROR")
+    for failure in failures:
+        table.add_row(text(failure.get("tenant")), text(failure.get("error")))
     return table

@@ -225,6 +225,14 @@ def flow_notification(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
     assert deliveries and all(delivery.ok for delivery in deliveries)
 
 
+def flow_keep_alive_runs(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
+    sage.configure(refresh_lifetime=3 * 86400)
+    pair(sage, "acme", CUSTOMER)
+    run = sweep()["run"]
+    assert [listed["id"] for listed in call("GET", "/keep-alive/runs").json["runs"]] == [run]
+    assert call("GET", f"/keep-alive/runs/{run}").json["refreshed"] == 1
+
+
 Flow = Callable[[Emulator, Stack, AwsCalls], None]
 # Each flow, and the calls it must show its function making (so that no flow passes by doing nothing).
 FLOWS: dict[str, tuple[Flow, dict[str, set[str]]]] = {
@@ -296,6 +304,10 @@ FLOWS: dict[str, tuple[Flow, dict[str, set[str]]]] = {
     "operator-retry": (
         flow_operator_retry,
         {"PairingRefreshFunction": {"dynamodb:UpdateItem", "secretsmanager:GetSecretValue"}},
+    ),
+    "keep-alive-runs": (
+        flow_keep_alive_runs,
+        {"KeepAliveRunsFunction": {"dynamodb:Query", "dynamodb:GetItem"}},
     ),
     "sweep": (
         flow_sweep,

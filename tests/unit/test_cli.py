@@ -467,3 +467,66 @@ def test_a_refused_upload_is_its_sentence(tmp_path: Path) -> None:
         "The upload link refused the transfer with HTTP 400 "
         "(InvalidContent: Only text files can be ingested)."
     )
+
+
+# --- operations: keep-alive runs, pairing links, activity --------------------------------------------
+
+
+def scripted_cli(monkeypatch: pytest.MonkeyPatch, answers: list[tuple[int, Any]]) -> ScriptedPool:
+    """The commands' API is a scripted pool: what they send is kept, what they print is the script's."""
+    from x3link_cli import main
+
+    pool = ScriptedPool(answers)
+    monkeypatch.setattr(main.Session, "api", lambda self: Api(TARGET, pool))
+    return pool
+
+
+RUN: dict[str, Any] = {
+    "id": "20261127T170000Z-0a1b2c3d",
+    "started_at": "2026-11-27T17:00:00Z",
+    "queued": 12,
+    "refreshed": 10,
+    "suspended": 1,
+    "expired": 0,
+    "held": 0,
+    "failed": 1,
+    "skipped": 0,
+    "pending": 0,
+    "rescued": 0,
+    "deferred": 0,
+}
+
+
+def test_runs_lists_one_page_of_runs_newest_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = scripted_cli(monkeypatch, [(200, {"runs": [RUN], "cursor": "c1"})])
+
+    result = CliRunner(mix_stderr=False).invoke(cli, ["runs", "--limit", "5"])
+
+    assert result.exit_code == 0, result.stderr
+    assert [url for _, url, _, _ in pool.sent] == [f"{TARGET.url}/keep-alive/runs?limit=5"]
+    row = next(line for line in result.stdout.splitlines() if RUN["id"] in line)
+    assert row.split() == [RUN["id"], "2026-11-27T17:00:00Z", "12", "10", "1", "0", "1", "0"]
+
+
+def test_runs_show_prints_the_counts_then_the_failures(monkeypatch: pytest.MonkeyPatch) -> None:
+    report = {**RUN, "failures": [{"tenant": "acme", "error": "upstream_error"}]}
+    pool = scripted_cli(monkeypatch, [(200, report), (404, {"error": "unknown_run", "message": "No run."})])
+
+    shown_run = CliRunner(mix_stderr=False).invoke(cli, ["runs", "show", RUN["id"]])
+    unknown = CliRunner(mix_stderr=False).invoke(cli, ["runs", "show", "nope"])
+
+    assert shown_run.exit_code == 0, shown_run.stderr
+    assert pool.sent[0][1] == f"{TARGET.url}/keep-alive/runs/{RUN['id']}"
+    lines = shown_run.stdout.splitlines()
+    assert any(line.split() == ["queued", "12"] for line in lines)
+    assert any(line.split() == ["acme", "upstream_error"] for line in lines)
+    assert (unknown.exit_code, unknown.stderr.strip()) == (1, "Error: No run.")
+
+
+def test_no_runs_says_so_on_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    scripted_cli(monkeypatch, [(200, {"runs": []})])
+
+    result = CliRunner(mix_stderr=False).invoke(cli, ["runs"])
+
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert "No keep-alive runs" in result.stderr

@@ -37,6 +37,8 @@ def test_only_the_pages_a_browser_opens_are_public() -> None:
         ("DELETE", "/tenants/{tenant}/folders/{folder}/files/{filename}"): "AWS_IAM",
         ("POST", "/tenants/{tenant}/folders/{folder}/uploads"): "AWS_IAM",
         ("GET", "/tenants/{tenant}/uploads/{tracking_id}"): "AWS_IAM",
+        ("GET", "/keep-alive/runs"): "AWS_IAM",
+        ("GET", "/keep-alive/runs/{id}"): "AWS_IAM",
         # Sage X3 calls it and cannot sign with SigV4: the function checks its HMAC_SHA256 signature.
         ("POST", "/notifications"): "NONE",
     }

@@ -43,6 +43,12 @@ class NotPaired(X3LinkError):
     status, code = 404, "not_paired"
 
 
+class RunNotFound(X3LinkError):
+    """No keep-alive run has this id (or the run's report has expired, weeks after it ran)."""
+
+    status, code = 404, "unknown_run"
+
+
 class PairingExpired(X3LinkError):
     status, code = 409, "pairing_expired"
 

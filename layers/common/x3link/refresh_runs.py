@@ -3,20 +3,44 @@
 The scheduled run only queues; independent workers refresh. A run's item (`~run:<id>`, a key no tenant
 can take) gathers both, so an operator (or `make invoke`) can read one report per run: the workers add
 their counts once per batch, not once per pairing, and the item expires by itself after a few weeks.
+
+The scheduled run's write also sets `run_log`, the one value every run shares: the pairings table's sparse
+`by-run-start` index (`run_log`, `started_at`) holds the runs and nothing else, so GET /keep-alive/runs
+reads them newest first with a Query, never a Scan of the pairings. Reads name only a run's attributes
+(their role may read nothing else of the table), and a run's list entry leaves out its named failures.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+from x3link import cursors
+from x3link.errors import BadRequest, RunNotFound
 
 RUN_PREFIX = "~run:"
 # What a worker may report of one pairing, each counted once, when the pairing's handling is over.
 OUTCOMES = ("refreshed", "suspended", "expired", "held", "failed", "skipped")
 KEPT_FAILURES = 50  # a run's report names at most this many failures; the counts cover them all
 KEPT_SECONDS = 30 * 86400
+RUN_LOG, RUN_INDEX = "keep-alive", "by-run-start"
+COUNTS = ("queued", "deferred", "rescued", *OUTCOMES)
+# Every attribute a run's item may hold: what its readers name, and all their role may read.
+RUN_ATTRIBUTES = ("tenant", "run_log", "started_at", *COUNTS, "failures")
+DEFAULT_LIMIT, MAX_LIMIT = 20, 100
+RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{8}")
+_NUMBER = re.compile(r"\d{1,12}(\.\d{1,20})?")
+_BAD_CURSOR = "cursor is not one that this listing handed out."
+
+
+def iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -45,6 +69,38 @@ class RunReport:
             "failures": self.failures,
         }
 
+    def view(self, *, with_failures: bool = True) -> dict[str, Any]:
+        """What GET /keep-alive/runs answers of a run: its id and start, its counts (and failures)."""
+        shown = {key: value for key, value in self.as_dict().items() if key != "run"}
+        if not with_failures:
+            del shown["failures"]
+        return {"id": self.run, "started_at": iso(self.started_at), **shown}
+
+
+def _report(run: str, item: dict[str, Any]) -> RunReport:
+    def number(name: str) -> int:
+        return int(float(item.get(name, {}).get("N", "0")))
+
+    return RunReport(
+        run=run,
+        queued=number("queued"),
+        deferred=number("deferred"),
+        rescued=number("rescued"),
+        counts={outcome: number(outcome) for outcome in OUTCOMES if outcome in item},
+        failures=[
+            {key: value["S"] for key, value in entry["M"].items()}
+            for entry in item.get("failures", {}).get("L", [])
+        ],
+        started_at=float(item["started_at"]["N"]) if "started_at" in item else None,
+    )
+
+
+def _projection(names: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "ProjectionExpression": ", ".join(f"#{name}" for name in names),
+        "ExpressionAttributeNames": {f"#{name}": name for name in names},
+    }
+
 
 class RunLedger:
     def __init__(self, table_name: str, dynamodb: Any) -> None:
@@ -56,14 +112,19 @@ class RunLedger:
 
     def opened(self, run: str, *, queued: int, deferred: int, rescued: int, at: float) -> None:
         """The scheduled run's part: set, not added, so workers that finished first keep their counts."""
-        values = {"queued": queued, "deferred": deferred, "rescued": rescued, "started_at": at}
-        values["purge_at"] = int(at + KEPT_SECONDS)
+        values: dict[str, dict[str, str]] = {
+            name: {"N": repr(value)}
+            for name, value in (("queued", queued), ("deferred", deferred), ("rescued", rescued))
+        }
+        values["started_at"] = {"N": repr(at)}
+        values["purge_at"] = {"N": str(int(at + KEPT_SECONDS))}
+        values["run_log"] = {"S": RUN_LOG}  # lists the run in the by-run-start index
         self._db.update_item(
             TableName=self._table,
             Key=self._key(run),
             UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in values),
             ExpressionAttributeNames={f"#{name}": name for name in values},
-            ExpressionAttributeValues={f":{name}": {"N": repr(value)} for name, value in values.items()},
+            ExpressionAttributeValues={f":{name}": value for name, value in values.items()},
         )
 
     def add(self, run: str, counts: Mapping[str, int], failures: Iterable[dict[str, str]] = ()) -> None:
@@ -99,22 +160,74 @@ class RunLedger:
             return  # the report names enough failures already; the counts have these
 
     def report(self, run: str) -> RunReport | None:
-        item = self._db.get_item(TableName=self._table, Key=self._key(run), ConsistentRead=True).get("Item")
+        item = self._db.get_item(
+            TableName=self._table, Key=self._key(run), ConsistentRead=True, **_projection(RUN_ATTRIBUTES)
+        ).get("Item")
         if item is None:
             return None
+        return _report(run, item)
 
-        def number(name: str) -> int:
-            return int(float(item.get(name, {}).get("N", "0")))
+    def recent(
+        self, limit: int, start: dict[str, Any] | None = None
+    ) -> tuple[list[RunReport], dict[str, Any] | None]:
+        """Up to `limit` runs, newest first, from the index, with where the next page starts."""
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": RUN_INDEX,
+            "KeyConditionExpression": "#run_log = :log",
+            "ExpressionAttributeValues": {":log": {"S": RUN_LOG}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+            **_projection(("tenant", "started_at", *COUNTS)),
+        }
+        params["ExpressionAttributeNames"]["#run_log"] = "run_log"
+        if start is not None:
+            params["ExclusiveStartKey"] = start
+        answer = self._db.query(**params)
+        reports = [
+            _report(item["tenant"]["S"].removeprefix(RUN_PREFIX), item)
+            for item in answer.get("Items", [])
+            if item.get("tenant", {}).get("S", "").startswith(RUN_PREFIX)
+        ]
+        return reports, answer.get("LastEvaluatedKey")
 
-        return RunReport(
-            run=run,
-            queued=number("queued"),
-            deferred=number("deferred"),
-            rescued=number("rescued"),
-            counts={outcome: number(outcome) for outcome in OUTCOMES if outcome in item},
-            failures=[
-                {key: value["S"] for key, value in entry["M"].items()}
-                for entry in item.get("failures", {}).get("L", [])
-            ],
-            started_at=float(item["started_at"]["N"]) if "started_at" in item else None,
-        )
+
+def run_id(raw: str) -> str:
+    """A `{id}` path parameter: what a run's id looks like, else no such run (never a key of another kind)."""
+    if not RUN_ID.fullmatch(raw):
+        raise RunNotFound("No keep-alive run has this id.")
+    return raw
+
+
+def page_limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3 and 1 <= int(raw) <= MAX_LIMIT):
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}.")
+    return int(raw)
+
+
+def _start_key(cursor: str) -> dict[str, Any]:
+    """The index key a cursor holds: a run's item key and its start, each as DynamoDB spells its type."""
+    key = cursors.decode(cursor, _BAD_CURSOR)
+    if not isinstance(key, dict) or set(key) != {"tenant", "run_log", "started_at"}:
+        raise BadRequest(_BAD_CURSOR)
+    tenant, started = key["tenant"], key["started_at"]
+    if not (isinstance(tenant, dict) and set(tenant) == {"S"} and isinstance(tenant["S"], str)):
+        raise BadRequest(_BAD_CURSOR)
+    if not (tenant["S"].startswith(RUN_PREFIX) and RUN_ID.fullmatch(tenant["S"].removeprefix(RUN_PREFIX))):
+        raise BadRequest(_BAD_CURSOR)
+    if key["run_log"] != {"S": RUN_LOG}:
+        raise BadRequest(_BAD_CURSOR)
+    if not (isinstance(started, dict) and set(started) == {"N"} and _NUMBER.fullmatch(str(started["N"]))):
+        raise BadRequest(_BAD_CURSOR)
+    return key
+
+
+def list_runs(ledger: RunLedger, *, limit: int, cursor: str | None) -> dict[str, Any]:
+    """One page of runs, newest first: `{"runs": [...], "cursor"?}` (each without its named failures)."""
+    reports, last = ledger.recent(limit, _start_key(cursor) if cursor is not None else None)
+    page: dict[str, Any] = {"runs": [report.view(with_failures=False) for report in reports]}
+    if last is not None:
+        page["cursor"] = cursors.encode(last)
+    return page

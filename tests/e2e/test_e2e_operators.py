@@ -1,0 +1,41 @@
+"""What an operator reads and steers through the running local stack (`make run`, a stack of this module
+only): the keep-alive runs, listed and shown."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from local.sagex3_emulator import Emulator
+from tests.e2e.conftest import RunningStack, names
+from tests.e2e.test_e2e_keep_alive import make_invoke
+
+pytestmark = pytest.mark.e2e
+
+DAY = 86400.0
+
+
+def test_a_keep_alive_run_is_listed_newest_first_and_shown_with_its_report(
+    stack: RunningStack, sage: Emulator
+) -> None:
+    tenant, customer = names("runs-due")
+    sage.configure(refresh_lifetime=3 * DAY)
+    stack.pair(tenant, customer, folders=["SEED"])
+    sage.configure(refresh_lifetime=30.4 * DAY)
+    first = make_invoke(stack, "TokenRefreshFunction", "events/scheduled.json")
+    second = make_invoke(stack, "TokenRefreshFunction", "events/scheduled.json")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    runs = [json.loads(first.stdout)["run"], json.loads(second.stdout)["run"]]
+
+    listed = stack.call("GET", "/keep-alive/runs?limit=1")
+    assert listed.status == 200, listed.text
+    page = listed.json()
+    rest = stack.call("GET", f"/keep-alive/runs?cursor={page['cursor']}").json()
+
+    assert [run["id"] for run in page["runs"] + rest["runs"]][:2] == runs[::-1]
+    shown = stack.call("GET", f"/keep-alive/runs/{runs[0]}")
+    assert shown.status == 200
+    assert (shown.json()["queued"], shown.json()["refreshed"], shown.json()["failures"]) == (1, 1, [])
+    missing = stack.call("GET", "/keep-alive/runs/20200101T000000Z-00000000")
+    assert (missing.status, missing.json()["error"]) == (404, "unknown_run")
