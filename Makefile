@@ -43,8 +43,9 @@ XDIST := -n $(PYTEST_WORKERS) --dist loadfile
 ## make test: lint and type checks, template checks (checkov included), and every test (unit, component,
 ## end-to-end, browser). Lint, the template checks and the tests run side by side, the tests on every core;
 ## the `serial` tests (timing-sensitive: pyproject.toml's markers) run last, alone.
+## (No --output-sync: it would hold back pytest's progress until the whole run ends.)
 test: $(STAMP) $(CHECKOV_STAMP) browser-deps
-	@$(MAKE) -j 3 --output-sync=line pytest
+	@$(MAKE) -j 3 pytest
 
 ## make test-fast: ruff, mypy and tests/unit (pure: no AWS, no sockets, no subprocess), in well under a minute.
 test-fast: lint-fast

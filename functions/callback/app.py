@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from x3link import wiring
 from x3link.browser_binding import cookies_of
 from x3link.callback_params import parse_callback
+from x3link.counted_metrics import log_counted_metrics
 from x3link.errors import NotFound, X3LinkError
 from x3link.page_routes import html_resolver, page
 from x3link.pages import success_page
@@ -53,6 +54,6 @@ def callback() -> Response[Any]:
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False, clear_state=True
 )
-@metrics.log_metrics
+@log_counted_metrics(metrics)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

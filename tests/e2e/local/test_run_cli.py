@@ -82,6 +82,7 @@ def test_invalid_port_value(stack_file: Path) -> None:
     assert completed.stderr.strip() == "PORT must be a port number (0-65535), not 'three-thousand'"
 
 
+@pytest.mark.serial  # the whole stack must start within its deadline
 def test_the_demo_shows_how_to_reach_its_files_once_paired(stack_file: Path) -> None:
     """After the pairing link: the signed commands that list, download, delete and upload the demo tenant's
     files (the emulator holds a few in its SEED folder), and where Sage's notifications go."""
