@@ -23,6 +23,7 @@ EXIT_CODES = (
     "2 a usage error (a missing argument, an unknown option or value)."
 )
 STATUSES = ("active", "suspended", "expired")
+LINK_STATUSES = ("pending", "opened", "used", "expired", "revoked")
 # A pipe has no width: lines stay whole there, for grep.
 PIPE_WIDTH = 250
 
@@ -358,6 +359,34 @@ def uploads_show(session: Session, tenant: str, tracking_id: str, as_json: bool)
 
 
 # --- operations --------------------------------------------------------------------------------------
+
+
+@cli.group(invoke_without_command=True, epilog=EXIT_CODES)
+@click.option("--status", type=click.Choice(LINK_STATUSES), help="Only the links with this status.")
+@json_option
+@click.pass_context
+def links(ctx: click.Context, status: str | None, as_json: bool) -> None:
+    """List the pairing links issued (every page), newest first, or revoke one with a command below."""
+    if ctx.invoked_subcommand is not None:
+        return
+    session = ctx.find_object(Session)
+    assert session is not None
+    listed = session.api().pages("/pairings", "pairings", {"status": status} if status else None)
+    if as_json:
+        print_json({"pairings": listed})
+    elif listed:
+        console().print(render.links_table(listed))
+    else:
+        say(f"No {status} pairing links." if status else "No pairing links.")
+
+
+@links.command("revoke", epilog=EXIT_CODES)
+@click.argument("link_id", metavar="ID")
+@pass_session
+def links_revoke(session: Session, link_id: str) -> None:
+    """Revoke the pairing link ID (as `x3link links` lists it), so that it never opens."""
+    session.api().call("DELETE", path("pairings", link_id), expect=(204,))
+    say(f"Revoked pairing link {link_id}: it no longer opens.")
 
 
 @cli.group(invoke_without_command=True, epilog=EXIT_CODES)

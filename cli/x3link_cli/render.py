@@ -153,3 +153,16 @@ def failures_table(failures: Sequence[Mapping[str, Any]]) -> Table:
     for failure in failures:
         table.add_row(text(failure.get("tenant")), text(failure.get("error")))
     return table
+
+
+def links_table(links: Sequence[Mapping[str, Any]]) -> Table:
+    """`x3link links`: one row a pairing link, newest first; its id is what `links revoke` takes."""
+    table = _table("ID", "TENANT", "CUSTOMER", "STATUS", "CREATED", "EXPIRES")
+    for link in links:
+        table.add_row(
+            *(
+                text(link.get(name))
+                for name in ("id", "tenant", "customer", "status", "created_at", "expires_at")
+            )
+        )
+    return table

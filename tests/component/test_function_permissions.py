@@ -26,7 +26,7 @@ from tests.support.api import call
 from tests.support.aws_faults import ERROR, AwsCalls, Call, Fault
 from tests.support.iam import Request, Resources, allowed, inline_statements
 from tests.support.keeper import PARKING, keeper, put_credentials, stored, sweep, tune
-from tests.support.sage import callback, pair, start_browser
+from tests.support.sage import callback, open_link, pair, start_browser, start_pairing
 
 CUSTOMER = "https://x3.acme.example"
 LOAD_HANDLER = tpl.load_handler
@@ -225,6 +225,17 @@ def flow_notification(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
     assert deliveries and all(delivery.ok for delivery in deliveries)
 
 
+def flow_pairing_links(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
+    waiting = start_pairing("acme", CUSTOMER)["pairing_url"]
+    opened = start_pairing("globex", "https://x3.globex.example")["pairing_url"]
+    open_link(opened)
+    listed = {link["tenant"]: link["id"] for link in call("GET", "/pairings").json["pairings"]}
+    assert call("GET", "/pairings", query={"status": "opened"}).json["pairings"][0]["tenant"] == "globex"
+    assert call("DELETE", f"/pairings/{listed['acme']}").status == 204
+    assert call("DELETE", f"/pairings/{listed['globex']}").status == 409  # read back to say why
+    assert call("GET", "/pair/" + waiting.rsplit("/pair/", 1)[1]).status == 404
+
+
 def flow_keep_alive_runs(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
     sage.configure(refresh_lifetime=3 * 86400)
     pair(sage, "acme", CUSTOMER)
@@ -240,7 +251,7 @@ FLOWS: dict[str, tuple[Flow, dict[str, set[str]]]] = {
         flow_pairing,
         {
             "PairingStartFunction": {"dynamodb:PutItem", "secretsmanager:GetSecretValue"},
-            "PairLinkFunction": {"dynamodb:DeleteItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue"},
+            "PairLinkFunction": {"dynamodb:UpdateItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue"},
             "CallbackFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "kms:GenerateDataKey"},
         },
     ),
@@ -304,6 +315,10 @@ FLOWS: dict[str, tuple[Flow, dict[str, set[str]]]] = {
     "operator-retry": (
         flow_operator_retry,
         {"PairingRefreshFunction": {"dynamodb:UpdateItem", "secretsmanager:GetSecretValue"}},
+    ),
+    "pairing-links": (
+        flow_pairing_links,
+        {"PairingLinksFunction": {"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:GetItem"}},
     ),
     "keep-alive-runs": (
         flow_keep_alive_runs,

@@ -36,7 +36,9 @@ def _states_table(stack: Stack) -> str:
 
 
 def _items(stack: Stack) -> list[dict[str, Any]]:
-    return boto3.client("dynamodb").scan(TableName=_states_table(stack), ConsistentRead=True)["Items"]
+    """The states (a link is kept, marked, for GET /pairings: it is not one)."""
+    items = boto3.client("dynamodb").scan(TableName=_states_table(stack), ConsistentRead=True)["Items"]
+    return [item for item in items if not item["state_hash"]["S"].startswith("link:")]
 
 
 def _pairing_item(stack: Stack, tenant: str) -> dict[str, Any] | None:
@@ -94,8 +96,8 @@ def test_opening_sends_the_browser_to_sage_with_a_host_only_binding_cookie(
     assert "domain" not in flags  # __Host-: this host only
     assert 600 <= int(flags["max-age"]) <= 7200
 
-    # The link is gone; the state is stored hashed, with the cookie's digest (never the cookie), and its
-    # 10 minutes run from the opening.
+    # The link is spent (kept, marked opened); the state is stored hashed, with the cookie's digest (never
+    # the cookie), and its 10 minutes run from the opening.
     items = _items(stack)
     assert len(items) == 1
     item = items[0]
@@ -167,7 +169,7 @@ def test_an_expired_link_does_not_open(sage: Emulator, stack: Stack) -> None:
     boto3.client("dynamodb").update_item(
         TableName=_states_table(stack),
         Key=_link_key(pairing_url),
-        UpdateExpression="SET expires_epoch = :past",
+        UpdateExpression="SET link_expires_at = :past",
         ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}},
     )
 

@@ -20,6 +20,7 @@ from local.sagex3_emulator import Emulator
 from tests.support.api import STAGE, call
 from tests.support.sage import CLIENT_ID, open_link
 from x3link import wiring
+from x3link.pairing_states import LINK_KEPT_SECONDS
 
 CUSTOMER = "https://x3.acme.example"
 
@@ -147,7 +148,9 @@ def test_link_is_stored_hashed_with_a_ttl(sage: Emulator, stack: Stack) -> None:
     ttl = boto3.client("dynamodb").describe_time_to_live(TableName=stack.refs["PairingStatesTable"])
     ttl_attribute = ttl["TimeToLiveDescription"]["AttributeName"]
     assert ttl_attribute in item
-    assert abs(float(item[ttl_attribute]["N"]) - _epoch(body["expires_at"])) <= 1
+    assert abs(float(item["link_expires_at"]["N"]) - _epoch(body["expires_at"])) <= 1
+    # Kept a while past its expiry, so that GET /pairings still lists it as expired.
+    assert abs(float(item[ttl_attribute]["N"]) - _epoch(body["expires_at"]) - LINK_KEPT_SECONDS) <= 1
 
 
 LONG_TENANT = "a" * 65

@@ -39,3 +39,26 @@ def test_a_keep_alive_run_is_listed_newest_first_and_shown_with_its_report(
     assert (shown.json()["queued"], shown.json()["refreshed"], shown.json()["failures"]) == (1, 1, [])
     missing = stack.call("GET", "/keep-alive/runs/20200101T000000Z-00000000")
     assert (missing.status, missing.json()["error"]) == (404, "unknown_run")
+
+
+def test_a_pairing_link_is_listed_without_its_secret_revoked_and_then_never_opens(
+    stack: RunningStack,
+) -> None:
+    waiting_tenant, customer = names("links-waiting")
+    opened_tenant, opened_customer = names("links-opened")
+    waiting = stack.start_pairing(waiting_tenant, customer)
+    opened = stack.start_pairing(opened_tenant, opened_customer)
+    stack.open_link(opened)
+
+    listed = stack.call("GET", "/pairings")
+    assert listed.status == 200, listed.text
+    links = {link["tenant"]: link for link in listed.json()["pairings"]}
+    assert (links[waiting_tenant]["status"], links[opened_tenant]["status"]) == ("pending", "opened")
+    assert stack.link_path(waiting).rsplit("/", 1)[1] not in listed.text
+
+    assert stack.call("DELETE", f"/pairings/{links[waiting_tenant]['id']}").status == 204
+    refused = stack.call("DELETE", f"/pairings/{links[opened_tenant]['id']}")
+    assert (refused.status, refused.json()["error"]) == (409, "link_used")
+    assert stack.call("GET", stack.link_path(waiting), signed=False).status == 404
+    revoked = stack.call("GET", "/pairings?status=revoked").json()["pairings"]
+    assert [link["tenant"] for link in revoked] == [waiting_tenant]

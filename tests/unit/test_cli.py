@@ -530,3 +530,66 @@ def test_no_runs_says_so_on_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert (result.exit_code, result.stdout) == (0, "")
     assert "No keep-alive runs" in result.stderr
+
+
+PAIRING_LINK: dict[str, Any] = {
+    "id": "3f79bb7b435b05321651daefd374cdc681dc06faa65e374e38337b88ca046dea",
+    "tenant": "acme",
+    "customer": "https://x3.acme.example",
+    "status": "pending",
+    "created_at": "2026-11-27T17:00:00Z",
+    "expires_at": "2026-12-04T17:00:00Z",
+}
+
+
+def test_links_lists_every_page_with_the_status_filter(monkeypatch: pytest.MonkeyPatch) -> None:
+    second = {**PAIRING_LINK, "id": "0" * 64, "tenant": "globex"}
+    pool = scripted_cli(
+        monkeypatch, [(200, {"pairings": [PAIRING_LINK], "cursor": "c1"}), (200, {"pairings": [second]})]
+    )
+
+    result = CliRunner(mix_stderr=False).invoke(cli, ["links", "--status", "pending"])
+
+    assert result.exit_code == 0, result.stderr
+    assert [url for _, url, _, _ in pool.sent] == [
+        f"{TARGET.url}/pairings?status=pending",
+        f"{TARGET.url}/pairings?cursor=c1&status=pending",
+    ]
+    rows = [line.split() for line in result.stdout.splitlines() if "https://x3.acme.example" in line]
+    assert rows == [
+        [
+            PAIRING_LINK["id"],
+            "acme",
+            PAIRING_LINK["customer"],
+            "pending",
+            PAIRING_LINK["created_at"],
+            PAIRING_LINK["expires_at"],
+        ],
+        [
+            "0" * 64,
+            "globex",
+            PAIRING_LINK["customer"],
+            "pending",
+            PAIRING_LINK["created_at"],
+            PAIRING_LINK["expires_at"],
+        ],
+    ]
+
+
+def test_links_revoke_deletes_and_says_what_the_api_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    refused = {"error": "link_used", "message": "The pairing link has been opened already"}
+    pool = scripted_cli(monkeypatch, [(204, None), (409, refused)])
+
+    revoked = CliRunner(mix_stderr=False).invoke(cli, ["links", "revoke", PAIRING_LINK["id"]])
+    used = CliRunner(mix_stderr=False).invoke(cli, ["links", "revoke", PAIRING_LINK["id"]])
+
+    assert revoked.exit_code == 0, revoked.stderr
+    assert pool.sent[0][:2] == ("DELETE", f"{TARGET.url}/pairings/{PAIRING_LINK['id']}")
+    assert "no longer opens" in revoked.stderr
+    assert (used.exit_code, used.stderr.strip()) == (1, "Error: The pairing link has been opened already.")
+
+
+def test_links_refuses_an_unknown_status_as_a_usage_error() -> None:
+    result = CliRunner(mix_stderr=False).invoke(cli, ["links", "--status", "active"])
+
+    assert result.exit_code == 2

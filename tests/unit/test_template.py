@@ -38,6 +38,8 @@ def test_only_the_pages_a_browser_opens_are_public() -> None:
         ("POST", "/tenants/{tenant}/folders/{folder}/uploads"): "AWS_IAM",
         ("GET", "/tenants/{tenant}/uploads/{tracking_id}"): "AWS_IAM",
         ("GET", "/keep-alive/runs"): "AWS_IAM",
+        ("GET", "/pairings"): "AWS_IAM",
+        ("DELETE", "/pairings/{id}"): "AWS_IAM",
         ("GET", "/keep-alive/runs/{id}"): "AWS_IAM",
         # Sage X3 calls it and cannot sign with SigV4: the function checks its HMAC_SHA256 signature.
         ("POST", "/notifications"): "NONE",
@@ -125,8 +127,9 @@ def test_only_the_stream_publishes_and_only_the_functions_that_refresh_may_rescu
     # Events come from committed changes only, so no function that changes a pairing publishes itself.
     assert {f for f in FUNCTIONS if _may(f, "events:PutEvents")} == {"PairingEventsFunction"}
     assert {f for f in FUNCTIONS if _may(f, "sqs:SendMessage", "TokenRescueQueue")} == JUDGES
-    # A pairing link is deleted when it is opened; a callback only marks its state used (reloads).
-    assert {f for f in FUNCTIONS if _may(f, "dynamodb:DeleteItem")} == {"PairLinkFunction", "TenantsFunction"}
+    # A pairing link is marked opened, never deleted (GET /pairings lists it); a callback only marks its
+    # state used (reloads).
+    assert {f for f in FUNCTIONS if _may(f, "dynamodb:DeleteItem")} == {"TenantsFunction"}
     assert not _may("TenantsFunction", "secretsmanager:GetSecretValue")
 
 

@@ -49,6 +49,18 @@ class RunNotFound(X3LinkError):
     status, code = 404, "unknown_run"
 
 
+class LinkNotFound(X3LinkError):
+    """No pairing link has this public id (or it expired long enough ago to be gone)."""
+
+    status, code = 404, "unknown_link"
+
+
+class LinkUsed(X3LinkError):
+    """The pairing link was opened already: revoking it would change nothing."""
+
+    status, code = 409, "link_used"
+
+
 class PairingExpired(X3LinkError):
     status, code = 409, "pairing_expired"
 

@@ -3,23 +3,41 @@
 Both are single use and keyed by a hash, so reading the table yields neither a usable link nor a usable
 callback. A state remembers the digest of the cookie that binds it to its browser and, once its pairing
 has completed, what it paired, so that reloading the success page shows the success page again.
+
+A link is kept after it is opened, used or revoked, for operators (GET /pairings): opening marks it
+`opened_at`, the callback that spends its state marks it `used_at`, DELETE /pairings/{id} marks it
+`revoked_at`, and a link so marked never opens again. Its public id is the SHA-256 of its secret, the hash
+its key already holds: the secret is 256 random bits, so the hash gives nothing that opens the link (GET
+/pair/{hash} hashes it again and finds nothing), and revoking needs no lookup. Only links carry
+`link_list`, the one value of the states table's sparse `by-link-created` index. A link is kept
+`LINK_KEPT_SECONDS` past its expiry (`link_expires_at`; TTL removes it after that).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from x3link import browser_binding
-from x3link.errors import BrowserMismatch, InvalidState, PairingLinkInvalid
+from x3link.errors import BrowserMismatch, InvalidState, LinkNotFound, LinkUsed, PairingLinkInvalid
 
 STATE_BYTES = 32  # 256 random bits
 LINK_BYTES = 32
 # How long a completed state is kept so that reloading the success page still shows it.
 COMPLETED_KEPT_SECONDS = 3600
+# How long a link is listed after it expires (then TTL removes it), whatever became of it.
+LINK_KEPT_SECONDS = 30 * 86400
+LINK_LIST, LINK_INDEX = "links", "by-link-created"
+LINK_PUBLIC_ID = re.compile(r"[0-9a-f]{64}")
+# What the link listing reads of a link (the index holds these): never a state's binding.
+LINK_ATTRIBUTES = ("state_hash", "link_list", "created_at", "tenant", "customer", "link_expires_at")
+LINK_MARKS = ("opened_at", "used_at", "revoked_at")
 
 
 @dataclass(frozen=True)
@@ -31,6 +49,7 @@ class PendingPairing:
     created_at: float
     expires_at: float
     replace: bool = False
+    link: str | None = None  # a state's link: its public id, marked used when the state is spent
 
 
 @dataclass(frozen=True)
@@ -57,8 +76,12 @@ def _hash(secret: str) -> str:
 
 
 def _link_key(link_id: str) -> dict[str, dict[str, str]]:
+    return _public_key(_hash(link_id))
+
+
+def _public_key(public_id: str) -> dict[str, dict[str, str]]:
     # A state's key is bare hex: the prefix keeps a link's and a state's keys apart.
-    return {"state_hash": {"S": "link:" + _hash(link_id)}}
+    return {"state_hash": {"S": "link:" + public_id}}
 
 
 def _state_key(state: str) -> dict[str, dict[str, str]]:
@@ -74,18 +97,22 @@ def _item(pending: PendingPairing) -> dict[str, dict[str, Any]]:
         "replace": {"BOOL": pending.replace},
         "created_at": {"N": repr(pending.created_at)},
         "expires_epoch": {"N": str(int(pending.expires_at))},
+        **({"link": {"S": pending.link}} if pending.link else {}),
     }
 
 
 def _pending(item: dict[str, Any]) -> PendingPairing:
+    # A link's own expiry is `link_expires_at` (its TTL is later); a state's, and an older link's, the TTL.
+    expiry = item.get("link_expires_at") or item["expires_epoch"]
     return PendingPairing(
         tenant=item["tenant"]["S"],
         customer=item["customer"]["S"],
         scope=item["scope"]["S"],
         redirect_uri=item["redirect_uri"]["S"],
         created_at=float(item["created_at"]["N"]),
-        expires_at=float(item["expires_epoch"]["N"]),
+        expires_at=float(expiry["N"]),
         replace=bool(item.get("replace", {}).get("BOOL", False)),
+        link=item["link"]["S"] if "link" in item else None,
     )
 
 
@@ -105,28 +132,84 @@ class PairingStates:
     def create_link(self, pending: PendingPairing) -> str:
         """A pairing link's id; `pending.expires_at` is when the link stops opening."""
         link_id = self._token(LINK_BYTES)
+        item = {**_link_key(link_id), **_item(pending)}
+        item["link_list"] = {"S": LINK_LIST}
+        item["link_expires_at"] = {"N": repr(pending.expires_at)}
+        item["expires_epoch"] = {"N": str(int(pending.expires_at + LINK_KEPT_SECONDS))}
         self._db.put_item(
-            TableName=self._table,
-            Item={**_link_key(link_id), **_item(pending)},
-            ConditionExpression="attribute_not_exists(state_hash)",
+            TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(state_hash)"
         )
         return link_id
 
     def open_link(self, link_id: str, now: float) -> PendingPairing:
-        """Delete the link and return what it was made for; a second opening gets PairingLinkInvalid."""
+        """Mark the link opened and return what it was made for; a second opening, or one of a revoked or
+        expired link, gets PairingLinkInvalid."""
         try:
-            old = self._db.delete_item(
+            item = self._db.update_item(
                 TableName=self._table,
                 Key=_link_key(link_id),
-                ConditionExpression="attribute_exists(state_hash)",
-                ReturnValues="ALL_OLD",
+                UpdateExpression="SET opened_at = :now",
+                ConditionExpression=(
+                    "attribute_exists(state_hash) AND attribute_not_exists(opened_at)"
+                    " AND attribute_not_exists(revoked_at)"
+                    " AND (attribute_not_exists(link_expires_at) OR link_expires_at > :now)"
+                ),
+                ExpressionAttributeValues={":now": {"N": repr(now)}},
+                ReturnValues="ALL_NEW",
             )["Attributes"]
         except self._conditional_failed:
-            raise PairingLinkInvalid("The pairing link is unknown or has already been used.") from None
-        pending = _pending(old)
-        if pending.expires_at <= now:  # TTL deletes expired items late, if ever: the clock decides
+            raise PairingLinkInvalid(
+                "The pairing link is unknown, expired, revoked or has already been used."
+            ) from None
+        pending = _pending(item)
+        if pending.expires_at <= now:  # an older link: TTL deletes expired items late, if ever
             raise PairingLinkInvalid("The pairing link has expired.")
-        return pending
+        return replace(pending, link=_hash(link_id))
+
+    def revoke_link(self, public_id: str, now: float) -> None:
+        """The link never opens again (revoking twice is no error); LinkUsed once it has been opened."""
+        if not LINK_PUBLIC_ID.fullmatch(public_id):
+            raise LinkNotFound("No pairing link has this id.")
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_public_key(public_id),
+                UpdateExpression="SET revoked_at = if_not_exists(revoked_at, :now)",
+                ConditionExpression="attribute_exists(state_hash) AND attribute_not_exists(opened_at)",
+                ExpressionAttributeValues={":now": {"N": repr(now)}},
+            )
+        except self._conditional_failed:
+            found = self._db.get_item(
+                TableName=self._table,
+                Key=_public_key(public_id),
+                ConsistentRead=True,
+                ProjectionExpression="state_hash, opened_at",
+            ).get("Item")
+            if not found:
+                raise LinkNotFound("No pairing link has this id.") from None
+            raise LinkUsed(
+                "The pairing link has been opened already: revoking it would stop nothing."
+            ) from None
+
+    def links_page(
+        self, limit: int, start: dict[str, Any] | None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Up to `limit` links' items, newest first, from the index; and where the next page starts."""
+        names = (*LINK_ATTRIBUTES, *LINK_MARKS)
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": LINK_INDEX,
+            "KeyConditionExpression": "#link_list = :links",
+            "ExpressionAttributeValues": {":links": {"S": LINK_LIST}},
+            "ProjectionExpression": ", ".join(f"#{name}" for name in names),
+            "ExpressionAttributeNames": {f"#{name}": name for name in names},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if start is not None:
+            params["ExclusiveStartKey"] = start
+        answer = self._db.query(**params)
+        return answer.get("Items", []), answer.get("LastEvaluatedKey")
 
     def create(self, pending: PendingPairing, binding_digest: str | None = None) -> str:
         """A state for this pairing, bound to a browser's cookie when `binding_digest` is given."""
@@ -164,7 +247,22 @@ class PairingStates:
         pending = _pending(item)
         if pending.expires_at <= now:
             raise InvalidState("This pairing link has expired: start the pairing again.")
+        if pending.link:
+            self._mark_used(pending.link, now)
         return pending
+
+    def _mark_used(self, public_id: str, now: float) -> None:
+        """The link's state is spent: its listing says `used` (best effort: it never fails a pairing)."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_public_key(public_id),
+                UpdateExpression="SET used_at = if_not_exists(used_at, :now)",
+                ConditionExpression="attribute_exists(state_hash)",
+                ExpressionAttributeValues={":now": {"N": repr(now)}},
+            )
+        except (ClientError, BotoCoreError):
+            return  # the link expired and was removed, or the table did not answer: the pairing goes on
 
     def _refusal(self, state: str, cookie: str | None, *, bound: bool) -> Exception:
         """Why a state was not consumed: the binding is judged first, so another browser learns nothing."""

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # imported where they are built: a cold start loads only what
     from x3link.oauth import ClientCredentials
     from x3link.pairing import PairingService
     from x3link.pairing_events import EventPublisher
+    from x3link.pairing_states import PairingStates
     from x3link.refresh_runs import RunLedger
     from x3link.rescue import TokenRescue
     from x3link.sage_client import SageX3Client
@@ -102,6 +103,14 @@ def pairing_records() -> TokenStore:
     from x3link.token_store import TokenStore
 
     return TokenStore(settings().pairings_table, aws_client("dynamodb"))
+
+
+@cache
+def pairing_states() -> PairingStates:
+    """The pairing links and states (PairingLinksFunction lists and revokes links with it)."""
+    from x3link.pairing_states import PairingStates
+
+    return PairingStates(settings().states_table, aws_client("dynamodb"))
 
 
 @cache
@@ -226,6 +235,7 @@ def reset() -> None:
         token_sealer,
         token_store,
         pairing_records,
+        pairing_states,
         pairing_service,
         credentials_source,
         app_breaker,
