@@ -27,7 +27,9 @@ from tests.support.contract import TENANT_FIELDS
 from tests.support.keeper import stored, tune
 from tests.support.sage import pair
 from x3link import data_delivery, data_ingestion
+from x3link.breaker import gateway_key
 from x3link.data_integration import PRESIGNED_LIFETIME, file_name, link_expiry
+from x3link.endpoints import normalise
 from x3link.errors import BadRequest
 
 ACME = "https://x3.acme.example"
@@ -588,13 +590,14 @@ def test_tenants_are_listed_a_page_at_a_time_without_tokens_or_the_breaker(
     sage.invalidate_access_tokens()
     assert call("GET", "/tenants/t0/folders").status == 200  # a refresh: the app's breaker item is written
     dynamodb, table = _table(stack)
-    assert "Item" in dynamodb.get_item(TableName=table, Key={"tenant": {"S": "~app"}})
+    gateway = {"S": gateway_key(normalise(sage.base_url("eu-prod")))}
+    assert "Item" in dynamodb.get_item(TableName=table, Key={"tenant": gateway})
 
     pages = _all_pages({"limit": "2"})
 
     assert all(len(page) <= 2 for page in pages) and len(pages) >= 3
     listed = [view for page in pages for view in page]
-    assert sorted(view["tenant"] for view in listed) == tenants  # each once, and never `~app`
+    assert sorted(view["tenant"] for view in listed) == tenants  # each once, never a gateway's record
     for view in listed:
         assert set(view) == TENANT_FIELDS
         assert view == call("GET", f"/tenants/{view['tenant']}").json  # the tenant view, as described

@@ -18,7 +18,6 @@ from local import template as tpl
 from local.aws_resources import Stack
 from local.sagex3_emulator import Emulator
 from tests.support.api import Answer, call
-from tests.support.keeper import tune
 from tests.support.openapi import (
     assert_documented,
 )
@@ -121,9 +120,7 @@ def test_tenant_answers_are_documented(sage: Emulator, stack: Stack) -> None:
     assert documented("GET", "/tenants/acme/folders").status == 502
 
     sage.revoke(ACME)
-    # Held first: nothing shows yet whether Sage refuses the app or this grant (a 503, never a 409)...
-    assert documented("GET", "/tenants/acme/folders").json["error"] == "app_unavailable"
-    tune(hold_seconds=0.0)  # ...then, with no other pairing to speak for the gateway, suspended
+    # globex's refresh, asked as a witness, shows Sage accepts the app: acme's grant is what is refused.
     assert documented("GET", "/tenants/acme/folders").json["error"] == "pairing_suspended"
     assert documented("GET", "/tenants/acme").json["status"] == "suspended"  # with last_refusal
     assert documented("POST", "/tenants/acme/refresh").status == 409

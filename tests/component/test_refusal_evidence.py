@@ -203,9 +203,10 @@ def test_kms_slowed_by_two_seconds_never_lets_two_workers_spend_one_refresh_toke
     tenants = [f"acme{run}" for run in range(RUNS)]
     for tenant in tenants:
         pair(sage, tenant, f"https://x3.{tenant}.example")
-    # A lease of a few seconds, shorter than the KMS delay: a lease reckoned from before KMS would lapse.
-    short = {"connect_seconds": 0.2, "token_timeout": 1.0, "min_token_timeout": 0.2, "wait_seconds": 30.0}
-    short |= {"store_call_seconds": 0.2, "commit_seconds": 0.3, "park_seconds": 0.3, "margin_seconds": 0.0}
+    # A lease (1.8 s) shorter than the KMS delay (2 s), the token call (0.8 s) well inside it: a lease
+    # reckoned from a clock read before KMS has lapsed by the time it is written.
+    short = {"connect_seconds": 0.1, "token_timeout": 1.4, "min_token_timeout": 0.2, "wait_seconds": 30.0}
+    short |= {"store_call_seconds": 0.1, "commit_seconds": 0.15, "park_seconds": 0.15, "margin_seconds": 0.0}
     befores = {tenant: stored(tenant) for tenant in tenants}
     real_call = getattr(BaseClient, "_make_api_call")  # noqa: B009  # botocore's one door for every call
     slowed = threading.local()
@@ -220,7 +221,7 @@ def test_kms_slowed_by_two_seconds_never_lets_two_workers_spend_one_refresh_toke
         return refresh(pairing)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", slow_kms)
-    sage.configure(latency=0.5)  # the slow worker's token call is still out when the other one arrives
+    sage.configure(latency=0.8)  # the slow worker's token call is still out when the other one arrives
     sage.clear_requests()
     errors: list[BaseException] = []
     for batch in range(0, RUNS, 10):  # ten pairings at a time, each with its two workers
@@ -231,7 +232,7 @@ def test_kms_slowed_by_two_seconds_never_lets_two_workers_spend_one_refresh_toke
             works += [
                 partial(slowed_by_kms, slow.refresh, befores[tenant]),
                 # Arrives just after the slow worker's lease write (2 s of KMS), during its token call.
-                partial(_after, 2.1, fast.refresh, befores[tenant]),
+                partial(_after, 2.25, fast.refresh, befores[tenant]),
             ]
         errors += concurrently(works)[1]
 

@@ -107,7 +107,7 @@ def test_the_lease_covers_the_token_call_and_the_work_after_it(sage: Emulator, s
     assert seen["leased_for"] >= worst
     # The sweep, with minutes left, gives the token call a long read timeout.
     worker.refresh(stored("acme"), Budget(finish_by=time.time() + 250))
-    assert seen["read_timeout"] == t.token_timeout >= 60
+    assert t.token_timeout - 1 <= seen["read_timeout"] <= t.token_timeout  # what is left of its lease
 
 
 def test_a_refresh_is_not_started_when_the_invocation_has_too_little_time_left(
@@ -292,12 +292,17 @@ def test_the_sweep_refreshes_due_pairings_only_and_counts_each_outcome(sage: Emu
 
     summary = sweep()
 
-    assert (summary["refreshed"], summary["suspended"], summary["expired"], summary["failed"]) == (1, 1, 0, 0)
+    # The refused one is suspended once another pairing's refresh shows Sage accepts the app: the due one
+    # refreshed before it, or the soonest due one asked as its witness (then the due one's own turn finds
+    # it fresh, or the fresh one is refreshed once, as a witness, and its grant stays whole).
+    assert (summary["suspended"], summary["expired"], summary["failed"]) == (1, 0, 0), summary
+    assert summary["refreshed"] in (0, 1), summary
     assert stored("due").version == versions["due"] + 1
     assert stored("due").refresh_token_expires_at or time.time() + 29 * 86400 < 0
-    assert stored("fresh").version == versions["fresh"]
+    assert stored("fresh").version in (versions["fresh"], versions["fresh"] + 1)
+    assert stored("fresh").refresh_token == sage.current_refresh_token("https://x3.fresh.example")
     assert stored("dead").status == "suspended"
-    assert sage.count("refresh") >= 2
+    assert sage.count("refresh") >= 3
 
 
 def test_the_sweep_retries_a_transient_failure_within_the_run(sage: Emulator, stack: Stack) -> None:
@@ -332,14 +337,14 @@ def test_one_pairings_unexpected_failure_never_stops_the_sweep(sage: Emulator, s
     for tenant in ("one", "two", "three"):
         pair(sage, tenant, f"https://x3.{tenant}.example")
     store = wiring.token_keeper().store
-    real_get = store.get
+    real_lease = store.lease_if_due
 
-    def get(tenant: str) -> Pairing | None:
-        if tenant == "two":
+    def lease_if_due(tenant: str, owner: str, now: float, until: float, due_before: float) -> Lease:
+        if tenant == "two":  # the keep-alive's first touch of a pairing
             raise RuntimeError("a bug nobody foresaw")
-        return real_get(tenant)
+        return real_lease(tenant, owner, now, until, due_before)
 
-    store.get = get  # type: ignore[method-assign]
+    store.lease_if_due = lease_if_due  # type: ignore[method-assign]
 
     summary = sweep()
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
@@ -237,7 +237,6 @@ class TokenKeeper:
                 lease_until = leased_at + t.connect_seconds + token_timeout + t.after_token_seconds
                 answer = self._take_lease(current, owner, leased_at, lease_until)
                 if answer.taken:
-                    before = answer.before
                     lease = _Lease(
                         current,
                         owner,
@@ -249,20 +248,10 @@ class TokenKeeper:
                         lapsed=answer.lapsed,
                         reply_maybe_lost=answer.lapsed
                         or current.refresh_timed_out_at is not None
-                        or (before is not None and before.refresh_timed_out_at is not None),
+                        or (answer.before is not None and answer.before.refresh_timed_out_at is not None),
                         seek_witness=seek_witness,
                     )
-                    failed_at = before.refresh_failed_at if before is not None else None
-                    if failed_at is not None and failed_at >= started and not operator:
-                        self._release(lease)  # another attempt failed since this one read the pairing
-                        raise UpstreamError(
-                            "Refreshing this pairing's token failed just now; try again shortly."
-                        )
-                    if answer.lapsed:
-                        settled = self._settle_lapsed(lease)
-                        if settled is not None:
-                            return settled
-                    return self._refresh_leased(lease, credentials)
+                    return self._spend(lease, credentials, answer, started)
             if now >= give_up_at:
                 raise UpstreamTimeout("Another refresh of this pairing did not finish in time.")
             self._sleep(self._timing.poll_seconds)
@@ -285,7 +274,11 @@ class TokenKeeper:
             self._credentials_checked_at = now
         if operator:
             return credentials, True
-        if self._breaker.claim_probe(gateway, pairing.tenant, credentials.version):
+        # The breaker's own rule, read off the cached view first: no write while no probe can be due.
+        interval, probe_at = self._breaker.probe_interval, view.next_probe_at or 0
+        probe_due = probe_at <= now and (view.opened_by != pairing.tenant or probe_at <= now - interval)
+        may_probe = probe_due or view.rejected_version != credentials.version
+        if may_probe and self._breaker.claim_probe(gateway, pairing.tenant, credentials.version):
             logger.info("Probing the app's credentials with this refresh", extra={"tenant": pairing.tenant})
             return credentials, True
         raise AppUnavailable(APP_UNAVAILABLE)
@@ -299,6 +292,52 @@ class TokenKeeper:
         if timeout < t.min_token_timeout:
             raise UpstreamTimeout("Too little time is left to refresh this pairing safely; try again.")
         return timeout
+
+    def _spend(self, lease: _Lease, credentials: ClientCredentials, answer: Lease, started: float) -> Pairing:
+        """Under a lease just taken: what happened since the pairing was read decides, then the refresh."""
+        failed_at = answer.before.refresh_failed_at if answer.before is not None else None
+        if failed_at is not None and failed_at >= started and not lease.operator:
+            self._release(lease)  # another attempt failed since this one read the pairing
+            raise UpstreamError("Refreshing this pairing's token failed just now; try again shortly.")
+        if answer.lapsed:
+            settled = self._settle_lapsed(lease)
+            if settled is not None:
+                return settled
+        return self._refresh_leased(lease, credentials)
+
+    def _keep_alive_leased(self, tenant: str, keep_alive_seconds: float, budget: Budget) -> Pairing | Lease:
+        """The keep-alive's refresh in two writes: the lease, which also checks that the pairing is still
+        due and answers it, and the commit. The lease's answer when it was not taken (the pairing as it is,
+        to decide why)."""
+        t = self._timing
+        now = self._clock()
+        token_timeout = self._token_timeout(now, budget)
+        owner = f"{self._owner}-{uuid.uuid4().hex[:12]}"
+        until = now + t.connect_seconds + token_timeout + t.after_token_seconds
+        answer = self.store.lease_if_due(tenant, owner, now, until, now + keep_alive_seconds)
+        if not answer.taken or answer.before is None:
+            return answer
+        seen = answer.before
+        lease = _Lease(
+            seen,
+            owner,
+            until,
+            token_timeout,
+            False,
+            False,
+            budget,
+            lapsed=answer.lapsed,
+            reply_maybe_lost=answer.lapsed or seen.refresh_timed_out_at is not None,
+        )
+        try:
+            pairing = self.store.open(seen)
+            credentials, probe = self._admit(pairing, False)
+            self.store.prepare_to_seal(tenant, t.connect_seconds + token_timeout + t.commit_seconds)
+        except Exception:
+            self._release(lease, failed=False)  # nothing was sent: the next attempt may go at once
+            raise
+        lease = replace(lease, pairing=pairing, probe=probe)
+        return self._spend(lease, credentials, answer, now)
 
     def _take_lease(self, pairing: Pairing, owner: str, now: float, until: float) -> Lease:
         try:
@@ -319,9 +358,22 @@ class TokenKeeper:
         """Before spending a refresh token found under a lapsed lease: apply any token set its holder parked.
 
         The pairing with the parked tokens stored, when there were some for it; None when the queue was
-        seen whole and none was (the refresh may go on). When the queue cannot be seen whole, nothing is
-        spent: the lease is given back and the caller is told to try again.
+        seen whole and none was (the refresh may go on).
         """
+        latest = self._apply_parked(
+            lease,
+            "A refresh of this pairing was interrupted and its tokens may be parked; they could not all be "
+            "checked, so nothing was sent to Sage X3: try again shortly.",
+        )
+        if (latest.generation, latest.version) != (lease.pairing.generation, lease.pairing.version):
+            logger.info("Parked tokens applied before refreshing", extra={"tenant": latest.tenant})
+            return self._require_usable(latest, latest.tenant)
+        return None
+
+    def _apply_parked(self, lease: _Lease, unchecked: str) -> Pairing:
+        """Store every token set parked by earlier failed writes, then the pairing as it now is. When the
+        rescue queue cannot be seen whole, fail closed: the lease is given back, nothing is spent or judged,
+        and the caller gets `unchecked` (502)."""
         tenant = lease.pairing.tenant
         try:
             drained = self.recover_rescued(
@@ -335,16 +387,10 @@ class TokenKeeper:
             drained, latest = None, None
         if drained is None or not drained.complete:
             self._release(lease)
-            raise UpstreamError(
-                "A refresh of this pairing was interrupted and its tokens may be parked; they could not all "
-                "be checked, so nothing was sent to Sage X3: try again shortly."
-            )
+            raise UpstreamError(unchecked)
         if latest is None:
             raise NotPaired(f"Tenant {tenant!r} is not paired.")
-        if (latest.generation, latest.version) != (lease.pairing.generation, lease.pairing.version):
-            logger.info("Parked tokens applied before refreshing", extra={"tenant": tenant})
-            return self._require_usable(latest, tenant)
-        return None
+        return latest
 
     def _time_for_token_call(self, lease: _Lease) -> float:
         """The read timeout the token call may have: what is left of the lease once the connection, the
@@ -421,10 +467,12 @@ class TokenKeeper:
         except STORE_ERRORS as exc:
             logger.warning("Could not record the gateway's health", extra={"error": _error_code(exc)})
 
-    def _release(self, lease: _Lease, *, maybe_applied: bool = False) -> None:
+    def _release(self, lease: _Lease, *, maybe_applied: bool = False, failed: bool = True) -> None:
         tenant = lease.pairing.tenant
         try:
-            self.store.release_lease(tenant, lease.owner, self._clock(), maybe_applied=maybe_applied)
+            self.store.release_lease(
+                tenant, lease.owner, self._clock(), maybe_applied=maybe_applied, failed=failed
+            )
         except STORE_ERRORS:
             logger.warning("Could not release a refresh lease; it lapses by itself", extra={"tenant": tenant})
 
@@ -498,25 +546,11 @@ class TokenKeeper:
         pairing, owner = lease.pairing, lease.owner
         # A stale worker's refusal may just mean another one rotated the token: parked tokens first. Unless
         # the whole queue was seen, fail closed: a grant is never judged while its live token may be parked.
-        try:
-            drained = self.recover_rescued(
-                deadline=min(self._clock() + self._timing.rescue_drain_seconds, lease.until)
-            )
-            latest = self.store.get(pairing.tenant)
-        except Exception as exc:
-            logger.warning(
-                "Parked tokens could not be checked",
-                extra={"tenant": pairing.tenant, "error": _error_code(exc)},
-            )
-            drained, latest = None, None
-        if drained is None or not drained.complete:
-            self._release(lease)
-            raise UpstreamError(
-                "Sage X3 refused the refresh and the parked tokens could not all be checked; nothing was "
-                "changed, try again shortly."
-            )
-        if latest is None:
-            raise NotPaired(f"Tenant {pairing.tenant!r} is not paired.")
+        latest = self._apply_parked(
+            lease,
+            "Sage X3 refused the refresh and the parked tokens could not all be checked; nothing was "
+            "changed, try again shortly.",
+        )
         if (latest.generation, latest.version) != (pairing.generation, pairing.version):
             return self._require_usable(latest, pairing.tenant)
         now = self._clock()
@@ -710,17 +744,25 @@ class TokenKeeper:
         or expired), `suspended`, `expired` or `held` (its gateway's breaker is open, or its refusal is held
         until the evidence decides: the keep-alive looks again after the run's other refreshes). Any other
         failure is raised.
+
+        An active pairing costs two table writes (the lease, which also reads it, and the commit); a
+        suspended one, whose retry rules a condition cannot express, is read first.
         """
-        pairing = self.store.get(tenant)
-        now = self._clock()
-        if pairing is None or pairing.status == EXPIRED:
-            return SKIPPED
-        if pairing.status == ACTIVE and (pairing.refresh_token_expires_at or 0) > now + keep_alive_seconds:
-            return SKIPPED
-        if pairing.status == SUSPENDED and not self._retry_due(pairing, now):
-            return SKIPPED
         try:
-            self.refresh(pairing, budget)
+            leased = self._keep_alive_leased(tenant, keep_alive_seconds, budget)
+            if isinstance(leased, Pairing):
+                return REFRESHED
+            pairing, now = leased.before, self._clock()
+            if pairing is None or pairing.status == EXPIRED:
+                return SKIPPED
+            if (
+                pairing.status == ACTIVE
+                and (pairing.refresh_token_expires_at or 0) > now + keep_alive_seconds
+            ):
+                return SKIPPED
+            if pairing.status == SUSPENDED and not self._retry_due(pairing, now):
+                return SKIPPED
+            self.refresh(pairing, budget)  # suspended and due, or another attempt holds its lease
         except AppUnavailable:
             return HELD
         except PairingSuspended:

@@ -60,6 +60,13 @@ class Lease:
     before: Pairing | None = None
 
 
+def _leased(old: dict[str, Any], owner: str) -> Lease:
+    """A lease just taken, from the item as it was before the write (ALL_OLD)."""
+    holder = _str(old, "lease_owner")
+    before = _pairing(old) if _is_pairing(old) else None
+    return Lease(taken=True, lapsed=holder is not None and holder != owner, before=before)
+
+
 @dataclass(frozen=True)
 class PairingRef:
     """A pairing as the customer index shows it (eventually consistent): never its tokens."""
@@ -436,25 +443,57 @@ class TokenStore:
             },
             ReturnValues="ALL_OLD",
         )
-        if answer is None:
-            return Lease(taken=False)
-        old = answer.get("Attributes", {})
-        holder = _str(old, "lease_owner")
-        before = _pairing(old) if _is_pairing(old) else None
-        return Lease(taken=True, lapsed=holder is not None and holder != owner, before=before)
+        return _leased(answer.get("Attributes", {}), owner) if answer is not None else Lease(taken=False)
 
-    def release_lease(self, tenant: str, owner: str, failed_at: float, *, maybe_applied: bool) -> None:
-        """Give the lease back after a failed refresh, noting the failure so waiters don't pile on Sage.
+    def lease_if_due(self, tenant: str, owner: str, now: float, until: float, due_before: float) -> Lease:
+        """The keep-alive's lease, in one write that is also its read: taken only while the pairing is
+        active, holds sealed tokens, has a refresh token expiring before `due_before`, and no other attempt
+        holds a lease. Taken or not, the answer carries the pairing as it was (None when there is none), so
+        the caller knows why without reading it again.
+        """
+        try:
+            answer: dict[str, Any] = self._db.update_item(
+                TableName=self._table,
+                Key={"tenant": {"S": tenant}},
+                UpdateExpression="SET lease_owner = :owner, lease_until = :until",
+                ConditionExpression="#status = :active AND refresh_token_expires_epoch <= :due AND "
+                "attribute_exists(sealed_tokens) AND "
+                "(attribute_not_exists(lease_until) OR lease_until <= :now)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":owner": {"S": owner},
+                    ":until": {"N": repr(until)},
+                    ":now": {"N": repr(now)},
+                    ":due": {"N": repr(due_before)},
+                    ":active": {"S": ACTIVE},
+                },
+                ReturnValues="ALL_OLD",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self._conditional_failed as refused:
+            item = getattr(refused, "response", {}).get("Item")
+            return Lease(taken=False, before=_pairing(item) if item and _is_pairing(item) else None)
+        return _leased(answer.get("Attributes", {}), owner)
+
+    def release_lease(
+        self, tenant: str, owner: str, failed_at: float, *, maybe_applied: bool, failed: bool = True
+    ) -> None:
+        """Give the lease back after a failed refresh, noting the failure so waiters don't pile on Sage
+        (`failed` False: nothing was tried, as when the breaker held it).
 
         `maybe_applied`: the token call was sent and its answer never came, so Sage may have rotated the
         token; the refusal that follows is then judged as that loss, not as the customer's doing.
         """
         timed_out = ", refresh_timed_out_at = :failed" if maybe_applied else ""
+        noted = f"SET refresh_failed_at = :failed{timed_out} " if failed else ""
         self._update(
             tenant,
-            UpdateExpression=f"SET refresh_failed_at = :failed{timed_out} REMOVE lease_owner, lease_until",
+            UpdateExpression=f"{noted}REMOVE lease_owner, lease_until",
             ConditionExpression="lease_owner = :owner",
-            ExpressionAttributeValues={":owner": {"S": owner}, ":failed": {"N": repr(failed_at)}},
+            ExpressionAttributeValues={
+                ":owner": {"S": owner},
+                **({":failed": {"N": repr(failed_at)}} if failed else {}),
+            },
         )
 
     def commit_refresh(
