@@ -361,6 +361,26 @@ def uploads_show(session: Session, tenant: str, tracking_id: str, as_json: bool)
 # --- operations --------------------------------------------------------------------------------------
 
 
+@cli.command(epilog=EXIT_CODES)
+@click.argument("tenant")
+@click.option(
+    "--limit", type=click.IntRange(1, 100), default=50, show_default=True, help="At most this many entries."
+)
+@json_option
+@pass_session
+def activity(session: Session, tenant: str, limit: int, as_json: bool) -> None:
+    """Show TENANT's recent history, newest first: lifecycle changes, refreshes, refusals, files."""
+    answer = (
+        session.api().call("GET", path("tenants", tenant, "activity"), query={"limit": str(limit)}).json()
+    )
+    if as_json:
+        print_json(answer)
+    elif answer.get("activity"):
+        console().print(render.activity_table(answer["activity"]))
+    else:
+        say(f"No activity for {tenant} (entries are kept for ActivityRetentionDays).")
+
+
 @cli.group(invoke_without_command=True, epilog=EXIT_CODES)
 @click.option("--status", type=click.Choice(LINK_STATUSES), help="Only the links with this status.")
 @json_option

@@ -166,3 +166,15 @@ def links_table(links: Sequence[Mapping[str, Any]]) -> Table:
             )
         )
     return table
+
+
+def activity_table(entries: Sequence[Mapping[str, Any]]) -> Table:
+    """`x3link activity`: one row an entry, newest first; what else an entry says goes in DETAIL."""
+    table = _table("AT", "TYPE", "REASON", "DETAIL")
+    for entry in entries:
+        rest = {name: value for name, value in entry.items() if name not in ("at", "type", "reason")}
+        detail = "; ".join(f"{name}: {text(value)}" for name, value in rest.items())
+        table.add_row(
+            text(entry.get("at")), text(entry.get("type")), text(entry.get("reason")), detail or "-"
+        )
+    return table

@@ -1,9 +1,12 @@
 """What an operator reads and steers through the running local stack (`make run`, a stack of this module
-only): the keep-alive runs, listed and shown."""
+only): the keep-alive runs, listed and shown; the pairing links, listed and revoked; a pairing's activity,
+written by `make run`'s stream trigger."""
 
 from __future__ import annotations
 
 import json
+import time
+from typing import Any
 
 import pytest
 
@@ -62,3 +65,24 @@ def test_a_pairing_link_is_listed_without_its_secret_revoked_and_then_never_open
     assert stack.call("GET", stack.link_path(waiting), signed=False).status == 404
     revoked = stack.call("GET", "/pairings?status=revoked").json()["pairings"]
     assert [link["tenant"] for link in revoked] == [waiting_tenant]
+
+
+def test_a_pairings_activity_is_written_from_the_stream_newest_first(stack: RunningStack) -> None:
+    tenant, customer = names("activity")
+    stack.pair(tenant, customer, folders=["SEED"])
+    assert stack.call("POST", f"/tenants/{tenant}/refresh").status == 200
+
+    deadline = time.monotonic() + 30
+    activity: list[dict[str, Any]] = []
+    while len(activity) < 2:
+        assert time.monotonic() < deadline, f"the activity never came: {activity}\n{stack.output}"
+        time.sleep(0.2)
+        answer = stack.call("GET", f"/tenants/{tenant}/activity")
+        assert answer.status == 200, answer.text
+        activity = answer.json()["activity"]
+
+    assert [(entry["type"], entry.get("outcome")) for entry in activity] == [
+        ("refresh", "refreshed"),
+        ("paired", None),
+    ]
+    assert "token" not in answer.text

@@ -19,7 +19,7 @@ def published_events(stack: Stack) -> Callable[[], list[dict[str, Any]]]:
 def stream_triggers(stack: Stack) -> Triggers:
     """The template's table-stream triggers (PairingEventsFunction) over `stack`, read from the stream's
     start: `pump()` hands the function every change committed so far, as Lambda would."""
-    return Triggers(stack, types=("DynamoDB",))
+    return Triggers(stack, types=("DynamoDB",), functions=("PairingEventsFunction",))
 
 
 def lifecycle_events(stack: Stack) -> Callable[[], list[dict[str, Any]]]:

@@ -593,3 +593,24 @@ def test_links_refuses_an_unknown_status_as_a_usage_error() -> None:
     result = CliRunner(mix_stderr=False).invoke(cli, ["links", "--status", "active"])
 
     assert result.exit_code == 2
+
+
+def test_activity_shows_each_entry_with_what_else_it_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    entries = [
+        {"at": "2026-11-27T17:05:00Z", "type": "refresh", "outcome": "refreshed"},
+        {"at": "2026-11-27T17:00:00Z", "type": "paired", "reason": "paired"},
+    ]
+    pool = scripted_cli(monkeypatch, [(200, {"activity": entries}), (200, {"activity": []})])
+
+    result = CliRunner(mix_stderr=False).invoke(cli, ["activity", "acme", "--limit", "2"])
+    empty = CliRunner(mix_stderr=False).invoke(cli, ["activity", "acme"])
+
+    assert result.exit_code == 0, result.stderr
+    assert pool.sent[0][1] == f"{TARGET.url}/tenants/acme/activity?limit=2"
+    rows = [line.split() for line in result.stdout.splitlines() if "2026-11-27" in line]
+    assert rows == [
+        ["2026-11-27T17:05:00Z", "refresh", "-", "outcome:", "refreshed"],
+        ["2026-11-27T17:00:00Z", "paired", "paired", "-"],
+    ]
+    assert (empty.exit_code, empty.stdout) == (0, "")
+    assert "No activity for acme" in empty.stderr

@@ -40,6 +40,7 @@ def test_only_the_pages_a_browser_opens_are_public() -> None:
         ("GET", "/keep-alive/runs"): "AWS_IAM",
         ("GET", "/pairings"): "AWS_IAM",
         ("DELETE", "/pairings/{id}"): "AWS_IAM",
+        ("GET", "/tenants/{tenant}/activity"): "AWS_IAM",
         ("GET", "/keep-alive/runs/{id}"): "AWS_IAM",
         # Sage X3 calls it and cannot sign with SigV4: the function checks its HMAC_SHA256 signature.
         ("POST", "/notifications"): "NONE",
@@ -65,6 +66,7 @@ def test_every_function_reads_its_settings_from_the_template(logical_id: str) ->
         "LogLevel": "INFO",
         "RefreshSpreadSeconds": "900",
         "RefreshConcurrency": "5",
+        "ActivityRetentionDays": "30",
     }
     env = tpl.resolve(FUNCTIONS[logical_id].environment, refs)
     settings = Settings.from_env({key: str(value) for key, value in env.items()})
@@ -228,11 +230,15 @@ def test_every_committed_change_of_a_pairing_reaches_the_bus_or_a_dead_letter_qu
     # The notifications table's new items (FilesAvailable) are delivered as the pairings' changes are.
     notifications = resources["NotificationsTable"]["Properties"]
     assert notifications["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
-    triggers = [source for source in tpl.event_sources() if source.type == "DynamoDB"]
-    assert {next(iter(_resource_names(t.source))) for t in triggers} == {
-        "PairingsTable",
-        "NotificationsTable",
-    }
+    streamed = [source for source in tpl.event_sources() if source.type == "DynamoDB"]
+    # The activity (GET /tenants/{tenant}/activity) is the streams' one other reader.
+    assert {t.function for t in streamed} == {"PairingEventsFunction", "ActivityRecorderFunction"}
+    triggers = [t for t in streamed if t.function == "PairingEventsFunction"]
+    for function in ("PairingEventsFunction", "ActivityRecorderFunction"):
+        assert {next(iter(_resource_names(t.source))) for t in streamed if t.function == function} == {
+            "PairingsTable",
+            "NotificationsTable",
+        }
     for trigger in triggers:
         props = trigger.properties
         assert trigger.function == "PairingEventsFunction"

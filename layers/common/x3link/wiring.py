@@ -6,13 +6,18 @@ Handlers ask for what they use, so a cold start only pays for its own clients; t
 from __future__ import annotations
 
 import contextlib
+import os
+import random
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from x3link import snapshot
 from x3link.config import Settings
 from x3link.logs import pin_sdk_loggers
 
 if TYPE_CHECKING:  # imported where they are built: a cold start loads only what its handler uses
+    from x3link.activity import ActivityLog
     from x3link.breaker import AppBreaker
     from x3link.credentials import CredentialsSource
     from x3link.keep_alive import KeepAliveDispatcher, KeepAliveWorker, RefreshQueue
@@ -30,6 +35,10 @@ if TYPE_CHECKING:  # imported where they are built: a cold start loads only what
 
 # Before any client exists: the SDK never logs a request or an answer, whatever the level is set to.
 pin_sdk_loggers()
+
+# The keep-alive's spread, retry jitter and run ids: reseeded after a SnapStart restore, so that the
+# environments restored from one snapshot never draw the same sequence.
+_jitter = random.Random()  # noqa: S311  # nosec B311  # jitter and run ids, not a secret
 
 
 @cache
@@ -103,6 +112,15 @@ def pairing_records() -> TokenStore:
     from x3link.token_store import TokenStore
 
     return TokenStore(settings().pairings_table, aws_client("dynamodb"))
+
+
+@cache
+def activity_log() -> ActivityLog:
+    """The pairings' recent history (ActivityRecorderFunction writes it, ActivityFunction reads it)."""
+    from x3link.activity import ActivityLog
+
+    days = int(os.environ.get("ACTIVITY_RETENTION_DAYS", "30"))
+    return ActivityLog(os.environ["ACTIVITY_TABLE"], aws_client("dynamodb"), kept_seconds=days * 86400)
 
 
 @cache
@@ -208,6 +226,7 @@ def keep_alive_dispatcher() -> KeepAliveDispatcher:
         run_ledger(),
         keep_alive_seconds=s.keep_alive_seconds,
         spread_seconds=s.refresh_spread_seconds,
+        rng=_jitter,
     )
 
 
@@ -223,8 +242,41 @@ def keep_alive_worker() -> KeepAliveWorker:
         max_receives=s.refresh_max_receives,
     )
     return KeepAliveWorker(
-        token_keeper(), refresh_queue(), run_ledger(), keep_alive_seconds=s.keep_alive_seconds, timing=timing
+        token_keeper(),
+        refresh_queue(),
+        run_ledger(),
+        keep_alive_seconds=s.keep_alive_seconds,
+        timing=timing,
+        rng=_jitter,
     )
+
+
+def prime(*builders: Callable[[], object]) -> None:
+    """A handler's import builds the services it uses when Lambda pays its init off the request path
+    (SnapStart's snapshot, provisioned concurrency); on demand they are built on first use. Building makes
+    no call: no secret is read, no token opened, no connection made."""
+    if snapshot.init_is_kept():
+        for build in builders:
+            build()
+
+
+def forget_warm_state() -> None:
+    """Drop what this environment cached that is secret or may be stale in another one: the data keys KMS
+    opened, the client credentials, the breakers' views. Services not built yet are left unbuilt."""
+    if token_sealer.cache_info().currsize:
+        token_sealer().cache.clear()
+    if credentials_source.cache_info().currsize:
+        credentials_source().forget()
+    if app_breaker.cache_info().currsize:
+        app_breaker().forget()
+
+
+def _after_restore() -> None:
+    forget_warm_state()
+    _jitter.seed()  # from os.urandom: each restored environment draws its own sequence
+
+
+snapshot.hooks.register(before_snapshot=forget_warm_state, after_restore=_after_restore)
 
 
 def reset() -> None:
@@ -236,6 +288,7 @@ def reset() -> None:
         token_store,
         pairing_records,
         pairing_states,
+        activity_log,
         pairing_service,
         credentials_source,
         app_breaker,

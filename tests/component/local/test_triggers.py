@@ -18,6 +18,9 @@ from local.triggers import Triggers
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
+# The tables' streams feed two functions (events, activity): these tests follow the publisher's.
+PUBLISHER = "PairingEventsFunction"
+
 
 class FakeFunctions:
     """Stands in for the template's handlers: records every event, answers what `answer` decides."""
@@ -46,7 +49,11 @@ def functions() -> FakeFunctions:
 
 def _stream_function() -> str:
     """The function the pairings table's stream feeds (the notifications table's stream feeds it too)."""
-    (function,) = {source.function for source in tpl.event_sources() if source.type == "DynamoDB"}
+    (function,) = {
+        source.function
+        for source in tpl.event_sources()
+        if source.type == "DynamoDB" and source.function == PUBLISHER
+    }
     return function
 
 
@@ -65,7 +72,7 @@ def _tenants(records: list[dict[str, Any]]) -> list[str]:
 
 
 def test_a_stream_record_has_the_shape_lambda_sends(stack: Stack, functions: FakeFunctions) -> None:
-    triggers = Triggers(stack, types=("DynamoDB",), load_handler=functions.load)
+    triggers = Triggers(stack, types=("DynamoDB",), functions=(PUBLISHER,), load_handler=functions.load)
     _put(stack, "acme", status="active")
     _put(stack, "acme", status="suspended")
     boto3.client("dynamodb").delete_item(TableName=stack.refs["PairingsTable"], Key={"tenant": {"S": "acme"}})
@@ -92,7 +99,7 @@ def test_a_stream_record_has_the_shape_lambda_sends(stack: Stack, functions: Fak
 
 
 def test_a_stream_resumes_at_the_first_failed_record(stack: Stack, functions: FakeFunctions) -> None:
-    triggers = Triggers(stack, types=("DynamoDB",), load_handler=functions.load)
+    triggers = Triggers(stack, types=("DynamoDB",), functions=(PUBLISHER,), load_handler=functions.load)
     for tenant in ("t1", "t2", "t3", "t4"):
         _put(stack, tenant)
     # The function takes t1, fails t2 and (so) t4: Lambda starts again at t2.
@@ -116,7 +123,7 @@ def test_a_stream_resumes_at_the_first_failed_record(stack: Stack, functions: Fa
 
 
 def test_a_function_error_offers_the_whole_batch_again(stack: Stack, functions: FakeFunctions) -> None:
-    triggers = Triggers(stack, types=("DynamoDB",), load_handler=functions.load)
+    triggers = Triggers(stack, types=("DynamoDB",), functions=(PUBLISHER,), load_handler=functions.load)
     _put(stack, "t1")
     _put(stack, "t2")
 
@@ -137,7 +144,7 @@ def test_a_table_found_from_an_earlier_run_is_read_from_now_on(
 ) -> None:
     _put(stack, "before")
     found = Stack(refs=stack.refs, attrs=stack.attrs, created=stack.created - {"PairingsTable"})
-    triggers = Triggers(found, types=("DynamoDB",), load_handler=functions.load)
+    triggers = Triggers(found, types=("DynamoDB",), functions=(PUBLISHER,), load_handler=functions.load)
     _put(stack, "after")
 
     assert [_tenants(d.records) for d in triggers.pump()] == [["after"]]
@@ -179,7 +186,9 @@ def test_a_queue_deletes_only_the_messages_the_function_took(stack: Stack, funct
 
 def test_the_background_thread_delivers_as_changes_happen(stack: Stack, functions: FakeFunctions) -> None:
     lines: list[str] = []
-    with Triggers(stack, types=("DynamoDB",), load_handler=functions.load, log=lines.append).start(0.05):
+    with Triggers(
+        stack, types=("DynamoDB",), functions=(PUBLISHER,), load_handler=functions.load, log=lines.append
+    ).start(0.05):
         _put(stack, "live")
         deadline = time.monotonic() + 10
         while not functions.events and time.monotonic() < deadline:
@@ -192,7 +201,9 @@ def test_failures_are_logged_once_until_the_function_takes_records_again(
     stack: Stack, functions: FakeFunctions
 ) -> None:
     lines: list[str] = []
-    triggers = Triggers(stack, types=("DynamoDB",), load_handler=functions.load, log=lines.append)
+    triggers = Triggers(
+        stack, types=("DynamoDB",), functions=(PUBLISHER,), load_handler=functions.load, log=lines.append
+    )
     _put(stack, "t1")
     functions.answer = lambda event: {
         "batchItemFailures": [{"itemIdentifier": event["Records"][0]["dynamodb"]["SequenceNumber"]}]

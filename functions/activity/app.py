@@ -1,0 +1,37 @@
+"""GET /tenants/{tenant}/activity: the pairing's recent history, newest first, a page at a time; never a
+token (the activity table holds none: x3link/activity.py).
+
+Its role may query the activity table and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from x3link import wiring
+from x3link.activity import list_activity, page_limit
+from x3link.api import json_api, tenant_parameter
+
+logger = Logger()
+app = json_api()
+
+
+@app.get("/tenants/<tenant>/activity")
+def activity(tenant: str) -> dict[str, Any]:
+    tenant = tenant_parameter(tenant)
+    logger.append_keys(tenant=tenant)
+    query = app.current_event.get_query_string_value
+    return list_activity(
+        wiring.activity_log(), tenant, limit=page_limit(query("limit")), cursor=query("cursor")
+    )
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False, clear_state=True
+)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
