@@ -19,6 +19,9 @@ from x3link.api import json_api, tenant_parameter
 logger = Logger()
 app = json_api()
 
+# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+wiring.prime(wiring.activity_log)
+
 
 @app.get("/tenants/<tenant>/activity")
 def activity(tenant: str) -> dict[str, Any]:

@@ -19,6 +19,9 @@ from x3link import activity, wiring
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
+# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+wiring.prime(wiring.activity_log)
+
 
 def _record(record: DynamoDBRecord) -> None:
     raw = record.raw_event

@@ -21,6 +21,9 @@ from x3link.pages import success_page
 logger = Logger()
 metrics = Metrics()
 
+# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+wiring.prime(wiring.pairing_service, wiring.sage_client, wiring.app_breaker)
+
 
 def _refused(_: X3LinkError) -> None:
     metrics.add_metric(name="PairingsFailed", unit=MetricUnit.Count, value=1)

@@ -19,6 +19,9 @@ logger = Logger()
 metrics = Metrics()
 app = json_api()
 
+# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+wiring.prime(wiring.token_keeper, wiring.sage_client)
+
 
 def _tenant(tenant: str, folder: str, operation: str) -> str:
     tenant = tenant_parameter(tenant)

@@ -19,6 +19,9 @@ logger = Logger()
 metrics = Metrics()
 app = json_api()
 
+# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+wiring.prime(wiring.token_keeper, wiring.sage_client)
+
 
 @app.post("/tenants/<tenant>/folders/<folder>/uploads")
 def request_upload(tenant: str, folder: str) -> Response[Any]:

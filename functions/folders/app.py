@@ -18,6 +18,9 @@ logger = Logger()
 metrics = Metrics()
 app = json_api()
 
+# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+wiring.prime(wiring.token_keeper, wiring.sage_client)
+
 
 @app.get("/tenants/<tenant>/folders")
 def folders(tenant: str) -> dict[str, Any]:

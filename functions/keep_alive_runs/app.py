@@ -20,6 +20,9 @@ from x3link.refresh_runs import list_runs, page_limit, run_id
 logger = Logger()
 app = json_api()
 
+# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+wiring.prime(wiring.run_ledger)
+
 
 @app.get("/keep-alive/runs")
 def runs() -> dict[str, Any]:

@@ -24,6 +24,9 @@ logger = Logger()
 metrics = Metrics()
 app = json_api()
 
+# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+wiring.prime(wiring.credentials_source, wiring.notification_inbox)
+
 
 @app.post("/notifications")
 def notification() -> dict[str, Any]:

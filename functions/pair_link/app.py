@@ -24,6 +24,9 @@ from x3link.pairing_states import COMPLETED_KEPT_SECONDS
 logger = Logger()
 metrics = Metrics()
 
+# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+wiring.prime(wiring.pairing_service)
+
 
 def _refused(_: X3LinkError) -> None:
     metrics.add_metric(name="PairingLinksRefused", unit=MetricUnit.Count, value=1)

@@ -22,6 +22,9 @@ logger = Logger()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
+# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+wiring.prime(wiring.event_publisher)
+
 
 class NotPublished(Exception):
     """EventBridge did not take this record's events (or an earlier record's): retry the record."""

@@ -21,6 +21,9 @@ from x3link.pairing_links import list_links, page_limit, status_filter
 logger = Logger()
 app = json_api()
 
+# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+wiring.prime(wiring.pairing_states)
+
 
 @app.get("/pairings")
 def links() -> dict[str, Any]:

@@ -18,6 +18,9 @@ logger = Logger()
 metrics = Metrics()
 app = json_api()
 
+# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+wiring.prime(wiring.token_keeper)
+
 
 @app.post("/tenants/<tenant>/refresh")
 def retry(tenant: str) -> dict[str, Any]:

@@ -19,6 +19,9 @@ logger = Logger()
 metrics = Metrics()
 app = json_api()
 
+# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+wiring.prime(wiring.pairing_service)
+
 
 @app.post("/pairings")
 def start_pairing() -> Response[Any]:

@@ -35,6 +35,9 @@ logger = Logger()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
+# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+wiring.prime(wiring.keep_alive_worker)
+
 
 def record_handler(record: SQSRecord) -> str:
     logger.append_keys(message_id=record.message_id)

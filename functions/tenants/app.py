@@ -22,6 +22,9 @@ from x3link.tenant_listing import list_tenants, page_limit, status_filter
 logger = Logger()
 app = json_api()
 
+# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+wiring.prime(wiring.pairing_records)
+
 
 @app.get("/tenants")
 def list_pairings() -> dict[str, Any]:

@@ -24,6 +24,9 @@ SAFETY_SECONDS = 10
 logger = Logger()
 metrics = Metrics()
 
+# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+wiring.prime(wiring.keep_alive_dispatcher, wiring.run_ledger)
+
 
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.EVENT_BRIDGE, log_event=False, clear_state=True

@@ -66,6 +66,11 @@ class CredentialsSource:
         self._cached: ClientCredentials | None = None
         self._read_at = 0.0
 
+    def forget(self) -> None:
+        """Drop the cached credentials: the next `current()` reads the secret again (SnapStart's hooks)."""
+        self._cached = None
+        self._read_at = 0.0
+
     def current(self) -> ClientCredentials:
         if self._cached is None or self._clock() - self._read_at > self._max_age:
             return self.reload()
