@@ -1,0 +1,68 @@
+"""bench/latency_model.py: the arithmetic behind `make bench`'s modelled refresh."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import latency_model
+from bench.latency_model import Latency, keep_alive_against_authlib, modelled_ms, modelled_ratio
+
+FLAT = {"sage": Latency(100.0, "test"), "dynamodb": Latency(5.0, "test"), "kms": Latency(7.0, "test")}
+
+
+def test_each_call_is_priced_at_its_latency_and_the_cpu_is_added() -> None:
+    assert modelled_ms({"sage": 1, "dynamodb": 2, "kms": 1}, 2.5) == 300 + 2 * 8 + 10 + 2.5
+    assert modelled_ms({"sage": 2, "dynamodb": 3}, 1.0, FLAT) == 2 * 100 + 3 * 5 + 1.0
+
+
+def test_the_documented_latencies_are_the_issues() -> None:
+    assert {name: latency.ms for name, latency in latency_model.LATENCIES.items()} == {
+        "sage": 300.0,
+        "dynamodb": 8.0,
+        "kms": 10.0,
+    }
+    assert all(latency.source for latency in latency_model.LATENCIES.values())
+
+
+def test_a_service_without_a_latency_is_an_error_not_a_free_call() -> None:
+    with pytest.raises(KeyError):
+        modelled_ms({"sqs": 1}, 0.0)
+
+
+@pytest.mark.parametrize(("calls", "cpu_ms"), [({"sage": -1}, 0.0), ({"sage": 1}, -0.1)])
+def test_negative_counts_or_cpu_are_refused(calls: dict[str, int], cpu_ms: float) -> None:
+    with pytest.raises(ValueError, match="negative"):
+        modelled_ms(calls, cpu_ms)
+
+
+def test_the_ratio_models_both_sides_alike() -> None:
+    ratio = modelled_ratio({"sage": 1, "dynamodb": 2}, 3.0, {"sage": 1, "dynamodb": 1}, 2.0, FLAT)
+    assert ratio == pytest.approx((100 + 10 + 3) / (100 + 5 + 2))
+
+
+def test_a_keep_alive_is_priced_with_the_kms_call_of_its_cold_data_key() -> None:
+    model = keep_alive_against_authlib({"sage": 1, "dynamodb": 2}, 2.0, {"sage": 1, "dynamodb": 1}, 2.0)
+    assert model["keep_alive"]["calls"] == {"sage": 1, "dynamodb": 2, "kms": 1}
+    assert model["keep_alive"]["kms_added_for_cold_key"] == 1
+    assert model["keep_alive"]["ms"] == 300 + 16 + 10 + 2.0
+    assert model["authlib"]["ms"] == 300 + 8 + 2.0
+    assert model["ratio"] == round(328 / 310, 3)
+    assert model["ratio_data_key_cached"] == round(318 / 310, 3)
+    assert model["goal"] == 1.05
+    assert model["met"] is False  # 1.058: the cold key's KMS call is what misses
+
+
+def test_a_counted_kms_call_is_not_priced_twice() -> None:
+    model = keep_alive_against_authlib({"sage": 1, "dynamodb": 2, "kms": 1}, 0.0, {"sage": 1}, 0.0, FLAT)
+    assert model["keep_alive"]["calls"]["kms"] == 1
+    assert model["keep_alive"]["kms_added_for_cold_key"] == 0
+    assert model["ratio"] == round((100 + 10 + 7) / 100, 3)
+    assert model["ratio_data_key_cached"] == round((100 + 10) / 100, 3)
+    assert model["met"] is False
+
+
+def test_the_goal_is_met_at_or_under_it() -> None:
+    model = keep_alive_against_authlib({"sage": 1, "kms": 1}, 0.0, {"sage": 1}, 0.0, FLAT)
+    assert model["ratio"] == 1.07 and not model["met"]
+    cheap = {**FLAT, "kms": Latency(5.0, "test")}
+    assert keep_alive_against_authlib({"sage": 1, "kms": 1}, 0.0, {"sage": 1}, 0.0, cheap)["met"] is True
