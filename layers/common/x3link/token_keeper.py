@@ -452,7 +452,9 @@ class TokenKeeper:
         news = view.is_open or (view.refusal_at or float("-inf")) > (view.success_at or float("-inf"))
         interval = self._breaker.success_write_interval
         recently = written is not None and written[1] == credentials.version and now - written[0] < interval
-        if not probe and not news and recently:
+        # Another environment (or a code exchange) noted a success with these credentials this minute.
+        noted = view.success_version == credentials.version and (view.success_at or 0) >= now - interval
+        if not probe and not news and (recently or noted):
             return
         try:
             if probe or view.is_open:
