@@ -152,8 +152,14 @@ def flow_folders_app_refused(sage: Emulator, stack: Stack, calls: AwsCalls) -> N
 def flow_operator_retry(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
     pair(sage, "acme", CUSTOMER)
     sage.invalidate_access_tokens()
-    tune(hold_seconds=0.0)  # alone on its gateway: judged at once, as after the hour a refusal is held
-    sage.fail_next("refresh", status=400, body={"message": "Something Sage never documented"})
+    sage.fail_next("refresh", status=400, body={"message": "Something Sage never documented"}, count=2)
+    assert call("GET", "/tenants/acme/folders").json["error"] == "app_unavailable"  # held: alone, no witness
+    boto3.client("dynamodb").update_item(  # held for the whole hour, with no other pairing to speak
+        TableName=stack.refs["PairingsTable"],
+        Key={"tenant": {"S": "acme"}},
+        UpdateExpression="SET held_at = :hour_ago",
+        ExpressionAttributeValues={":hour_ago": {"N": str(time.time() - 3600)}},
+    )
     assert call("GET", "/tenants/acme/folders").json["error"] == "pairing_suspended"
     answer = call("POST", "/tenants/acme/refresh")
     assert answer.status == 200, answer.body
@@ -225,6 +231,14 @@ def flow_notification(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
     assert deliveries and all(delivery.ok for delivery in deliveries)
 
 
+def flow_keep_alive_runs(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
+    sage.configure(refresh_lifetime=3 * 86400)
+    pair(sage, "acme", CUSTOMER)
+    run = sweep()["run"]
+    assert [listed["id"] for listed in call("GET", "/keep-alive/runs").json["runs"]] == [run]
+    assert call("GET", f"/keep-alive/runs/{run}").json["refreshed"] == 1
+
+
 def flow_activity(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
     pair(sage, "acme", CUSTOMER)
     assert call("DELETE", "/tenants/acme").status == 204
@@ -243,14 +257,6 @@ def flow_pairing_links(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
     assert call("DELETE", f"/pairings/{listed['acme']}").status == 204
     assert call("DELETE", f"/pairings/{listed['globex']}").status == 409  # read back to say why
     assert call("GET", "/pair/" + waiting.rsplit("/pair/", 1)[1]).status == 404
-
-
-def flow_keep_alive_runs(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
-    sage.configure(refresh_lifetime=3 * 86400)
-    pair(sage, "acme", CUSTOMER)
-    run = sweep()["run"]
-    assert [listed["id"] for listed in call("GET", "/keep-alive/runs").json["runs"]] == [run]
-    assert call("GET", f"/keep-alive/runs/{run}").json["refreshed"] == 1
 
 
 Flow = Callable[[Emulator, Stack, AwsCalls], None]
@@ -452,7 +458,7 @@ def test_the_judge_refuses_what_a_policy_does_not_allow(stack: Stack) -> None:
     assert not allowed(tenants, request("dynamodb", "UpdateItem", TableName=table))
     assert allowed(tenants, request("dynamodb", "GetItem", TableName=table))
     # Right action, wrong resource: the index is not the table, the rescue queue is not the dead letters.
-    assert not allowed(folders, request("dynamodb", "Query", TableName=table, IndexName="by-refresh-expiry"))
+    assert not allowed(folders, request("dynamodb", "Query", TableName=table, IndexName="by-customer"))
     assert not allowed(events, request("sqs", "SendMessage", QueueUrl=dead_letters))
     # kms:Encrypt only under the rescue's encryption context.
     sealed = {"purpose": "token-rescue", "tenant": "acme", "generation": "g", "version": "1"}
