@@ -143,12 +143,12 @@ def _routable(event: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _api_gateway_arguments(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
-    # The resolver keeps the arguments it parsed (percent-encoded, from the rebuilt path) under `_route_args`.
-    arguments = app.context.get("_route_args")
+    # `app.request.path_parameters` are the arguments the route is called with, as the resolver parsed them
+    # from the rebuilt (percent-encoded) path: each becomes API Gateway's own decoded value.
+    arguments = app.request.path_parameters
     decoded = app.current_event.path_parameters or {}
-    if isinstance(arguments, dict):
-        for name, value in arguments.items():
-            arguments[name] = decoded.get(name, unquote(value))
+    for name, value in arguments.items():
+        arguments[name] = decoded.get(name, unquote(value))
     return next_middleware(app)
 
 
@@ -163,10 +163,10 @@ def json_api() -> APIGatewayRestResolver:
 
     def same_route(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
         # The resolver matches the decoded path and ignores trailing slashes: `/tenants/%2F` would reach
-        # GET /tenants. Only the route API Gateway chose (the event's `resource`) may answer; the resolver
-        # keeps the route it matched in its context under `_route`.
-        route, resource = app.context.get("_route"), app.current_event.resource
-        if route is not None and resource and route.openapi_path != resource:
+        # GET /tenants. Only the route API Gateway chose (the event's `resource`) may answer; the route the
+        # resolver matched is `app.request.route`, in the same `{name}` form.
+        route, resource = app.request.route, app.current_event.resource
+        if resource and route != resource:
             return error_response(_bad_path(app.current_event.path_parameters or {}))
         return next_middleware(app)
 
