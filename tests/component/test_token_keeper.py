@@ -130,22 +130,24 @@ def test_a_worker_whose_lease_write_lost_its_answer_recognises_its_own_lease(
     sage: Emulator, stack: Stack
 ) -> None:
     pair(sage, "acme", CUSTOMER)
-    worker = keeper()
-    real = worker.store._db
 
     class LostAnswer:
-        exceptions = real.exceptions
+        """The real table, whose lease writes are applied and their answers lost."""
+
+        def __init__(self, real: Any) -> None:
+            self._real = real
+            self.exceptions = real.exceptions
 
         def update_item(self, **kwargs: Any) -> Any:
-            result = real.update_item(**kwargs)
+            result = self._real.update_item(**kwargs)
             if "lease_owner = :owner, lease_until" in kwargs.get("UpdateExpression", ""):
                 raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
             return result
 
         def __getattr__(self, name: str) -> Any:
-            return getattr(real, name)
+            return getattr(self._real, name)
 
-    worker.store._db = LostAnswer()
+    worker = keeper(dynamodb=LostAnswer)
     started = time.monotonic()
 
     refreshed = worker.refresh(stored("acme"))
@@ -161,10 +163,8 @@ def test_a_commit_that_outlasts_its_deadline_parks_the_tokens_inside_the_lease(
     pair(sage, "acme", CUSTOMER)
     before = stored("acme")
     timing = {"token_timeout": 0.3, "store_call_seconds": 0.2, "commit_seconds": 0.5, "park_seconds": 1.0}
-    worker = keeper(**{**SHORT, **timing})
-    worker.store._db = FlakyTable(
-        worker.store._db, failures=10**6, delay=0.2
-    )  # every commit hangs, then fails
+    # Every commit hangs, then fails.
+    worker = keeper(dynamodb=lambda db: FlakyTable(db, failures=10**6, delay=0.2), **{**SHORT, **timing})
     parked_at: list[float] = []
     real_save = worker._rescue.save
 
@@ -189,8 +189,7 @@ def test_a_commit_that_outlasts_its_deadline_parks_the_tokens_inside_the_lease(
 def test_refreshed_tokens_survive_a_table_that_will_not_take_them(sage: Emulator, stack: Stack) -> None:
     pair(sage, "acme", CUSTOMER)
     before = stored("acme")
-    flaky = keeper(**SHORT)
-    flaky.store._db = FlakyTable(flaky.store._db, failures=10**6)
+    flaky = keeper(dynamodb=lambda db: FlakyTable(db, failures=10**6), **SHORT)
 
     served = flaky.refresh(before)
 
@@ -211,8 +210,7 @@ def test_a_refresh_after_a_lapsed_lease_applies_the_parked_tokens_and_never_spen
 ) -> None:
     read_events = lifecycle_events(stack)
     pair(sage, "acme", CUSTOMER)
-    flaky = keeper(**SHORT)
-    flaky.store._db = FlakyTable(flaky.store._db, failures=10**6)
+    flaky = keeper(dynamodb=lambda db: FlakyTable(db, failures=10**6), **SHORT)
     flaky.refresh(stored("acme"))  # Sage rotated; the table kept the old token; the new one is parked
     time.sleep(max(0.0, (stored("acme").lease_until or 0) - time.time()) + 0.05)  # its lease lapses
 
@@ -230,8 +228,7 @@ def test_tokens_are_lost_only_when_both_the_table_and_the_rescue_queue_fail(
     sage: Emulator, stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
     pair(sage, "acme", CUSTOMER)
-    flaky = keeper(**SHORT)
-    flaky.store._db = FlakyTable(flaky.store._db, failures=10**6)
+    flaky = keeper(dynamodb=lambda db: FlakyTable(db, failures=10**6), **SHORT)
 
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "SendMessage")
@@ -253,8 +250,7 @@ def test_delete_and_re_pair_keeps_the_new_pairings_tokens_and_customer(
     pair(sage, "acme", old_customer)
     old = stored("acme")
     if pending == "rescued tokens":
-        flaky = keeper(**SHORT)
-        flaky.store._db = FlakyTable(flaky.store._db, failures=10**6)
+        flaky = keeper(dynamodb=lambda db: FlakyTable(db, failures=10**6), **SHORT)
         flaky.refresh(old)  # parked, for the old pairing's generation and version
         assert call("DELETE", "/tenants/acme").status == 204
         pair(sage, "acme", new_customer)

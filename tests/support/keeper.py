@@ -57,27 +57,23 @@ def worker() -> TokenKeeper:
     return built
 
 
-def keeper(**timing: Any) -> TokenKeeper:
+def keeper(*, dynamodb: Callable[[Any], Any] | None = None, **timing: Any) -> TokenKeeper:
     """A keeper as the functions build it, in an execution environment of its own: its own lease owner,
-    clients and caches, so a test can break its table or queue without breaking everyone else's."""
-    built: TokenKeeper
-    own = (
-        wiring.token_keeper,
-        wiring.token_store,
-        wiring.token_sealer,
-        wiring.token_rescue,
-        wiring.app_breaker,
-        wiring.credentials_source,
-        wiring.aws_client,
-    )
-    for factory in own:
-        factory.cache_clear()
-    built = wiring.token_keeper()
-    built._credentials.current()  # its Secrets Manager client too, made now rather than in a worker thread
-    for factory in own:
-        factory.cache_clear()
-    if timing:
-        built._timing = replace(built._timing, **timing)
+    clients and caches, so a test can break its table or queue without breaking everyone else's.
+
+    `timing` changes its KeeperTiming; `dynamodb` wraps the DynamoDB client it is built with (a table that
+    fails, an answer that is lost). Both go in through the wiring, as a function's environment builds them.
+    """
+    real_client = wiring.aws_client
+    timing_now = wiring.keeper_timing()
+
+    def client(service: str) -> Any:
+        made = real_client(service)
+        return dynamodb(made) if dynamodb is not None and service == "dynamodb" else made
+
+    with wiring.override(keeper_timing=lambda: replace(timing_now, **timing), aws_client=client):
+        built = wiring.token_keeper()
+        wiring.credentials_source().current()  # its Secrets Manager client too, made now, not in a thread
     return built
 
 

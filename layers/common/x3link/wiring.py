@@ -8,7 +8,8 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:  # imported where they are built: a cold start loads only what
     from x3link.rescue import TokenRescue
     from x3link.sage_client import SageX3Client
     from x3link.sealing import TokenSealer
-    from x3link.token_keeper import TokenKeeper
+    from x3link.token_keeper import KeeperTiming, TokenKeeper
     from x3link.token_store import TokenStore
 
 # Before any client exists: the SDK never logs a request or an answer, whatever the level is set to.
@@ -182,8 +183,15 @@ def notification_inbox() -> NotificationInbox:
 
 
 @cache
+def keeper_timing() -> KeeperTiming:
+    from x3link.token_keeper import KeeperTiming
+
+    return KeeperTiming(grace_seconds=settings().grace_period_seconds)
+
+
+@cache
 def token_keeper() -> TokenKeeper:
-    from x3link.token_keeper import KeeperTiming, TokenKeeper
+    from x3link.token_keeper import TokenKeeper
 
     return TokenKeeper(
         token_store(),
@@ -192,7 +200,7 @@ def token_keeper() -> TokenKeeper:
         app_breaker(),
         token_rescue(),
         refresh_margin=settings().refresh_margin_seconds,
-        timing=KeeperTiming(grace_seconds=settings().grace_period_seconds),
+        timing=keeper_timing(),
     )
 
 
@@ -294,6 +302,7 @@ def reset() -> None:
         app_breaker,
         token_rescue,
         event_publisher,
+        keeper_timing,
         token_keeper,
         notification_inbox,
         refresh_queue,
@@ -302,3 +311,23 @@ def reset() -> None:
         keep_alive_worker,
     ):
         factory.cache_clear()
+
+
+@contextlib.contextmanager
+def override(**factories: Callable[..., Any]) -> Iterator[None]:
+    """Build services with some of this module's factories replaced (a fake client, another timing), as
+    Powertools' `dependency_overrides` does for a resolver: a test swaps a dependency here, never inside a
+    built object. Every cached service is dropped on entry and on exit, so nothing built with a replacement
+    outlives the block but what the caller kept."""
+    module = sys.modules[__name__]
+    unknown = sorted(name for name in factories if not callable(getattr(module, name, None)))
+    if unknown:
+        raise AttributeError(f"x3link.wiring has no factory named {', '.join(unknown)}")
+    saved = {name: getattr(module, name) for name in factories}
+    reset()
+    vars(module).update(factories)
+    try:
+        yield
+    finally:
+        vars(module).update(saved)
+        reset()
