@@ -174,11 +174,7 @@ class ActivityLog:
 
 
 def page_limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3 and 1 <= int(raw) <= MAX_LIMIT):
-        raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}.")
-    return int(raw)
+    return cursors.page_limit(raw, default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
 
 
 def _start_key(cursor: str, tenant: str) -> dict[str, Any]:

@@ -30,3 +30,12 @@ def decode(cursor: str, refusal: str) -> Any:
         return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError):
         raise BadRequest(refusal) from None
+
+
+def page_limit(raw: str | None, *, default: int, maximum: int) -> int:
+    """A listing's `?limit=`: `default` when absent, else a whole number from 1 to `maximum`."""
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3 and 1 <= int(raw) <= maximum):
+        raise BadRequest(f"limit must be a whole number from 1 to {maximum}.")
+    return int(raw)
