@@ -17,6 +17,7 @@ from local import template as tpl
 from local.aws_resources import Stack
 from local.sagex3_emulator import Emulator
 from tests.support.aws_faults import AwsCalls
+from tests.support.keeper import untune
 from tests.support.sage import CLIENT_ID, CLIENT_SECRET
 from x3link import wiring
 
@@ -75,6 +76,7 @@ def stack(sage: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         wiring.reset()
         parameters.clear_caches()
         yield created
+        untune()
         wiring.reset()
         parameters.clear_caches()
 

@@ -27,9 +27,10 @@ from local.aws_resources import Stack
 from local.sagex3_emulator import Customer, Emulator
 from tests.support.api import call
 from tests.support.events import lifecycle_events
-from tests.support.keeper import concurrently, keeper, pair_many, put_credentials, stored, sweep, tune
+from tests.support.keeper import concurrently, keeper, pair_many, put_credentials, rewire, stored, sweep, tune
 from tests.support.sage import CLIENT_ID, pair
 from x3link import wiring
+from x3link.breaker import AppBreaker
 from x3link.endpoints import normalise
 from x3link.errors import AppUnavailable, PairingSuspended
 from x3link.token_store import Pairing
@@ -62,8 +63,17 @@ def proxy_json_403(sage: Emulator, stack: Stack) -> Callable[[], None]:
 @pytest.fixture
 def quick_breaker() -> Iterator[None]:
     """A probe a second and every success written: a test's seconds stand for the breaker's minutes."""
-    breaker = wiring.app_breaker()
-    breaker.probe_interval, breaker.success_write_interval = 1.0, 0.0
+    s = wiring.settings()
+    gateway = normalise(s.sage_x3_url)
+    rewire(
+        app_breaker=lambda: AppBreaker(
+            s.pairings_table,
+            wiring.aws_client("dynamodb"),
+            default_gateway=gateway,
+            probe_interval=1.0,
+            success_write_interval=0.0,
+        )
+    )
     tune(credentials_recheck_seconds=0)
     yield
 
@@ -205,7 +215,8 @@ def test_kms_slowed_by_two_seconds_never_lets_two_workers_spend_one_refresh_toke
         pair(sage, tenant, f"https://x3.{tenant}.example")
     # A lease (1.8 s) shorter than the KMS delay (2 s), the token call (0.8 s) well inside it: a lease
     # reckoned from a clock read before KMS has lapsed by the time it is written.
-    short = {"connect_seconds": 0.1, "token_timeout": 1.4, "min_token_timeout": 0.2, "wait_seconds": 30.0}
+    short: dict[str, Any] = {"connect_seconds": 0.1, "token_timeout": 1.4, "min_token_timeout": 0.2}
+    short |= {"wait_seconds": 30.0}
     short |= {"store_call_seconds": 0.1, "commit_seconds": 0.15, "park_seconds": 0.15, "margin_seconds": 0.0}
     befores = {tenant: stored(tenant) for tenant in tenants}
     real_call = getattr(BaseClient, "_make_api_call")  # noqa: B009  # botocore's one door for every call

@@ -17,19 +17,17 @@ from local.aws_resources import Stack
 from local.sagex3_emulator import Emulator
 from tests.support.api import call
 from tests.support.events import lifecycle_events
-from tests.support.keeper import concurrently, keeper, stored, sweep, worker
+from tests.support.keeper import Spy, concurrently, keeper, stored, sweep, worker
 from tests.support.sage import pair
 from x3link import wiring
 from x3link.budget import Budget
 from x3link.errors import UpstreamError, UpstreamTimeout
-from x3link.oauth import TokenSet
-from x3link.token_store import Lease, Pairing
 
 CUSTOMER = "https://x3.acme.example"
 RUNS = int(os.environ.get("CONCURRENCY_RUNS", "50"))
 # A lease of under a second: connection, token call and the work after it all shrunk alike. The token call
 # may start as late as 0.45 s into it (a loaded machine's stall) and still be sent.
-SHORT = {
+SHORT: dict[str, Any] = {
     "connect_seconds": 0.05,
     "token_timeout": 0.5,
     "min_token_timeout": 0.05,
@@ -85,23 +83,29 @@ def test_twenty_concurrent_refreshes_spend_the_refresh_token_once_in_fifty_runs_
 
 def test_the_lease_covers_the_token_call_and_the_work_after_it(sage: Emulator, stack: Stack) -> None:
     pair(sage, "acme", CUSTOMER)
-    worker = keeper()
     seen: dict[str, float] = {}
-    real_lease, real_token = worker.store.try_lease, worker._sage.token
 
-    def lease(pairing: Pairing, owner: str, now: float, until: float) -> Lease:
-        seen["leased_for"] = until - now
-        return real_lease(pairing, owner, now, until)
+    def leases(table: Any) -> Any:
+        def update_item(**kwargs: Any) -> Any:
+            if "lease_owner = :owner" in kwargs.get("UpdateExpression", ""):
+                values = kwargs["ExpressionAttributeValues"]
+                seen["leased_for"] = float(values[":until"]["N"]) - float(values[":now"]["N"])
+            return table.update_item(**kwargs)
 
-    def token(base_url: str, grant: dict[str, str], *, read_timeout: float | None = None) -> Any:
-        seen["read_timeout"] = read_timeout or 0
-        return real_token(base_url, grant, read_timeout=read_timeout)
+        return Spy(table, update_item=update_item)
 
-    worker.store.try_lease, worker._sage.token = lease, token  # type: ignore[method-assign]
+    def token_calls(client: Any) -> Any:
+        def token(base_url: str, grant: dict[str, str], *, read_timeout: float | None = None) -> Any:
+            seen["read_timeout"] = read_timeout or 0
+            return client.token(base_url, grant, read_timeout=read_timeout)
+
+        return Spy(client, token=token)
+
+    worker = keeper(dynamodb=leases, sage=token_calls)
     now = time.time()
     worker.refresh(stored("acme"), Budget(finish_by=now + 89, answer_by=now + 29))
 
-    t = worker._timing
+    t = wiring.keeper_timing()
     # A query: the token call gets most of API Gateway's 29 s, and the lease all the work it may take.
     assert 25 <= seen["read_timeout"] <= 28
     worst = t.connect_seconds + seen["read_timeout"] + t.commit_seconds + t.park_seconds
@@ -162,17 +166,21 @@ def test_a_commit_that_outlasts_its_deadline_parks_the_tokens_inside_the_lease(
 ) -> None:
     pair(sage, "acme", CUSTOMER)
     before = stored("acme")
-    timing = {"token_timeout": 0.3, "store_call_seconds": 0.2, "commit_seconds": 0.5, "park_seconds": 1.0}
-    # Every commit hangs, then fails.
-    worker = keeper(dynamodb=lambda db: FlakyTable(db, failures=10**6, delay=0.2), **{**SHORT, **timing})
+    # The token call may wait 0.8 s: a loaded machine's stall before it must not use up the lease.
+    timing = {"token_timeout": 0.8, "store_call_seconds": 0.2, "commit_seconds": 0.5, "park_seconds": 1.0}
     parked_at: list[float] = []
-    real_save = worker._rescue.save
 
-    def save(tenant: str, generation: str, version: int, tokens: TokenSet) -> None:
-        parked_at.append(time.time())
-        real_save(tenant, generation, version, tokens)
+    def parking(queue: Any) -> Any:
+        def send_message(**kwargs: Any) -> Any:
+            parked_at.append(time.time())  # when the tokens were parked
+            return queue.send_message(**kwargs)
 
-    worker._rescue.save = save  # type: ignore[method-assign]  # a spy: when the tokens were parked
+        return Spy(queue, send_message=send_message)
+
+    # Every commit hangs, then fails.
+    worker = keeper(
+        dynamodb=lambda db: FlakyTable(db, failures=10**6, delay=0.2), sqs=parking, **{**SHORT, **timing}
+    )
     started = time.time()
 
     served = worker.refresh(before)
@@ -228,12 +236,15 @@ def test_tokens_are_lost_only_when_both_the_table_and_the_rescue_queue_fail(
     sage: Emulator, stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
     pair(sage, "acme", CUSTOMER)
-    flaky = keeper(dynamodb=lambda db: FlakyTable(db, failures=10**6), **SHORT)
 
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "SendMessage")
 
-    flaky._rescue._sqs = type("DownSqs", (), {"send_message": refuse})()
+    flaky = keeper(
+        dynamodb=lambda db: FlakyTable(db, failures=10**6),
+        sqs=lambda queue: Spy(queue, send_message=refuse),
+        **SHORT,
+    )
     with pytest.raises(UpstreamError, match="could not be stored"):
         flaky.refresh(stored("acme"))
     assert any(
@@ -334,17 +345,21 @@ def test_one_pairings_unexpected_failure_never_stops_the_sweep(sage: Emulator, s
     sage.configure(refresh_lifetime=3 * 86400)
     for tenant in ("one", "two", "three"):
         pair(sage, tenant, f"https://x3.{tenant}.example")
-    store = wiring.token_keeper().store
-    real_lease = store.lease_if_due
+    real_client = wiring.aws_client
 
-    def lease_if_due(tenant: str, owner: str, now: float, until: float, due_before: float) -> Lease:
-        if tenant == "two":  # the keep-alive's first touch of a pairing
-            raise RuntimeError("a bug nobody foresaw")
-        return real_lease(tenant, owner, now, until, due_before)
+    def client(service: str) -> Any:
+        made = real_client(service)
 
-    store.lease_if_due = lease_if_due  # type: ignore[method-assign]
+        def update_item(**kwargs: Any) -> Any:
+            first_touch = "refresh_token_expires_epoch <= :due" in kwargs.get("ConditionExpression", "")
+            if first_touch and kwargs["Key"]["tenant"]["S"] == "two":  # the keep-alive's lease of a pairing
+                raise RuntimeError("a bug nobody foresaw")
+            return made.update_item(**kwargs)
 
-    summary = sweep()
+        return Spy(made, update_item=update_item) if service == "dynamodb" else made
+
+    with wiring.override(aws_client=client):
+        summary = sweep()
 
     assert (summary["refreshed"], summary["failed"]) == (2, 1)
     assert summary["failures"] == [{"tenant": "two", "error": "RuntimeError"}]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -57,30 +58,71 @@ def worker() -> TokenKeeper:
     return built
 
 
-def keeper(*, dynamodb: Callable[[Any], Any] | None = None, **timing: Any) -> TokenKeeper:
+def keeper(
+    *,
+    dynamodb: Callable[[Any], Any] | None = None,
+    sqs: Callable[[Any], Any] | None = None,
+    sage: Callable[[Any], Any] | None = None,
+    **timing: Any,
+) -> TokenKeeper:
     """A keeper as the functions build it, in an execution environment of its own: its own lease owner,
     clients and caches, so a test can break its table or queue without breaking everyone else's.
 
-    `timing` changes its KeeperTiming; `dynamodb` wraps the DynamoDB client it is built with (a table that
-    fails, an answer that is lost). Both go in through the wiring, as a function's environment builds them.
+    `timing` changes its KeeperTiming; `dynamodb` and `sqs` wrap the AWS clients it is built with (a table
+    that fails, an answer that is lost, a queue that is down) and `sage` its Sage X3 client (a spy on the
+    token call). All go in through the wiring, as a function's environment builds them.
     """
-    real_client = wiring.aws_client
+    real_client, real_sage = wiring.aws_client, wiring.sage_client
     timing_now = wiring.keeper_timing()
+    wrappers = {"dynamodb": dynamodb, "sqs": sqs}
 
     def client(service: str) -> Any:
-        made = real_client(service)
-        return dynamodb(made) if dynamodb is not None and service == "dynamodb" else made
+        made, wrap = real_client(service), wrappers.get(service)
+        return wrap(made) if wrap is not None else made
 
-    with wiring.override(keeper_timing=lambda: replace(timing_now, **timing), aws_client=client):
+    def sage_client() -> Any:
+        made = real_sage()
+        return sage(made) if sage is not None else made
+
+    with wiring.override(
+        keeper_timing=lambda: replace(timing_now, **timing), aws_client=client, sage_client=sage_client
+    ):
         built = wiring.token_keeper()
         wiring.credentials_source().current()  # its Secrets Manager client too, made now, not in a thread
     return built
 
 
+class Spy:
+    """An object standing in for another, recording the calls a test names and passing every call on."""
+
+    def __init__(self, real: Any, **replacements: Callable[..., Any]) -> None:
+        self.real = real
+        self.replacements = replacements
+
+    def __getattr__(self, name: str) -> Any:
+        replaced = self.replacements.get(name)
+        return replaced if replaced is not None else getattr(self.real, name)
+
+
+_rewired = contextlib.ExitStack()
+
+
+def rewire(**factories: Callable[..., Any]) -> None:
+    """Replace some of the wiring's factories from now until the test ends: services already built are
+    dropped, and every function's environment builds its own with the replacements."""
+    _rewired.enter_context(wiring.override(**factories))
+
+
 def tune(**timing: Any) -> None:
-    """Change the timing of the keeper the functions use (a test's seconds stand for hours)."""
-    shared: TokenKeeper = wiring.token_keeper()
-    shared._timing = replace(shared._timing, **timing)
+    """Change the timing of every keeper the functions build from now until the test ends (a test's seconds
+    stand for hours)."""
+    tuned = replace(wiring.keeper_timing(), **timing)
+    rewire(keeper_timing=lambda: tuned)
+
+
+def untune() -> None:
+    """Every factory back as the wiring defines it (the stack fixture's teardown)."""
+    _rewired.close()
 
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -158,7 +200,7 @@ def concurrently(works: list[Callable[[], T]]) -> tuple[list[T], list[BaseExcept
 
 
 # A keeper timing short enough for a test to outlast a commit deadline and park the tokens within it.
-PARKING = {
+PARKING: dict[str, Any] = {
     "connect_seconds": 0.05,
     "token_timeout": 0.5,
     "min_token_timeout": 0.1,

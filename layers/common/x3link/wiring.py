@@ -317,15 +317,16 @@ def reset() -> None:
 def override(**factories: Callable[..., Any]) -> Iterator[None]:
     """Build services with some of this module's factories replaced (a fake client, another timing), as
     Powertools' `dependency_overrides` does for a resolver: a test swaps a dependency here, never inside a
-    built object. Every cached service is dropped on entry and on exit, so nothing built with a replacement
-    outlives the block but what the caller kept."""
+    built object. A replacement is cached as the factory it replaces is (one service per environment), and
+    every cached service is dropped on entry and on exit, so nothing built with a replacement outlives the
+    block but what the caller kept."""
     module = sys.modules[__name__]
     unknown = sorted(name for name in factories if not callable(getattr(module, name, None)))
     if unknown:
         raise AttributeError(f"x3link.wiring has no factory named {', '.join(unknown)}")
     saved = {name: getattr(module, name) for name in factories}
     reset()
-    vars(module).update(factories)
+    vars(module).update({name: cache(factory) for name, factory in factories.items()})
     try:
         yield
     finally:
