@@ -45,11 +45,12 @@ HANDLERS: dict[str, HandlerInit] = {
     # The pairing service's store seals with KMS (the callback) and its credentials come from Secrets Manager.
     "CallbackFunction": HandlerInit(("pairing_service", "settings"), ("dynamodb", "kms", "secretsmanager")),
     "DataDeliveryFunction": HandlerInit(("sage_client", "token_keeper"), KEEPER),
-    "DataIngestionFunction": HandlerInit(("sage_client", "token_keeper"), KEEPER),
+    "DataIngestionFunction": HandlerInit(("sage_client", "token_keeper", "upload_log"), KEEPER),
     "FoldersFunction": HandlerInit(("sage_client", "token_keeper"), KEEPER),
     "KeepAliveRunsFunction": HandlerInit(("run_ledger",), ("dynamodb",)),
     "NotificationsFunction": HandlerInit(("client_credentials", "notification_inbox"), KEEPER),
     "PairLinkFunction": HandlerInit(("pairing_service",), ("dynamodb", "secretsmanager")),
+    "OutboxWorkerFunction": HandlerInit(("outbox_worker",), (*KEEPER, "s3")),
     "PairingEventsFunction": HandlerInit(("event_publisher",), ("events",)),
     "PairingLinksFunction": HandlerInit(("pairing_states",), ("dynamodb",)),
     "PairingRefreshFunction": HandlerInit(("token_keeper",), KEEPER),
@@ -79,6 +80,8 @@ INIT_ENV = {
     "REFRESH_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/refresh",
     "NOTIFICATIONS_TABLE": "notifications",
     "ACTIVITY_TABLE": "activity",
+    "UPLOADS_TABLE": "uploads",
+    "OUTBOX_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/outbox",
     "DATA_KEY_ID": "alias/bench",
     "POWERTOOLS_METRICS_NAMESPACE": "Bench",
 }

@@ -1,5 +1,6 @@
 """Files the app sends into Sage X3: a presigned upload link into a granted folder, then Sage's tracking
-of the file (POST /tenants/{tenant}/folders/{folder}/uploads, GET /tenants/{tenant}/uploads/{tracking_id})."""
+of the file (POST /tenants/{tenant}/folders/{folder}/uploads, GET /tenants/{tenant}/uploads/{tracking_id}),
+and the tenant's recent uploads, through this route or the outbox (GET /tenants/{tenant}/uploads)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from x3link import data_ingestion, wiring
+from x3link import data_ingestion, uploads, wiring
 from x3link.api import json_api, json_body, request_budget, tenant_parameter
 from x3link.counted_metrics import log_counted_metrics
 
@@ -29,10 +30,12 @@ def request_upload(tenant: str, folder: str) -> Response[Any]:
     logger.append_keys(tenant=tenant, folder=folder, operation="upload")
     metrics.add_metric(name="DataIngestionRequests", unit=MetricUnit.Count, value=1)
     # The answer holds the presigned upload link: it goes to the app, never to a log line.
+    body = json_body(app)
     upload = data_ingestion.request_upload(
-        tenant, folder, json_body(app), wiring.token_keeper(), wiring.sage_client(), request_budget(app)
+        tenant, folder, body, wiring.token_keeper(), wiring.sage_client(), request_budget(app)
     )
     logger.info("Upload link issued", extra={"tracking_id": upload["tracking_id"]})
+    data_ingestion.record_upload(wiring.upload_log(), tenant, folder, body["filename"], upload)
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=upload)
 
 
@@ -44,6 +47,15 @@ def upload_status(tenant: str, tracking_id: str) -> dict[str, Any]:
     return data_ingestion.upload_status(
         tenant, tracking_id, wiring.token_keeper(), wiring.sage_client(), request_budget(app)
     )
+
+
+@app.get("/tenants/<tenant>/uploads")
+def list_uploads(tenant: str) -> dict[str, Any]:
+    tenant = tenant_parameter(tenant)
+    logger.append_keys(tenant=tenant, operation="uploads")
+    limit = uploads.page_limit(app.current_event.get_query_string_value("limit"))
+    cursor = app.current_event.get_query_string_value("cursor")
+    return uploads.list_uploads(wiring.upload_log(), tenant, limit=limit, cursor=cursor)
 
 
 @logger.inject_lambda_context(

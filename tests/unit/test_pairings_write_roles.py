@@ -28,6 +28,7 @@ KEEPERS = {
     "TokenRescueFunction",
     "TokenRefreshFunction",
     "RefreshWorkerFunction",
+    "OutboxWorkerFunction",
 }
 RUN_REPORTERS = {"TokenRefreshFunction", "RefreshWorkerFunction"}
 PROTECTED = ("endpoint", "customer", "x3_issuer", "x3_subject", "paired_at")

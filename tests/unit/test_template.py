@@ -41,6 +41,7 @@ def test_only_the_pages_a_browser_opens_are_public() -> None:
         ("GET", "/pairings"): "AWS_IAM",
         ("DELETE", "/pairings/{id}"): "AWS_IAM",
         ("GET", "/tenants/{tenant}/activity"): "AWS_IAM",
+        ("GET", "/tenants/{tenant}/uploads"): "AWS_IAM",
         ("GET", "/keep-alive/runs/{id}"): "AWS_IAM",
         # Sage X3 calls it and cannot sign with SigV4: the function checks its HMAC_SHA256 signature.
         ("POST", "/notifications"): "NONE",
@@ -113,6 +114,7 @@ JUDGES = {
     "NotificationsFunction",
     "DataDeliveryFunction",
     "DataIngestionFunction",
+    "OutboxWorkerFunction",
 }
 
 
@@ -234,11 +236,15 @@ def test_every_committed_change_of_a_pairing_reaches_the_bus_or_a_dead_letter_qu
     # The activity (GET /tenants/{tenant}/activity) is the streams' one other reader.
     assert {t.function for t in streamed} == {"PairingEventsFunction", "ActivityRecorderFunction"}
     triggers = [t for t in streamed if t.function == "PairingEventsFunction"]
-    for function in ("PairingEventsFunction", "ActivityRecorderFunction"):
-        assert {next(iter(_resource_names(t.source))) for t in streamed if t.function == function} == {
-            "PairingsTable",
-            "NotificationsTable",
-        }
+    sources = {
+        function: {next(iter(_resource_names(t.source))) for t in streamed if t.function == function}
+        for function in ("PairingEventsFunction", "ActivityRecorderFunction")
+    }
+    assert sources["ActivityRecorderFunction"] == {"PairingsTable", "NotificationsTable"}
+    # An outbox file's outcome (FileIngested, FileRejected) is announced from the uploads table's stream.
+    assert sources["PairingEventsFunction"] == {"PairingsTable", "NotificationsTable", "UploadsTable"}
+    uploads = resources["UploadsTable"]["Properties"]
+    assert uploads["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
     for trigger in triggers:
         props = trigger.properties
         assert trigger.function == "PairingEventsFunction"
@@ -256,6 +262,7 @@ def test_every_committed_change_of_a_pairing_reaches_the_bus_or_a_dead_letter_qu
     for action in ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"):
         assert _may(publisher, action, "PairingsTable"), action
         assert _may(publisher, action, "NotificationsTable"), action
+        assert _may(publisher, action, "UploadsTable"), action
     assert _may(publisher, "events:PutEvents", "PairingEventsBus")
     assert _may(publisher, "sqs:SendMessage", "EventsDeadLetterQueue")
     assert not _may(publisher, "secretsmanager:GetSecretValue")  # it never calls Sage
@@ -413,6 +420,7 @@ def test_every_dead_letter_queue_has_an_alarm() -> None:
         "EventsDeadLetterQueue",
         "RefreshFailureQueue",
         "RefreshDeadLetterQueue",
+        "OutboxDeadLetterQueue",
     }
     watched = {
         next(iter(_resource_names(alarm["Dimensions"][0]["Value"])))
@@ -446,7 +454,8 @@ def test_alarms_on_the_bundles_metrics_read_them_where_powertools_publishes_them
 
 
 # ---------------------------------------------------------------- least privilege (issue 7, part 5)
-STACK_SERVICES = {"dynamodb", "sqs", "secretsmanager"}
+# s3: the outbox bucket's objects are encrypted with the stack's key (SSE-KMS).
+STACK_SERVICES = {"dynamodb", "sqs", "secretsmanager", "s3"}
 # Every KMS action that uses the key for data, or lets someone else do so.
 DATA_ACTIONS = (
     "kms:Encrypt",

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from aws_lambda_powertools import Logger
+
 from x3link.budget import Budget
 from x3link.data_integration import absolute_link, file_name, folder_name, granted, link_expiry, quoted
 from x3link.errors import (
@@ -29,6 +31,9 @@ from x3link.sage_client import SageX3Client
 from x3link.sage_session import with_live_token
 from x3link.token_keeper import TokenKeeper
 from x3link.token_store import Pairing, iso
+from x3link.uploads import UploadLog
+
+logger = Logger(child=True)
 
 TRACKING_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _TRACKING_PATH = re.compile(r"/dataingestion/tracking/([^/]+)/?\Z")
@@ -156,3 +161,14 @@ def upload_status(
             raise
 
     return parse_tracking(with_live_token(tenant, keeper, read, budget), tracking_id)
+
+
+def record_upload(
+    log: UploadLog, tenant: str, folder: str, filename: str, upload: dict[str, Any], now: float | None = None
+) -> None:
+    """Note a link handed out in the tenant's uploads (GET .../uploads). Best effort: the link is issued
+    already, and failing the request now would only lose it for the app."""
+    try:
+        log.record_api(tenant, upload["tracking_id"], folder, filename, time.time() if now is None else now)
+    except Exception:
+        logger.warning("Upload not recorded in the uploads table", exc_info=True)

@@ -26,6 +26,8 @@ RECOVERED = "PairingRecovered"
 DELETED_EVENT = "PairingDeleted"
 APP_REJECTED = "AppCredentialsRejected"
 FILES_AVAILABLE = "FilesAvailable"
+FILE_INGESTED = "FileIngested"
+FILE_REJECTED = "FileRejected"
 DETAIL_TYPES = (
     COMPLETED,
     SUSPENDED_EVENT,
@@ -34,6 +36,8 @@ DETAIL_TYPES = (
     DELETED_EVENT,
     APP_REJECTED,
     FILES_AVAILABLE,
+    FILE_INGESTED,
+    FILE_REJECTED,
 )
 
 # The item's own time of the change each event announces; the stream record's time when it has none.
@@ -88,6 +92,8 @@ def events_for(
     """
     if _s(new or old, "notification_id") is not None:
         return _files_events(event_name, new)
+    if _s(new or old, "upload_id") is not None:
+        return _upload_events(old, new)
     if (_s(new or old, "tenant") or "").startswith(APP_KEY):
         return _app_events(old, new, at_epoch)
     if event_name == "REMOVE":
@@ -193,3 +199,32 @@ def _files_events(event_name: str, new: Image | None) -> list[LifecycleEvent]:
         "at": iso(_n(new, "received_at")),
     }
     return [LifecycleEvent(FILES_AVAILABLE, detail)]
+
+
+def _upload_events(old: Image | None, new: Image | None) -> list[LifecycleEvent]:
+    """An outbox file's outcome is news once, when its upload item gains it (x3link/uploads.py); an upload
+    through `POST .../uploads` is the app's own to follow."""
+    outcome = _s(new, "outcome")
+    if new is None or outcome is None or _s(old, "outcome") is not None or _s(new, "source") != "outbox":
+        return []
+    tenant, upload_id = _s(new, "tenant"), _s(new, "upload_id")
+    detail_type = FILE_INGESTED if outcome == "ingested" else FILE_REJECTED
+    detail: dict[str, Any] = {
+        "id": f"upload:{tenant}:{upload_id}",
+        "tenant": tenant,
+        "folder": _s(new, "folder"),
+        "filename": _s(new, "filename"),
+        "bucket": _s(new, "bucket"),
+        "key": _s(new, "key"),
+        "version_id": _s(new, "version_id"),
+        "tracking_id": _s(new, "tracking_id"),
+        "message": _s(new, "status_message"),
+        "at": _s(new, "updated_at"),
+    }
+    reason = _s(new, "reason")
+    if detail_type == FILE_REJECTED:
+        detail["reason"] = reason
+    # Sage's own status, where Sage judged the file (not where the bundle refused it before sending).
+    if detail_type == FILE_INGESTED or reason in ("sage_rejected", "tracking_timeout"):
+        detail["status"] = _s(new, "status")
+    return [LifecycleEvent(detail_type, detail)]

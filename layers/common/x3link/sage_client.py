@@ -73,6 +73,9 @@ UNSENT_RETRY = Retry(
     respect_retry_after_header=False,
 )
 NO_RETRY = Retry(total=0, redirect=0, raise_on_redirect=False, respect_retry_after_header=False)
+# A file streamed to an upload link: 350 MB at a few MB/s, so the read (Sage's answer after the last byte)
+# waits long; sent once, since a stream cannot be replayed.
+UPLOAD_TIMEOUT = Timeout(connect=CONNECT_TIMEOUT, read=120.0)
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DELTA_SECONDS = re.compile(r"\d{1,10}")
 REFUSED_METRIC = "EndpointRefused"  # a call refused for its URL; EndpointRefusedAlarm watches it
@@ -272,6 +275,31 @@ class SageX3Client:
         if response.status not in (200, 201):
             raise _refusal(response)
         return _json_of(response)
+
+    def put_file(self, upload_url: str, body: Any, length: int) -> None:
+        """Stream a file (anything with `read`) to a presigned upload link Sage handed out.
+
+        No token goes with it (the link signs itself), so it is not held to the allowed gateways: Sage's
+        links point at its storage, not at the gateway. Sent once, never redirected; a refusal is
+        UpstreamRefused with the storage's status.
+        """
+        try:
+            response = self._http.request(
+                "PUT",
+                upload_url,
+                body=body,
+                headers={"Content-Length": str(length)},
+                timeout=UPLOAD_TIMEOUT,
+                retries=NO_RETRY,
+                redirect=False,
+            )
+        except MaxRetryError as exc:
+            raise _failure(exc.reason) from None
+        except HTTPError as exc:
+            raise _failure(exc) from None
+        logger.debug("Upload link answered", extra={"status": response.status})
+        if not 200 <= response.status < 300:
+            raise UpstreamRefused(response.status, "the upload link refused the file")
 
     def folders(self, base_url: str, access_token: str, *, tenant: str | None = None) -> list[Any]:
         document = self.get_json(f"{base_url}/folders", access_token, tenant=tenant)

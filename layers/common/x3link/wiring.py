@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # imported where they are built: a cold start loads only what
     from x3link.keep_alive import KeepAliveDispatcher, KeepAliveWorker, RefreshQueue
     from x3link.notification_inbox import NotificationInbox
     from x3link.oauth import ClientCredentials
+    from x3link.outbox import OutboxWorker
     from x3link.pairing import PairingService
     from x3link.pairing_events import EventPublisher
     from x3link.pairing_states import PairingStates
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # imported where they are built: a cold start loads only what
     from x3link.sealing import TokenSealer
     from x3link.token_keeper import KeeperTiming, TokenKeeper
     from x3link.token_store import TokenStore
+    from x3link.uploads import UploadLog
 
 # Before any client exists: the SDK never logs a request or an answer, whatever the level is set to.
 pin_sdk_loggers()
@@ -259,6 +261,29 @@ def keep_alive_worker() -> KeepAliveWorker:
     )
 
 
+@cache
+def upload_log() -> UploadLog:
+    """Every upload, through POST .../uploads or the outbox (GET /tenants/{tenant}/uploads lists them)."""
+    from x3link.uploads import UploadLog
+
+    return UploadLog(os.environ["UPLOADS_TABLE"], aws_client("dynamodb"))
+
+
+@cache
+def outbox_worker() -> OutboxWorker:
+    """Sends the outbox's files to Sage X3 and follows them (OutboxWorkerFunction)."""
+    from x3link.outbox import FollowUps, OutboxTiming, OutboxWorker
+
+    env = os.environ
+    timing = OutboxTiming(
+        track_seconds=float(env.get("OUTBOX_TRACK_SECONDS") or 10),
+        track_hours=float(env.get("OUTBOX_TRACK_HOURS") or 24),
+        max_attempts=int(env.get("OUTBOX_MAX_ATTEMPTS") or 8),
+    )
+    follow_ups = FollowUps(env["OUTBOX_QUEUE_URL"], aws_client("sqs"))
+    return OutboxWorker(aws_client("s3"), upload_log(), token_keeper(), sage_client(), follow_ups, timing)
+
+
 def prime(*builders: Callable[[], object]) -> None:
     """A handler's import builds the services it uses when Lambda pays its init off the request path
     (SnapStart's snapshot, provisioned concurrency); on demand they are built on first use. Building makes
@@ -309,6 +334,8 @@ def reset() -> None:
         run_ledger,
         keep_alive_dispatcher,
         keep_alive_worker,
+        upload_log,
+        outbox_worker,
     ):
         factory.cache_clear()
 
