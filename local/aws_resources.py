@@ -3,8 +3,10 @@ whatever AWS endpoint boto3 is pointed at (moto in tests, the embedded moto serv
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +93,12 @@ def create(
     stack.refs.setdefault("AWS::Region", session.region_name or "us-east-1")
     stack.refs.setdefault("AWS::AccountId", "123456789012")
     stack.refs.setdefault("AWS::Partition", "aws")
+    # A stack id as CloudFormation's, fixed per stack name: names derived from it stay the same every run.
+    stack.refs.setdefault(
+        "AWS::StackId",
+        f"arn:aws:cloudformation:{stack.refs['AWS::Region']}:{stack.refs['AWS::AccountId']}:stack/{stack_name}/"
+        f"{uuid.uuid5(uuid.NAMESPACE_URL, f'x3link-local-stack:{stack_name}')}",
+    )
     all_resources = tpl.resources()
     order = [
         "AWS::KMS::Key",
@@ -98,6 +106,7 @@ def create(
         "AWS::SecretsManager::Secret",
         "AWS::SQS::Queue",
         "AWS::Events::EventBus",
+        "AWS::S3::Bucket",  # after the queues its notifications name
     ]
     for type_ in order:
         for logical_id, resource in _dependencies_first(all_resources, type_):
@@ -122,6 +131,11 @@ def create(
                 bus_name = props.get("Name", name)
                 arn = _event_bus(session.client("events"), bus_name)
                 stack.refs[logical_id], stack.attrs[(logical_id, "Arn")] = bus_name, arn
+            elif type_ == "AWS::S3::Bucket":
+                bucket = str(props.get("BucketName") or name.lower())
+                _bucket(session.client("s3"), bucket, props)
+                stack.refs[logical_id] = bucket
+                stack.attrs[(logical_id, "Arn")] = f"arn:aws:s3:::{bucket}"
     return stack
 
 
@@ -186,6 +200,56 @@ def _queue(client: Any, name: str, props: Mapping[str, Any]) -> tuple[str, str]:
         client.set_queue_attributes(QueueUrl=url, Attributes=attributes)
     arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return url, arn
+
+
+def _bucket(client: Any, name: str, props: Mapping[str, Any]) -> None:
+    """The bucket, created if missing, with the template's encryption, public access block, versioning and
+    queue notifications (moto's S3 sends the events to its SQS, as S3 does)."""
+    with contextlib.suppress(
+        client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists
+    ):
+        client.create_bucket(Bucket=name)
+    if props.get("BucketEncryption"):
+        client.put_bucket_encryption(
+            Bucket=name,
+            # CloudFormation's ServerSideEncryptionByDefault is the API's ApplyServerSideEncryptionByDefault.
+            ServerSideEncryptionConfiguration={
+                "Rules": [
+                    {
+                        "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+                        **(
+                            {"BucketKeyEnabled": rule["BucketKeyEnabled"]}
+                            if "BucketKeyEnabled" in rule
+                            else {}
+                        ),
+                    }
+                    for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+                ]
+            },
+        )
+    if props.get("PublicAccessBlockConfiguration"):
+        client.put_public_access_block(
+            Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+        )
+    if props.get("VersioningConfiguration"):
+        client.put_bucket_versioning(Bucket=name, VersioningConfiguration=props["VersioningConfiguration"])
+    queues = (props.get("NotificationConfiguration") or {}).get("QueueConfigurations") or []
+    if queues:
+        client.put_bucket_notification_configuration(
+            Bucket=name,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {"QueueArn": queue["Queue"], "Events": [queue["Event"]], **_filter(queue)}
+                    for queue in queues
+                ]
+            },
+        )
+
+
+def _filter(queue: Mapping[str, Any]) -> dict[str, Any]:
+    """A notification's key filter, as CloudFormation's `Filter.S3Key.Rules` reads in the S3 API."""
+    rules = ((queue.get("Filter") or {}).get("S3Key") or {}).get("Rules")
+    return {"Filter": {"Key": {"FilterRules": rules}}} if rules else {}
 
 
 def _key(client: Any, name: str, props: Mapping[str, Any]) -> dict[str, Any]:

@@ -211,6 +211,15 @@ def resolve(value: Any, refs: Mapping[str, str], attrs: Mapping[tuple[str, str],
                 return refs[key]
 
             return re.sub(r"\$\{([A-Za-z0-9:._]+)\}", substitute, value.value)
+        if value.name == "Fn::Join":
+            separator, parts = value.value
+            return str(separator).join(str(resolve(part, refs, attrs)) for part in parts)
+        if value.name == "Fn::Split":
+            separator, text = value.value
+            return str(resolve(text, refs, attrs)).split(str(separator))
+        if value.name == "Fn::Select":
+            index, items = value.value
+            return resolve(items, refs, attrs)[int(index)]
         raise ValueError(f"unsupported intrinsic {value.name}")
     if isinstance(value, dict):
         return {k: resolve(v, refs, attrs) for k, v in value.items()}
