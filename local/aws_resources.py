@@ -134,6 +134,7 @@ def create(
             elif type_ == "AWS::S3::Bucket":
                 bucket = str(props.get("BucketName") or name.lower())
                 _bucket(session.client("s3"), bucket, props)
+                _drop_test_events(session.client("sqs"), props)
                 stack.refs[logical_id] = bucket
                 stack.attrs[(logical_id, "Arn")] = f"arn:aws:s3:::{bucket}"
     return stack
@@ -244,6 +245,17 @@ def _bucket(client: Any, name: str, props: Mapping[str, Any]) -> None:
                 ]
             },
         )
+
+
+def _drop_test_events(client: Any, props: Mapping[str, Any]) -> None:
+    """S3 greets each queue a notification names with an `s3:TestEvent` message; drop it, so that a queue's
+    consumer (and a test counting its deliveries) meets only the objects' own events."""
+    for queue in (props.get("NotificationConfiguration") or {}).get("QueueConfigurations") or []:
+        url = client.get_queue_url(QueueName=str(queue["Queue"]).rsplit(":", 1)[1])["QueueUrl"]
+        messages = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+        for message in messages.get("Messages", []):
+            if '"s3:TestEvent"' in message["Body"]:
+                client.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def _filter(queue: Mapping[str, Any]) -> dict[str, Any]:

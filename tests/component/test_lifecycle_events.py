@@ -226,4 +226,5 @@ def test_the_template_stream_is_created_locally_with_its_arn(stack: Stack) -> No
         "ActivityRecorderFunction",
         "PairingEventsFunction",
         "PairingEventsFunction",
+        "PairingEventsFunction",  # the uploads table's: FileIngested, FileRejected
     ]
