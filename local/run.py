@@ -10,6 +10,7 @@ import threading
 from types import FrameType
 
 from local import stack_file
+from local import template as tpl
 from local.stack import LocalStack, StackError, StackSettings
 
 DEMO_TENANT = "demo"
@@ -82,6 +83,14 @@ def demo_file_commands(stack: LocalStack) -> None:
     upload = stack.curl_example(f"{folder}/uploads", method="POST", json_body={"filename": "prices.csv"})
     say(f"  upload:    {upload}")
     say('             then  curl -T prices.csv "<upload_url>"  (the upload_url it answers)')
+    refs = stack.resources.refs if stack.resources is not None else {}
+    outbox = [refs[bucket] for bucket in tpl.resources(type_="AWS::S3::Bucket") if bucket == "OutboxBucket"]
+    if outbox:
+        say(
+            f"  outbox:    aws --endpoint-url {stack.aws_endpoint_url} s3 cp prices.csv "
+            f"s3://{outbox[0]}/{DEMO_TENANT}/{DEMO_FOLDER}/prices.csv"
+        )
+        say("             then  watch for  event  FileIngested  (or FileRejected, with its reason)  below")
 
 
 def state(stack: LocalStack, settings: StackSettings) -> dict[str, object]:
