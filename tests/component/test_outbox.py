@@ -227,3 +227,35 @@ def test_uploads_through_the_api_are_listed_with_their_source(
     }
     assert call("GET", "/tenants/other/uploads").json == {"uploads": []}
     assert call("GET", "/tenants/acme/uploads", query={"cursor": "bogus"}).status == 400
+
+
+def test_a_redelivered_s3_event_sends_nothing_twice(stack: Stack, sage: Emulator, outbox: str) -> None:
+    events = lifecycle_events(stack)
+    sqs, queue = boto3.client("sqs"), stack.refs["OutboxQueue"]
+    _write(outbox, "acme/SEED/items.csv", b"a;1\n")
+    (message,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]
+    sqs.send_message(QueueUrl=queue, MessageBody=message["Body"])  # S3 delivers at least once
+
+    _deliver(stack)
+
+    assert [e["detail-type"] for e in _file_events(events)] == ["FileIngested"]
+    assert (
+        sum(1 for entry in sage.requests if entry["route"] == "dataingestion" and entry["method"] == "POST")
+        == 1
+    )
+    assert len(call("GET", "/tenants/acme/uploads").json["uploads"]) == 1
+
+
+def test_sage_failing_is_retried_with_backoff_then_rejected_as_sage_unavailable(
+    stack: Stack, sage: Emulator, outbox: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OUTBOX_MAX_ATTEMPTS", "3")
+    events = lifecycle_events(stack)
+    sage.fail_next("dataingestion", status=503, count=3)
+
+    _write(outbox, "acme/SEED/items.csv", b"a;1\n")
+    _deliver(stack)
+
+    (event,) = _file_events(events)
+    assert (event["detail-type"], event["detail"]["reason"]) == ("FileRejected", "sage_unavailable")
+    assert sage.ingested(ACME, "SEED") == {}

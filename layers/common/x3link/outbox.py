@@ -65,6 +65,7 @@ class Reason(StrEnum):
     """Why a file is rejected: the bundle's own checks, the pairing's state, or Sage's verdict."""
 
     BAD_NAME = "bad_name"
+    OBJECT_GONE = "object_gone"
     TOO_LARGE = "too_large"
     NOT_TEXT = "not_text"
     FILE_EXISTS = "file_exists"
@@ -300,11 +301,18 @@ class OutboxWorker:
         upload_id = outbox_upload_id(obj.event_time, obj.bucket, obj.key, obj.identity)
         upload = self._uploads.begin(tenant, upload_id, fields, now)
         logger.append_keys(tenant=tenant, folder=folder, upload_id=upload_id)
+        status = upload.fields.get("status")
         if upload.outcome:
             self._tag_outcome(upload)
-        elif upload.fields.get("status") == RECEIVED:
+        elif status == RECEIVED:
             self._send(upload, attempt=0, size=obj.size)
-        # else: an earlier delivery of this event sent it; its follow-ups carry it on.
+        elif status == SENDING:
+            # This event came back after the worker died streaming the file (its visibility timeout is
+            # far past the worker's): Sage holds the name and an upload that will not finish.
+            self._reject(upload, Reason.UPLOAD_FAILED, "The transfer to Sage X3 was interrupted.")
+        else:
+            # Sent already: follow it (again, should the earlier delivery have died before queuing that).
+            self._follow_ups.send(upload, 0, backoff(0, self._timing.track_seconds))
 
     def _follow(self, follow: dict[str, Any]) -> None:
         tenant, upload_id = str(follow.get("tenant", "")), str(follow.get("upload_id", ""))
@@ -328,7 +336,14 @@ class OutboxWorker:
         folder, filename = str(f["folder"]), str(f["filename"])
         reason = vet_name(folder, filename) or vet_size(size)
         if reason is None:
-            size = int(self._s3.head_object(Bucket=bucket, Key=key, **_version(version))["ContentLength"])
+            try:
+                head = self._s3.head_object(Bucket=bucket, Key=key, **_version(version))
+            except self._s3.exceptions.ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NoSuchVersion"):
+                    raise
+                self._reject(upload, Reason.OBJECT_GONE, _MESSAGES[Reason.OBJECT_GONE])
+                return
+            size = int(head["ContentLength"])
             reason = vet_size(size)
         if reason is None:
             prefix = self._s3.get_object(
@@ -407,7 +422,7 @@ class OutboxWorker:
             self._reject(upload, Reason.SAGE_UNAVAILABLE, failure.message)
             return
         logger.info("Outbox file not sent this time", extra={"error": failure.code, "attempt": attempt})
-        self._follow_ups.send(upload, attempt + 1, backoff(attempt, max(30.0, self._timing.track_seconds)))
+        self._follow_ups.send(upload, attempt + 1, backoff(attempt, self._timing.track_seconds))
 
     # -------------------------------------- outcomes
     def _reject(self, upload: Upload, reason: Reason, message: str) -> None:
@@ -452,6 +467,7 @@ _MESSAGES = {
     Reason.BAD_NAME: "The folder or file name is not one Sage X3 accepts.",
     Reason.TOO_LARGE: "The file is larger than the 350 MB Sage X3 takes.",
     Reason.NOT_TEXT: "The file is not text: Sage X3 ingests text files only.",
+    Reason.OBJECT_GONE: "The object was deleted from the outbox before it could be sent.",
 }
 
 
