@@ -11,6 +11,7 @@ The polling Lambda itself does for a stream or queue trigger is not the code's, 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -259,6 +260,29 @@ def flow_pairing_links(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
     assert call("GET", "/pair/" + waiting.rsplit("/pair/", 1)[1]).status == 404
 
 
+def flow_outbox(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
+    pair(sage, "acme", CUSTOMER, folders=["SEED"])
+    sage.configure(scan_delay=0)
+    environment = {**stack.function_environment("OutboxWorkerFunction"), "OUTBOX_TRACK_SECONDS": "0"}
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=stack.refs["OutboxBucket"], Key="acme/SEED/items.csv", Body=b"a;1\n")
+    s3.put_object(Bucket=stack.refs["OutboxBucket"], Key="acme/SEED/logo.png", Body=b"\x89PNG\x00\x00")
+    try:
+        deliveries = triggers(stack, calls, "SQS").pump(max_rounds=50)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    assert deliveries and all(delivery.ok for delivery in deliveries)
+    listed = call("GET", "/tenants/acme/uploads").json["uploads"]
+    assert sorted(upload["outcome"] for upload in listed) == ["ingested", "rejected"]
+
+
 Flow = Callable[[Emulator, Stack, AwsCalls], None]
 # Each flow, and the calls it must show its function making (so that no flow passes by doing nothing).
 FLOWS: dict[str, tuple[Flow, dict[str, set[str]]]] = {
@@ -398,6 +422,20 @@ FLOWS: dict[str, tuple[Flow, dict[str, set[str]]]] = {
                 "kms:Decrypt",
             },
             "PairingEventsFunction": {"events:PutEvents"},
+        },
+    ),
+    "outbox": (
+        flow_outbox,
+        {
+            "OutboxWorkerFunction": {
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "s3:GetObject",
+                "s3:PutObjectTagging",
+                "sqs:SendMessage",
+                "kms:Decrypt",  # the object's data key, through S3, and the pairing's sealed tokens
+            },
+            "DataIngestionFunction": {"dynamodb:Query"},
         },
     ),
 }

@@ -118,6 +118,7 @@ class Resources:
     secret_keys: dict[str, str] = field(default_factory=dict)  # secret ARN → its customer managed key ARN
     table_keys: dict[str, str] = field(default_factory=dict)  # table ARN → its customer managed key ARN
     table_names: dict[str, str] = field(default_factory=dict)  # table ARN → its name
+    bucket_keys: dict[str, str] = field(default_factory=dict)  # bucket name → its SSE-KMS key ARN
     keys: list[str] = field(default_factory=list)
     key_policies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # key ARN → its statements
 
@@ -140,6 +141,11 @@ class Resources:
                 found.key_policies[arn] = list(policy.get("Statement", []))
             if kind == "AWS::DynamoDB::Table":
                 found.table_names[arn] = ref
+            if kind == "AWS::S3::Bucket":
+                for rule in props.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", []):
+                    bucket_key = rule.get("ServerSideEncryptionByDefault", {}).get("KMSMasterKeyID")
+                    if isinstance(bucket_key, tpl.Intrinsic) and bucket_key.name == "Fn::GetAtt":
+                        found.bucket_keys[ref] = stack.attrs[(bucket_key.value[0], "Arn")]
             key = (
                 props.get("KmsMasterKeyId")
                 or props.get("KmsKeyId")
@@ -184,6 +190,23 @@ class Resources:
         if prefix == "events":
             buses = {entry.get("EventBusName", "default") for entry in params.get("Entries", [])}
             return [Request(action, self.arn(bus)) for bus in sorted(buses)]
+        if prefix == "s3":
+            # An object's operations are authorised on `arn:aws:s3:::bucket/key`; HeadObject is GetObject,
+            # and naming a version asks for the action's Version form.
+            versioned = "VersionId" in params
+            names = {
+                "HeadObject": "GetObjectVersion" if versioned else "GetObject",
+                "GetObject": "GetObjectVersion" if versioned else "GetObject",
+                "GetObjectTagging": "GetObjectVersionTagging" if versioned else "GetObjectTagging",
+                "PutObjectTagging": "PutObjectVersionTagging" if versioned else "PutObjectTagging",
+            }
+            if call.operation not in names or "Bucket" not in params:
+                return []
+            return [
+                Request(
+                    f"s3:{names[call.operation]}", f"arn:aws:s3:::{params['Bucket']}/{params.get('Key', '')}"
+                )
+            ]
         if prefix == "kms":
             context = tuple(
                 sorted(
@@ -222,6 +245,11 @@ class Resources:
                 ]
             if call.operation == "ReceiveMessage":
                 return [Request("kms:Decrypt", key, context, why)]
+        if call.service == "s3" and call.operation in ("GetObject", "HeadObject"):
+            # Reading an SSE-KMS object: S3 has KMS open its data key with the caller's rights.
+            key = self.bucket_keys.get(str(call.params.get("Bucket")))
+            if key is not None:
+                return [Request("kms:Decrypt", key, (self.via("s3"),), why)]
         if call.service == "secretsmanager" and call.operation == "GetSecretValue":
             secret = self.arn(call.params.get("SecretId"))
             key = self.secret_keys.get(secret)
