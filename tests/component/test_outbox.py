@@ -259,3 +259,17 @@ def test_sage_failing_is_retried_with_backoff_then_rejected_as_sage_unavailable(
     (event,) = _file_events(events)
     assert (event["detail-type"], event["detail"]["reason"]) == ("FileRejected", "sage_unavailable")
     assert sage.ingested(ACME, "SEED") == {}
+
+
+def test_an_object_deleted_before_it_was_read_is_rejected_as_gone(
+    stack: Stack, sage: Emulator, outbox: str
+) -> None:
+    events = lifecycle_events(stack)
+    _write(outbox, "acme/SEED/items.csv", b"a;1\n")
+    boto3.client("s3").delete_object(Bucket=outbox, Key="acme/SEED/items.csv")
+
+    _deliver(stack)
+
+    (event,) = _file_events(events)
+    assert (event["detail-type"], event["detail"]["reason"]) == ("FileRejected", "object_gone")
+    assert _sent_to_sage(sage) == []

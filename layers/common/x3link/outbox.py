@@ -339,7 +339,7 @@ class OutboxWorker:
             try:
                 head = self._s3.head_object(Bucket=bucket, Key=key, **_version(version))
             except self._s3.exceptions.ClientError as error:
-                if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NoSuchVersion"):
+                if error.response.get("Error", {}).get("Code") not in _GONE:
                     raise
                 self._reject(upload, Reason.OBJECT_GONE, _MESSAGES[Reason.OBJECT_GONE])
                 return
@@ -457,11 +457,21 @@ class OutboxWorker:
         self._tag(str(f["bucket"]), str(f["key"]), str(f["version_id"]), outcome)
 
     def _tag(self, bucket: str, key: str, version: str, outcome: dict[str, str]) -> None:
-        existing = self._s3.get_object_tagging(Bucket=bucket, Key=key, **_version(version)).get("TagSet", [])
+        try:
+            found = self._s3.get_object_tagging(Bucket=bucket, Key=key, **_version(version))
+        except self._s3.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in _GONE:
+                raise
+            logger.info("Outbox object gone before it was tagged", extra={"outcome": outcome.get("outcome")})
+            return
+        existing = found.get("TagSet", [])
         self._s3.put_object_tagging(
             Bucket=bucket, Key=key, Tagging={"TagSet": tags_with(existing, outcome)}, **_version(version)
         )
 
+
+# What S3 says of an object, version or bucket that is not there (HeadObject's 404 has no body).
+_GONE = frozenset({"404", "NoSuchKey", "NoSuchVersion", "NoSuchBucket"})
 
 _MESSAGES = {
     Reason.BAD_NAME: "The folder or file name is not one Sage X3 accepts.",
