@@ -330,3 +330,37 @@ def test_no_other_site_or_program_drives_the_console(stack: RunningStack, consol
     assert status == 204
     assert stack.call("GET", f"/tenants/{tenant}").status == 404
     assert urlsplit(console.url).fragment == f"token={console.token}"
+
+
+def test_what_the_api_says_is_shown_as_text_never_run(
+    stack: RunningStack, console: RunningConsole, browsers: Callable[[], Any]
+) -> None:
+    """A customer URL is anyone's string the API accepted: on the page it is text, not markup."""
+    from playwright.sync_api import expect
+
+    tenant = "console-hostile"
+    customer = "https://x3.hostile.example/\"><img/src=x/id=injected/onerror=document.title='pwned'>"
+    stack.start_pairing(tenant, customer)
+
+    operator = open_console(browsers(), console)
+
+    expect(link_row(operator, tenant).locator("td").nth(2)).to_have_text(customer)
+    expect(operator.locator("#injected")).to_have_count(0)
+    assert operator.title() == "x3link console"
+
+
+def test_the_page_opened_without_the_printed_address_says_how_to_get_in(
+    console: RunningConsole, browsers: Callable[[], Any]
+) -> None:
+    from playwright.sync_api import expect
+
+    page = browsers()
+    calls: list[str] = []
+    page.on("request", lambda request: calls.append(request.url))
+
+    page.goto(f"http://127.0.0.1:{console.port}/")
+
+    expect(page.locator("#notice")).to_have_text(
+        "This page has no console token: open the address `x3link console` printed."
+    )
+    assert not [url for url in calls if "/api/" in url], calls

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import secrets
 import signal
-import webbrowser
 from types import FrameType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import click
 
-from x3link_cli.client import Api
-from x3link_cli.console.server import ConsoleServer
+if TYPE_CHECKING:
+    from x3link_cli.client import Api
 
 EPILOG = (
     "Exit codes: 0 stopped with Ctrl-C; 1 the API could not be found, or the port could not be taken (one "
@@ -47,6 +46,10 @@ def console_command(session: ApiSource, port: int, no_open: bool) -> None:
     Every call it makes is signed as the other commands sign theirs. It prints the address to open, with a
     token made for this run: only a page opened from that address can drive it.
     """
+    import webbrowser  # the server and the browser only when the console runs: other commands start faster
+
+    from x3link_cli.console.server import ConsoleServer
+
     api = session.api()  # fails here, in one sentence, when there is no API to talk to
     try:
         server = ConsoleServer(api, api.target.url, secrets.token_urlsafe(32), port)
