@@ -101,6 +101,16 @@ class RunningConsole:
             connection.close()
 
 
+@pytest.fixture(autouse=True)
+def _patient_expect() -> Iterator[None]:
+    """Playwright's `expect` waits 5 s by default; beside other stacks on a loaded machine, give it more."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    yield
+    expect.set_options(timeout=5_000)
+
+
 @pytest.fixture(scope="module")
 def console(sage_stack: tuple[RunningStack, Emulator]) -> Iterator[RunningConsole]:
     running = RunningConsole(sage_stack[0])
