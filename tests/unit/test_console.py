@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
+from tests.support.console import ScriptedApi
 from x3link_cli.client import Answer
 from x3link_cli.console import guard, routes
 from x3link_cli.console.server import Console
@@ -146,31 +146,10 @@ def test_the_page_itself_needs_its_own_host_but_no_token() -> None:
 # --- what the page receives --------------------------------------------------------------------------
 
 
-class Script:
-    """A sender (the CLI's Api) that answers from a script and keeps what it was asked to send."""
-
-    def __init__(self, *answers: Answer | Exception) -> None:
-        self.answers = list(answers)
-        self.sent: list[dict[str, Any]] = []
-
-    def send(
-        self,
-        method: str,
-        route: str,
-        *,
-        query: Mapping[str, str] | None = None,
-        body: bytes = b"",
-        headers: Mapping[str, str] | None = None,
-    ) -> Answer:
-        self.sent.append({"method": method, "route": route, "query": dict(query or {}), "body": body})
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-
-def console(*answers: Answer | Exception, api_url: str = "http://127.0.0.1:3000") -> tuple[Console, Script]:
-    script = Script(*answers)
+def console(
+    *answers: Answer | Exception, api_url: str = "http://127.0.0.1:3000"
+) -> tuple[Console, ScriptedApi]:
+    script = ScriptedApi(*answers)
     return Console(script, api_url, TOKEN, PORT), script
 
 
