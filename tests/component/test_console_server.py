@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from tests.support.console import ScriptedApi
 from x3link_cli.client import Answer
 from x3link_cli.console.server import MAX_BODY, ConsoleServer
+from x3link_cli.main import cli
 
 TOKEN = "a-token-made-for-this-test"
 
@@ -130,3 +135,21 @@ def test_a_host_or_token_named_twice_is_refused(served: Served) -> None:
         status, said = answer(connection.getresponse())
         assert (status, said["error"]) == (403, "ambiguous_headers")
     assert served.api.sent == []
+
+
+def test_a_port_already_taken_is_one_sentence_and_exit_code_1(tmp_path: Path) -> None:
+    stack_file = tmp_path / "stack.json"
+    found = {"pid": os.getpid(), "api_url": "http://127.0.0.1:3000", "access_key_id": "testing"}
+    stack_file.write_text(json.dumps({**found, "secret_access_key": "testing"}))  # as `make run` writes it
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = CliRunner(mix_stderr=False).invoke(
+            cli, ["console", "--no-open", "--port", str(port)], env={"LOCAL_STACK_FILE": str(stack_file)}
+        )
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == f"Error: Could not listen on 127.0.0.1:{port} (Address already in use).\n"

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import click
 
+from x3link_cli.errors import CliError
+
 if TYPE_CHECKING:
     from x3link_cli.client import Api
 
@@ -54,7 +56,7 @@ def console_command(session: ApiSource, port: int, no_open: bool) -> None:
     try:
         server = ConsoleServer(api, api.target.url, secrets.token_urlsafe(32), port)
     except OSError as exc:
-        raise click.ClickException(f"Could not listen on 127.0.0.1:{port} ({exc.strerror}).") from None
+        raise CliError(f"Could not listen on 127.0.0.1:{port} ({exc.strerror}).") from None
     url = server.console.url
     click.echo(url)
     click.echo(f"The console of {api.target.url}: open the address above. Ctrl-C stops it.", err=True)
