@@ -17,6 +17,7 @@ from typing import Any
 
 Hook = Callable[[], None]
 
+
 def _runtime() -> ModuleType | None:
     try:
         import snapshot_restore_py  # type: ignore[import-not-found,unused-ignore]
@@ -56,4 +57,3 @@ class Hooks:
 
 
 hooks = Hooks(_runtime())
-
