@@ -35,8 +35,9 @@ from local.background import Repeating
 
 FORMAT = 1
 FILE_NAME = "snapshot.pickle"
-# The moto services the template's resources live in (local/aws_resources.py creates them).
-SERVICES = ("kms", "dynamodb", "secretsmanager", "sqs", "events", "sns", "logs", "cloudwatch")
+# The moto services the template's resources live in (local/aws_resources.py creates them): a resource of
+# another service the template gains needs its service here, or it is not kept.
+SERVICES = ("kms", "dynamodb", "secretsmanager", "sqs", "events", "s3", "sns", "logs", "cloudwatch")
 SAVE_EVERY_SECONDS = 5.0
 IDLE_WAIT_SECONDS = 2.0
 
