@@ -49,16 +49,17 @@ def _stop_on_signals() -> threading.Event:
 
 
 def demo_pairing(stack: LocalStack) -> None:
-    """Start a pairing through the gateway with a signed request, as the app would, and show the link;
-    when a restored state already pairs the demo tenant, say so instead."""
+    """Start a pairing through the gateway with a signed request, as the app would, and show the link.
+
+    When a restored state already pairs the demo tenant, say so: the link then replaces that pairing
+    (`replace`), so there is always a ready link and opening it is never a dead end."""
+    request: dict[str, object] = {"tenant": DEMO_TENANT, "customer": DEMO_CUSTOMER}
     try:
         if stack.restored and (known := stack.call("GET", f"/tenants/{DEMO_TENANT}")).status == 200:
             status = known.json().get("status")
             say(f'Tenant "{DEMO_TENANT}" is paired ({status}, restored): `make run FRESH=1` starts clean.')
-            return
-        response = stack.call(
-            "POST", "/pairings", json_body={"tenant": DEMO_TENANT, "customer": DEMO_CUSTOMER}
-        )
+            request["replace"] = True
+        response = stack.call("POST", "/pairings", json_body=request)
     except OSError as exc:
         say(f"No demo pairing link: POST /pairings failed ({exc}).")
         return
@@ -66,7 +67,8 @@ def demo_pairing(stack: LocalStack) -> None:
         say(f"No demo pairing link: POST /pairings answered {response.status} (see the log above).")
         return
     answer = response.json()
-    say(f'Pairing link for tenant "{DEMO_TENANT}" (customer {DEMO_CUSTOMER}):')
+    again = ", to pair it again" if request.get("replace") else ""
+    say(f'Pairing link for tenant "{DEMO_TENANT}" (customer {DEMO_CUSTOMER}{again}):')
     say(f"  {answer['pairing_url']}")
     # Opening it sets the cookie the callback needs: the whole pairing happens in the browser that opened it.
     say(f"  It opens once, in one browser, until {answer['expires_at']}; accept at Sage X3 in that browser.")

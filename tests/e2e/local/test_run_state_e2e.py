@@ -109,6 +109,9 @@ def test_state_survives_a_restart_and_fresh_starts_clean(tmp_path: Path) -> None
     try:
         assert f"State        {state}  (restored, " in second.output, second.output
         assert f'Tenant "{TENANT}" is paired (active, restored)' in second.output, second.output
+        # Still a ready link, which would replace the pairing.
+        assert second.pairing_link().startswith(f"{second.api_url}/pair/")
+        assert "(customer https://x3.demo.example, to pair it again):" in second.output
         assert second.call("GET", f"/tenants/{TENANT}").json()["status"] == "active"
         # The emulator's files came back as they were left (the deleted one stays deleted, none re-seeded).
         assert files(second) == before[1:]
