@@ -136,3 +136,29 @@ def test_state_survives_a_restart_and_fresh_starts_clean(tmp_path: Path) -> None
     finally:
         assert third.stop() == 0, third.output
     assert (tmp_path / "state" / "previous.pickle").exists()
+
+
+def test_a_killed_stack_loses_at_most_its_last_moments(tmp_path: Path) -> None:
+    """SIGKILL gives no chance to save at stop: what the periodic save wrote is what comes back, whole."""
+    port = RunningStack(tmp_path).port
+    state = tmp_path / "state" / "snapshot.pickle"
+    first = RunningStack(tmp_path, port=port).start()
+    try:
+        pair_demo(first)
+        paired_at = time.time()
+        # The next periodic save (every 5 s) holds the pairing: wait for the file to be replaced after it.
+        deadline = time.monotonic() + 30
+        while not (state.exists() and state.stat().st_mtime > paired_at + 0.5):
+            assert time.monotonic() < deadline, "no save within 30 s of the pairing"
+            time.sleep(0.25)
+    finally:
+        assert first.process is not None
+        first.process.kill()
+        first.process.wait(timeout=10)
+
+    second = RunningStack(tmp_path, port=port).start()
+    try:
+        assert second.call("GET", f"/tenants/{TENANT}").json()["status"] == "active"
+        assert second.call("POST", f"/tenants/{TENANT}/refresh").status == 200
+    finally:
+        assert second.stop() == 0, second.output
