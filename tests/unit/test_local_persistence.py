@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from local import persistence
+from local import template as tpl
 from local.persistence import ActivityGate, Saver, Snapshot, SnapshotUnreadable, StateFolder
 
 
@@ -110,3 +111,23 @@ def test_the_saver_writes_what_it_takes_and_tries_again_when_moto_moved(tmp_path
     assert not saver.save()
     assert saver.save()
     assert folder.load() == snapshot(a=1)
+
+
+# The moto service of each resource type local/aws_resources.py creates (or a bucket, should the template
+# gain one): a resource whose service is not saved would be back empty after a restart.
+SERVICE_OF_TYPE = {
+    "AWS::KMS::Key": "kms",
+    "AWS::DynamoDB::Table": "dynamodb",
+    "AWS::SecretsManager::Secret": "secretsmanager",
+    "AWS::SQS::Queue": "sqs",
+    "AWS::Events::EventBus": "events",
+    "AWS::S3::Bucket": "s3",
+    "AWS::SNS::Topic": "sns",
+}
+
+
+def test_every_service_the_template_has_resources_in_is_saved() -> None:
+    types = {resource["Type"] for resource in tpl.resources().values()}
+    assert types & SERVICE_OF_TYPE.keys() >= {"AWS::DynamoDB::Table", "AWS::KMS::Key"}
+    for type_ in types & SERVICE_OF_TYPE.keys():
+        assert SERVICE_OF_TYPE[type_] in persistence.SERVICES, type_
