@@ -16,6 +16,7 @@ that cannot be read is set aside, never deleted, and the stack starts clean.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import os
@@ -104,6 +105,25 @@ class StateFolder:
         self.folder = folder
         self.path = folder / FILE_NAME
         self._last_digest = b""
+        self._lock_fd: int | None = None
+
+    def claim(self) -> bool:
+        """Take the folder for this process (an advisory lock, released when it exits, killed or not);
+        False while another `make run` holds it: two stacks saving over each other would keep neither."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.folder / "lock", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the lock
+            self._lock_fd = None
 
     def clear(self) -> Path | None:
         """Start clean: the snapshot is moved to `previous.pickle` (one step back), not destroyed."""

@@ -89,6 +89,7 @@ class StackSettings:
     host: str = "127.0.0.1"
     emulator_regions: tuple[str, ...] = EMULATOR_REGIONS
     stack_name: str = "local"
+    emulator_port: int = EMULATOR_FIRST_PORT  # the first region's, or the first free one above it
     log_level: str | None = None  # the template's LogLevel parameter when set
     # Where the embedded AWS's and emulator's state is kept across restarts; None keeps nothing.
     state_dir: Path | None = None
@@ -113,6 +114,7 @@ class StackSettings:
             access_key=text("AWS_ACCESS_KEY_ID", "testing") or "testing",
             secret_key=text("AWS_SECRET_ACCESS_KEY", "testing") or "testing",
             region=text("AWS_REGION", None) or text("AWS_DEFAULT_REGION", "us-east-1") or "us-east-1",
+            emulator_port=_port(env, "SAGE_X3_EMULATOR_PORT", EMULATOR_FIRST_PORT),
             log_level=_log_level(env),
             state_dir=_state_dir(env),
             fresh=(text("FRESH", "") or "").lower() in ("1", "true", "yes"),
@@ -304,7 +306,14 @@ class LocalStack:
         s = self.settings
         if s.state_dir is None:
             return None
-        self.state = persistence.StateFolder(s.state_dir)
+        state = persistence.StateFolder(s.state_dir)
+        if not state.claim():
+            # Another `make run` (other ports, same checkout) keeps this folder: this one keeps nothing.
+            self.log(
+                f"  State        {s.state_dir} is another make run's: this one starts clean, keeps nothing"
+            )
+            return None
+        self.state = state
         if s.fresh and (previous := self.state.clear()) is not None:
             self.log(f"  State        starting clean (FRESH=1); the last state is kept as {previous}")
         try:
@@ -340,7 +349,7 @@ class LocalStack:
                     "or start clean with FRESH=1"
                 )
         else:
-            chosen = ports.free_ports_near(EMULATOR_FIRST_PORT, len(s.emulator_regions), s.host, avoid)
+            chosen = ports.free_ports_near(s.emulator_port, len(s.emulator_regions), s.host, avoid)
         self.emulator = Emulator(
             regions=s.emulator_regions,
             host=s.host,
@@ -377,6 +386,9 @@ class LocalStack:
             except Exception as exc:  # the earlier periodic save stands
                 self.log(f"  State        could not be saved at stop ({type(exc).__name__}: {exc})")
             self.saver = None
+        if self.state is not None:
+            self.state.release()
+            self.state = None
         if self.emulator is not None:
             self.emulator.stop()
             self.emulator = None

@@ -131,3 +131,13 @@ def test_every_service_the_template_has_resources_in_is_saved() -> None:
     assert types & SERVICE_OF_TYPE.keys() >= {"AWS::DynamoDB::Table", "AWS::KMS::Key"}
     for type_ in types & SERVICE_OF_TYPE.keys():
         assert SERVICE_OF_TYPE[type_] in persistence.SERVICES, type_
+
+
+def test_one_process_at_a_time_keeps_a_folder(tmp_path: Path) -> None:
+    """A second `make run` beside the first (other ports, same checkout) must not save over its state."""
+    first, second = StateFolder(tmp_path), StateFolder(tmp_path)
+    assert first.claim()
+    assert not second.claim()  # flock: a second descriptor is refused, even in the same process
+    first.release()
+    assert second.claim()
+    second.release()

@@ -3,7 +3,7 @@
 while the JSON logs go to the file it names.
 
 Serial: the restart must find the emulator's ports (which the stored pairing names) free again, and a stack
-started beside it by another worker could take them in between.
+started beside it by another worker could take them in between (they are chosen away from 8100 too).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
+from local import ports
 from tests.e2e.conftest import HOST, RunningStack
 
 pytestmark = pytest.mark.serial
@@ -65,15 +66,23 @@ def files(stack: RunningStack) -> list[str]:
     return sorted(item["name"] for item in listed.json()["files"])
 
 
+def restartable(workdir: Path, port: int, emulator_port: int, **env: str) -> RunningStack:
+    """A stack on fixed ports: the API's (the redirect URI) and the emulator's (which the saved pairings
+    name), the latter away from 8100, where other stacks on this machine start theirs."""
+    stack = RunningStack(workdir, port=port)
+    stack.env.update(SAGE_X3_EMULATOR_PORT=str(emulator_port), **env)
+    return stack
+
+
 def json_lines(text: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
 def test_state_survives_a_restart_and_fresh_starts_clean(tmp_path: Path) -> None:
-    port = RunningStack(tmp_path).port  # one API port for all three runs: the same redirect URI
+    port, emulator_port = ports.free_port(), ports.free_port()  # the same for all three runs
     log_file, state = tmp_path / "run.log", tmp_path / "state" / "snapshot.pickle"
 
-    first = RunningStack(tmp_path, port=port).start()
+    first = restartable(tmp_path, port, emulator_port).start()
     try:
         pair_demo(first)
         assert first.call("GET", f"/tenants/{TENANT}").json()["status"] == "active"
@@ -103,9 +112,7 @@ def test_state_survives_a_restart_and_fresh_starts_clean(tmp_path: Path) -> None
     assert any("_aws" in record for record in logged), "no metric blob in the log file"
     assert not any(record.get("level") == "DEBUG" for record in logged)
 
-    second = RunningStack(tmp_path, port=port)
-    second.env["LOG_LEVEL"] = "DEBUG"
-    second.start()
+    second = restartable(tmp_path, port, emulator_port, LOG_LEVEL="DEBUG").start()
     try:
         assert f"State        {state}  (restored, " in second.output, second.output
         assert f'Tenant "{TENANT}" is paired (active, restored)' in second.output, second.output
@@ -126,9 +133,7 @@ def test_state_survives_a_restart_and_fresh_starts_clean(tmp_path: Path) -> None
     assert any(record.get("level") == "DEBUG" for record in json_lines(log_file.read_text(encoding="utf-8")))
     assert (tmp_path / "run.log.previous").exists()
 
-    third = RunningStack(tmp_path, port=port)
-    third.env["FRESH"] = "1"
-    third.start()
+    third = restartable(tmp_path, port, emulator_port, FRESH="1").start()
     try:
         assert "starting clean (FRESH=1)" in third.output, third.output
         assert third.call("GET", f"/tenants/{TENANT}").status == 404
@@ -140,9 +145,9 @@ def test_state_survives_a_restart_and_fresh_starts_clean(tmp_path: Path) -> None
 
 def test_a_killed_stack_loses_at_most_its_last_moments(tmp_path: Path) -> None:
     """SIGKILL gives no chance to save at stop: what the periodic save wrote is what comes back, whole."""
-    port = RunningStack(tmp_path).port
+    port, emulator_port = ports.free_port(), ports.free_port()
     state = tmp_path / "state" / "snapshot.pickle"
-    first = RunningStack(tmp_path, port=port).start()
+    first = restartable(tmp_path, port, emulator_port).start()
     try:
         pair_demo(first)
         paired_at = time.time()
@@ -156,9 +161,28 @@ def test_a_killed_stack_loses_at_most_its_last_moments(tmp_path: Path) -> None:
         first.process.kill()
         first.process.wait(timeout=10)
 
-    second = RunningStack(tmp_path, port=port).start()
+    second = restartable(tmp_path, port, emulator_port).start()
     try:
         assert second.call("GET", f"/tenants/{TENANT}").json()["status"] == "active"
         assert second.call("POST", f"/tenants/{TENANT}/refresh").status == 200
     finally:
         assert second.stop() == 0, second.output
+
+
+def test_a_second_stack_beside_the_first_keeps_nothing_rather_than_mixing_states(tmp_path: Path) -> None:
+    shared = tmp_path / "shared-state"
+    stacks = [RunningStack(tmp_path / name) for name in ("one", "two")]
+    for stack in stacks:
+        stack.stack_file.parent.mkdir()
+        stack.env["LOCAL_STATE_DIR"] = str(shared)
+    first = stacks[0].start()
+    try:
+        second = stacks[1].start()  # other ports: it serves, but keeps nothing
+        try:
+            assert f"State        {shared} is another make run's" in second.output, second.output
+            assert second.pairing_link().startswith(f"{second.api_url}/pair/")
+        finally:
+            assert second.stop() == 0, second.output
+        assert f"State        {shared / 'snapshot.pickle'}  (saved" in first.output, first.output
+    finally:
+        assert first.stop() == 0, first.output
