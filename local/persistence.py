@@ -133,9 +133,9 @@ class StateFolder:
         self.path.replace(previous)
         return previous
 
-    def set_aside(self) -> Path:
-        """Move an unreadable snapshot out of the way, keeping it for whoever wants to look."""
-        aside = self.folder / f"unreadable-{time.strftime('%Y%m%dT%H%M%S')}.pickle"
+    def set_aside(self, why: str = "unreadable") -> Path:
+        """Move a snapshot that cannot be used out of the way, keeping it for whoever wants to look."""
+        aside = self.folder / f"{why}-{time.strftime('%Y%m%dT%H%M%S')}.pickle"
         self.path.replace(aside)
         return aside
 

@@ -322,6 +322,18 @@ class LocalStack:
             aside = self.state.set_aside()
             self.log(f"  State        {self.state.path} unreadable ({exc}): starting clean, kept as {aside}")
             return None
+        if saved is not None and saved.emulator is not None and not s.sage_x3_url:
+            # The saved pairings name the emulator's URLs: it can come back only on the same ports. When one
+            # is taken (another stack on this machine), a stack that starts beats one that refuses to.
+            chosen = [saved.emulator_ports.get(region, 0) for region in s.emulator_regions]
+            taken = [port for port in chosen if not port or not ports.is_free(port, s.host)]
+            if taken:
+                aside = self.state.set_aside("ports-taken")
+                self.log(
+                    f"  State        the saved Sage X3 emulator's port {taken[0]} is taken: starting clean, "
+                    f"the saved state is kept as {aside}"
+                )
+                return None
         if saved is not None:
             self.restored = True
         return saved
@@ -339,15 +351,8 @@ class LocalStack:
         s = self.settings
         avoid = [s.port, s.moto_port, self.gateway.port if self.gateway else 0]
         if saved is not None and saved.emulator is not None:
-            # The saved pairings name the emulator's URLs: it must come back on the same ports.
+            # The saved pairings name the emulator's URLs: it comes back on the same ports (checked free).
             chosen = [saved.emulator_ports.get(region, 0) for region in s.emulator_regions]
-            taken = [port for port in chosen if not port or not ports.is_free(port, s.host)]
-            if taken:
-                raise StackError(
-                    f"the saved state ({self.state.path if self.state else ''}) has Sage X3's emulator on "
-                    f"ports {', '.join(map(str, chosen))}, and {taken[0]} is not free: stop what uses it, "
-                    "or start clean with FRESH=1"
-                )
         else:
             chosen = ports.free_ports_near(s.emulator_port, len(s.emulator_regions), s.host, avoid)
         self.emulator = Emulator(
