@@ -23,6 +23,15 @@ class Stack:
     # Logical ids this run created, as opposed to found from an earlier run on the same endpoint.
     created: set[str] = field(default_factory=set)
 
+    def resource_ids(self) -> dict[str, dict[str, str]]:
+        """Each template resource created here, its type and id (a Ref's value), as CloudFormation's
+        ListStackResources names them: what `x3link doctor` reads. Never a parameter's value."""
+        return {
+            logical_id: {"type": resource["Type"], "id": self.refs[logical_id]}
+            for logical_id, resource in tpl.resources().items()
+            if logical_id in self.refs
+        }
+
     def function_environment(self, logical_id: str) -> dict[str, str]:
         env = tpl.resolve(tpl.functions()[logical_id].environment, self.refs, self.attrs)
         return {key: str(value) for key, value in env.items()}

@@ -360,6 +360,8 @@ class LocalStack:
                 "emulator": {region: urlsplit(url).port for region, url in self.emulator_urls.items()},
             },
             "functions": self.function_environments,
+            # Each resource's type and id by logical id, as CloudFormation lists them (`x3link doctor`).
+            "resources": self.resources.resource_ids() if self.resources else {},
             # Queue URLs by logical id: `make invoke` waits for the queues a function fills to drain.
             "queues": {
                 logical_id: url

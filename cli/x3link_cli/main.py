@@ -16,6 +16,7 @@ from rich.console import Console
 
 from x3link_cli import locate, render, transfer
 from x3link_cli.client import Api, path
+from x3link_cli.doctor import doctor
 from x3link_cli.errors import CliError
 
 EXIT_CODES = (
@@ -446,6 +447,9 @@ def runs_show(session: Session, run_id: str, as_json: bool) -> None:
     )
     if failures:
         console().print(render.failures_table(failures))
+
+
+cli.add_command(doctor)
 
 
 def main() -> None:
