@@ -16,6 +16,7 @@ from moto import mock_aws
 
 from local import aws_resources
 from local.aws_resources import Stack
+from local.stack import StackSettings
 from local.webhooks import WebhookDelivery, WebhookTarget, backoff, target
 from tests.support.webhook_receiver import Receiver, webhook_receiver
 
@@ -179,3 +180,13 @@ def test_backoff_grows_exponentially_to_its_cap_with_jitter() -> None:
     assert backoff(1, base=1, cap=60, rand=lambda: 1.0) == 1.0
     assert backoff(4, base=1, cap=60, rand=lambda: 1.0) == 8.0
     assert backoff(30, base=1, cap=60, rand=lambda: 1.0) == 60.0
+
+
+def test_make_run_reads_the_webhook_from_its_variables_and_never_shows_the_secret() -> None:
+    settings = StackSettings.from_env(
+        {"WEBHOOK_URL": " http://127.0.0.1:8080/hooks ", "WEBHOOK_SECRET": "s3cret"}
+    )
+    assert (settings.webhook_url, settings.webhook_secret) == ("http://127.0.0.1:8080/hooks", "s3cret")
+    assert "s3cret" not in repr(settings)
+    unset = StackSettings.from_env({})
+    assert (unset.webhook_url, unset.webhook_secret) == (None, "")
