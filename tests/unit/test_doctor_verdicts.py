@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from x3link_cli import doctor
 from x3link_cli.doctor import OK, PROBLEM, WARNING, Finding, StackView
+from x3link_cli.errors import CliError
 
 SECRET_ID = "arn:aws:secretsmanager:eu-west-1:1:secret:creds"
 
@@ -116,3 +120,67 @@ def test_a_local_stack_file_becomes_a_view_of_its_resources() -> None:
 def test_a_finding_list_is_healthy_with_warnings_but_not_with_a_problem() -> None:
     assert doctor.healthy([Finding("a", OK, "."), Finding("b", WARNING, ".")])
     assert not doctor.healthy([Finding("a", OK, "."), Finding("b", PROBLEM, ".")])
+
+
+class FakeCloudFormation:
+    """DescribeStacks and ListStackResources as CloudFormation answers them, for one stack."""
+
+    def __init__(self, stacks: dict[str, dict[str, Any]], resources: list[dict[str, str]]) -> None:
+        self.stacks, self.resources = stacks, resources
+
+    def describe_stacks(self, StackName: str) -> dict[str, Any]:  # boto3's parameter name
+        if StackName not in self.stacks:
+            error = {
+                "Error": {"Code": "ValidationError", "Message": f"Stack with id {StackName} does not exist"}
+            }
+            raise ClientError(error, "DescribeStacks")  # type: ignore[arg-type]
+        return {"Stacks": [self.stacks[StackName]]}
+
+    def get_paginator(self, name: str) -> Any:
+        assert name == "list_stack_resources"
+        pages = [
+            {"StackResourceSummaries": self.resources[:1]},
+            {"StackResourceSummaries": self.resources[1:]},
+        ]
+        return SimpleNamespace(paginate=lambda StackName: pages)
+
+
+def test_a_deployed_stack_is_read_from_cloudformation() -> None:
+    stack = {
+        "Parameters": [
+            {"ParameterKey": "SageX3Url", "ParameterValue": "https://api.eu-prod-sagex3.com/v1"},
+            {
+                "ParameterKey": "SageX3AllowedEndpoints",
+                "ParameterValue": "https://api.us-prod-sagex3.com/v1, ",
+            },
+            {"ParameterKey": "PublicBaseUrl", "ParameterValue": ""},
+        ],
+        "Outputs": [
+            {
+                "OutputKey": "CallbackUrl",
+                "OutputValue": "https://abc.execute-api.eu-west-1.amazonaws.com/prod/callback",
+            }
+        ],
+    }
+    resources = [
+        {
+            "LogicalResourceId": "PairingsTable",
+            "ResourceType": "AWS::DynamoDB::Table",
+            "PhysicalResourceId": "t",
+        },
+        {
+            "LogicalResourceId": "RefreshQueue",
+            "ResourceType": "AWS::SQS::Queue",
+            "PhysicalResourceId": "https://q",
+        },
+    ]
+    view = doctor.from_cloudformation(FakeCloudFormation({"prod": stack}, resources), "prod")
+    assert view.gateways == ("https://api.eu-prod-sagex3.com/v1", "https://api.us-prod-sagex3.com/v1")
+    assert view.callback_url == "https://abc.execute-api.eu-west-1.amazonaws.com/prod/callback"
+    assert view.of_type("AWS::SQS::Queue") == {"RefreshQueue": "https://q"}
+    # Behind a custom domain, the callback URL is the public one.
+    stack["Parameters"][2]["ParameterValue"] = "https://x3.example.com/"
+    view = doctor.from_cloudformation(FakeCloudFormation({"prod": stack}, resources), "prod")
+    assert view.callback_url == "https://x3.example.com/callback"
+    with pytest.raises(CliError, match=r"^There is no stack named nope: check --stack and --region\.$"):
+        doctor.from_cloudformation(FakeCloudFormation({}, []), "nope")
