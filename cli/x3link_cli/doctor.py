@@ -10,10 +10,12 @@ answered, so they are tested without a socket; the clients come through a seam (
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,6 +23,7 @@ import click
 import urllib3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from x3link_cli import locate
 from x3link_cli.errors import CliError
 from x3link_cli.locate import aws_reason
 
@@ -441,7 +444,7 @@ def echo(view: StackView, findings: list[Finding], as_json_output: bool) -> None
         summary = f"{problems} problem{'s' if problems != 1 else ''}" if problems else "healthy"
         click.echo(f"Stack {view.name}: {summary}.", err=True)
     if not healthy(findings):
-        raise SystemExit(1)
+        raise click.exceptions.Exit(1)
 
 
 # --- the command ----------------------------------------------------------------------------------------
@@ -494,10 +497,6 @@ def doctor(session: Any, as_json_output: bool) -> None:
     Each finding is one line: ok, warning or PROBLEM, what was checked, and what to do. Against AWS it needs
     --stack NAME (a URL does not say which resources are the stack's).
     """
-    from pathlib import Path
-
-    from x3link_cli import locate
-
     if session.url:
         raise click.UsageError(
             "doctor needs --stack NAME, or make run's stack: a URL does not name its resources."
@@ -505,8 +504,6 @@ def doctor(session: Any, as_json_output: bool) -> None:
     if session.stack:
         view, clients = _deployed(session.stack, session.profile, session.region)
     else:
-        import os
-
         data = locate.read_stack_file(
             locate.stack_file_candidates(os.environ, Path.cwd(), locate.venv_prefix())
         )
