@@ -198,10 +198,12 @@ class WebhookDelivery:
                 retries=False,
                 redirect=False,
             )
+        except urllib3.exceptions.NewConnectionError:  # before TimeoutError, which it subclasses
+            return Outcome(error="CONNECTION_ERROR")
         except urllib3.exceptions.TimeoutError:
             return Outcome(error="TIMEOUT")
-        except urllib3.exceptions.HTTPError as exc:
-            return Outcome(error=type(exc).__name__)
+        except urllib3.exceptions.HTTPError:
+            return Outcome(error="CONNECTION_ERROR")
         return Outcome(status=answer.status)
 
     def pump(self) -> list[tuple[str, Outcome]]:
@@ -234,10 +236,11 @@ class WebhookDelivery:
         elif outcome.retried and self._age(event) >= self.webhook.max_age_seconds:
             exhausted = "MaximumEventAgeInSeconds"
         if outcome.retried and not exhausted:
-            delay = backoff(attempt, base=self._base, cap=self._cap)
-            self.log(f"webhook  {kind}  {outcome.code}: retried in {delay:.1f} s")
+            # SQS counts visibility in whole seconds: the backoff is rounded to one.
+            delay = max(0, round(backoff(attempt, base=self._base, cap=self._cap)))
+            self.log(f"webhook  {kind}  {outcome.code}: retried in {delay} s")
             self._sqs.change_message_visibility(
-                QueueUrl=self._queue, ReceiptHandle=handle, VisibilityTimeout=max(0, round(delay))
+                QueueUrl=self._queue, ReceiptHandle=handle, VisibilityTimeout=delay
             )
             return kind, outcome
         self._set_aside(body, outcome, retries_done, exhausted)

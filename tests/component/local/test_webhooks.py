@@ -175,6 +175,28 @@ def test_retries_run_out_into_the_dead_letter_queue(stack: Stack, receiver: Rece
     assert attributes["ERROR_CODE"] == "HTTP_502"
 
 
+def test_a_receiver_that_is_not_there_is_retried_then_set_aside(stack: Stack) -> None:
+    webhook = target(stack)
+    assert webhook is not None
+    with webhook_receiver() as gone:
+        closed = gone.url  # a port nothing listens on once the receiver stops
+    lines: list[str] = []
+    delivery = WebhookDelivery(
+        dataclasses.replace(webhook, url=closed, max_retries=1), lines.append, base_seconds=0.01
+    )
+    publish(stack, "PairingDeleted")
+    set_aside: list[dict[str, Any]] = []
+
+    def landed() -> bool:
+        set_aside.extend(dead_letters(stack))
+        return bool(set_aside)
+
+    pump_until(delivery, landed)
+    assert lines[0] == "webhook  PairingDeleted  CONNECTION_ERROR: retried in 0 s"
+    attributes = {k: v["StringValue"] for k, v in set_aside[0]["MessageAttributes"].items()}
+    assert (attributes["ERROR_CODE"], attributes["RETRY_ATTEMPTS"]) == ("CONNECTION_ERROR", "1")
+
+
 def test_backoff_grows_exponentially_to_its_cap_with_jitter() -> None:
     assert backoff(1, base=1, cap=60, rand=lambda: 0.0) == 0.5
     assert backoff(1, base=1, cap=60, rand=lambda: 1.0) == 1.0
