@@ -169,11 +169,9 @@ class WebhookDelivery:
         self._http = http or urllib3.PoolManager()
         self._base, self._cap, self._clock = base_seconds, cap_seconds, clock
         self._sqs, events = session.client("sqs", config=POLLING), session.client("events")
+        # Not purged: what an earlier run (a restored state, a reused AWS_ENDPOINT_URL) had not
+        # delivered yet is still owed to the receiver, at least once.
         self._queue = self._sqs.create_queue(QueueName=name)["QueueUrl"]
-        with contextlib.suppress(
-            Exception
-        ):  # an endpoint that outlived an earlier run: deliver only what's new
-            self._sqs.purge_queue(QueueUrl=self._queue)
         arn = self._sqs.get_queue_attributes(QueueUrl=self._queue, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
