@@ -20,6 +20,7 @@ from local.event_log import EventLog
 from local.gateway import Gateway
 from local.moto_server import EmbeddedMoto
 from local.triggers import Triggers
+from local.webhooks import WebhookDelivery, target
 
 DEMO_CLIENT_ID = "demo-app"
 DEMO_CLIENT_SECRET = "demo-secret"  # nosec B105  # the emulator's public demo app, which only it accepts
@@ -94,6 +95,9 @@ class StackSettings:
     # Where the embedded AWS's and emulator's state is kept across restarts; None keeps nothing.
     state_dir: Path | None = None
     fresh: bool = False  # start clean: the saved state is set aside first
+    # A webhook receiver every event is also delivered to, with this header value (docs/webhooks.md).
+    webhook_url: str | None = None
+    webhook_secret: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackSettings:
@@ -118,6 +122,8 @@ class StackSettings:
             log_level=_log_level(env),
             state_dir=_state_dir(env),
             fresh=(text("FRESH", "") or "").lower() in ("1", "true", "yes"),
+            webhook_url=text("WEBHOOK_URL", None),
+            webhook_secret=text("WEBHOOK_SECRET", "") or "",
         )
 
     @property
@@ -191,6 +197,7 @@ class LocalStack:
         # The template's stream and queue triggers, polled in the background; `pump()` delivers now.
         self.triggers: Triggers | None = None
         self.event_log: EventLog | None = None
+        self.webhook: WebhookDelivery | None = None
         self.aws_endpoint_url = self.settings.aws_endpoint_url or ""
         self.sage_x3_url = self.settings.sage_x3_url or ""
         self.allowed_endpoints: tuple[str, ...] = self.settings.allowed_endpoints
@@ -221,6 +228,10 @@ class LocalStack:
 
     def start(self) -> LocalStack:
         self.check_ports()
+        if self.settings.webhook_url and not self.settings.webhook_secret:
+            raise StackError(
+                "WEBHOOK_URL needs WEBHOOK_SECRET, the header value the receiver checks: set both, or neither"
+            )
         try:
             self._start()
         except BaseException:
@@ -273,6 +284,7 @@ class LocalStack:
                 "PublicBaseUrl": self.api_url,
                 # One machine: a run's refreshes start at once, so `make invoke` of the schedule is quick.
                 "RefreshSpreadSeconds": "0",
+                **({"WebhookUrl": s.webhook_url, "WebhookSecret": s.webhook_secret} if s.webhook_url else {}),
             },
             stack_name=s.stack_name,
             client_credentials={"client_id": s.client_id, "client_secret": s.client_secret},
@@ -291,6 +303,10 @@ class LocalStack:
         buses = [self.resources.refs[bus] for bus in tpl.resources(type_="AWS::Events::EventBus")]
         if self._show_events and buses:
             self.event_log = EventLog(buses[0], self.log).start()
+        webhook = target(self.resources)
+        if webhook is not None:
+            self.webhook = WebhookDelivery(webhook, self.log).start()
+            self.log(f"  Webhook      {webhook.url}  (WEBHOOK_URL, header {webhook.header})")
         self.gateway.start()
         self.log(
             f"  API          {self.api_url}  (redirect URI {self.redirect_uri}, "
@@ -380,6 +396,9 @@ class LocalStack:
         if self.event_log is not None:
             self.event_log.stop()
             self.event_log = None
+        if self.webhook is not None:
+            self.webhook.stop()
+            self.webhook = None
         if self.triggers is not None:
             self.triggers.stop()
             self.triggers = None
@@ -459,6 +478,8 @@ class LocalStack:
                 "emulator": {region: urlsplit(url).port for region, url in self.emulator_urls.items()},
             },
             "functions": self.function_environments,
+            # Each resource's type and id by logical id, as CloudFormation lists them (`x3link doctor`).
+            "resources": self.resources.resource_ids() if self.resources else {},
             # Queue URLs by logical id: `make invoke` waits for the queues a function fills to drain.
             "queues": {
                 logical_id: url

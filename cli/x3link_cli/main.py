@@ -17,6 +17,7 @@ from rich.console import Console
 from x3link_cli import locate, render, transfer
 from x3link_cli.client import Api, path
 from x3link_cli.console.command import console_command
+from x3link_cli.doctor import doctor
 from x3link_cli.errors import CliError
 
 EXIT_CODES = (
@@ -451,6 +452,7 @@ def runs_show(session: Session, run_id: str, as_json: bool) -> None:
 
 # The local web console lives in its own package (x3link_cli/console).
 cli.add_command(console_command)
+cli.add_command(doctor)
 
 
 def main() -> None:
