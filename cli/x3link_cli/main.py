@@ -16,6 +16,7 @@ from rich.console import Console
 
 from x3link_cli import locate, render, transfer
 from x3link_cli.client import Api, path
+from x3link_cli.emulator import emulator as emulator_group
 from x3link_cli.errors import CliError
 
 EXIT_CODES = (
@@ -446,6 +447,10 @@ def runs_show(session: Session, run_id: str, as_json: bool) -> None:
     )
     if failures:
         console().print(render.failures_table(failures))
+
+
+# The Sage X3 emulator of `make run`, steered from the shell (its own module: cli/x3link_cli/emulator.py).
+cli.add_command(emulator_group)
 
 
 def main() -> None:
