@@ -12,7 +12,10 @@ from local.sagex3_emulator import Emulator
 from tests.support.api import Answer, call
 from tests.support.keeper import stored
 from tests.support.sage import pair
+from x3link import wiring
 from x3link.data_service import MAX_BODY
+from x3link.endpoints import EndpointPolicy
+from x3link.sage_client import SageX3Client
 
 ACME = "https://x3.acme.example"
 SCOPE = "api.dataDelivery api.graphQL"
@@ -186,3 +189,25 @@ def test_a_body_past_the_cap_is_413_and_nothing_sent(sage: Emulator, stack: Stac
     assert (answer.status, answer.json["error"]) == (413, "body_too_large"), answer.body
     assert "64 KiB" in answer.json["message"]
     assert sage.requests == []
+
+
+class ListsAnotherHost(SageX3Client):
+    """A Sage whose folder list names a data service on a host off the allowed gateways."""
+
+    def folders(self, base_url: str, access_token: str, *, tenant: str | None = None) -> list[Any]:
+        super().folders(base_url, access_token, tenant=tenant)
+        return [
+            {"name": "SEED", "$urls": {"dataService": "http://127.0.0.1:9/v1/service/X3CLOUDV2_SEED/api"}}
+        ]
+
+
+def test_a_data_service_off_the_allowed_gateways_is_sent_nothing(sage: Emulator, stack: Stack) -> None:
+    _paired(sage)
+    settings = wiring.settings()
+    policy = EndpointPolicy(settings.sage_x3_url, settings.allowed_endpoints)
+
+    with wiring.override(sage_client=lambda: ListsAnotherHost(policy=policy)):
+        answer = _graphql({"query": CUSTOMERS})
+
+    assert (answer.status, answer.json["error"]) == (502, "endpoint_not_allowed"), answer.body
+    assert _sent(sage) == ["folders"]  # the token went to the listed URL never
