@@ -18,6 +18,7 @@ from x3link_cli import locate, render, transfer
 from x3link_cli.client import Api, path
 from x3link_cli.emulator import emulator as emulator_group
 from x3link_cli.errors import CliError
+from x3link_cli.live import graphql as graphql_command
 
 EXIT_CODES = (
     "Exit codes: 0 success; 1 the API, the network or the setup failed (one sentence on stderr); "
@@ -451,6 +452,8 @@ def runs_show(session: Session, run_id: str, as_json: bool) -> None:
 
 # The Sage X3 emulator of `make run`, steered from the shell (its own module: cli/x3link_cli/emulator.py).
 cli.add_command(emulator_group)
+# X3's GraphQL API (cli/x3link_cli/live.py).
+cli.add_command(graphql_command)
 
 
 def main() -> None:

@@ -122,6 +122,8 @@ def test_graphql_then_sages_429_and_a_revoked_grant(stack: RunningStack) -> None
     query = {"query": "{ x3MasterData { product { query { totalCount edges { node { code } } } } } }"}
 
     answered = stack.call("POST", f"/tenants/{tenant}/folders/SEED/graphql", json_body=query)
+    printed = succeeds(x3link(stack, "graphql", tenant, "SEED", query["query"]))
+    invalid = x3link(stack, "graphql", tenant, "SEED", "{ x3MasterData { nothing } }")
     succeeds(x3link(stack, "emulator", "fail", "graphql", "--status", "429", "--retry-after", "60"))
     limited = stack.call("POST", f"/tenants/{tenant}/folders/SEED/graphql", json_body=query)
     succeeds(x3link(stack, "emulator", "revoke", customer))
@@ -130,6 +132,9 @@ def test_graphql_then_sages_429_and_a_revoked_grant(stack: RunningStack) -> None
     assert answered.status == 200, answered.body
     products = answered.json()["data"]["x3MasterData"]["product"]["query"]
     assert products["totalCount"] == 2 and products["edges"][0]["node"]["code"] == "IT001"
+    assert json.loads(printed) == answered.json()
+    assert invalid.returncode == 1 and "errors" in json.loads(invalid.stdout)  # Sage's 400, printed
+    assert "Sage X3 refused the query (HTTP 400)" in invalid.stderr
     assert (limited.status, limited.json()["error"]) == (429, "quota_exceeded"), limited.body
     assert limited.headers["retry-after"] == "60"
     assert refused.returncode == 1, refused.stdout

@@ -1,5 +1,5 @@
-"""`x3link emulator`'s pure parts, without a socket: durations, finding the control API in the stack file,
-the files an export makes, and click's usage errors (exit 2)."""
+"""`x3link emulator`'s and `x3link graphql`'s pure parts, without a socket: durations, finding the control API
+in the stack file, the files an export makes, a GraphQL request's body, and click's usage errors (exit 2)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from local.sagex3_emulator.control import ControlError, export_files, is_loopback
 from x3link_cli.emulator import control_url, seconds
 from x3link_cli.errors import CliError
+from x3link_cli.live import bundle_error, request_body
 from x3link_cli.main import cli
 
 
@@ -102,3 +103,21 @@ def test_an_export_out_of_bounds_is_refused(body: dict[str, object]) -> None:
 def test_only_loopback_hosts_are_loopback() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2")  # noqa: S104  # nosec B104
+
+
+def test_a_graphql_request_body() -> None:
+    assert request_body("{ a }", None, None) == {"query": "{ a }"}
+    assert request_body("query Q($x: Int) { a(x: $x) }", '{"x": 1}', "Q") == {
+        "query": "query Q($x: Int) { a(x: $x) }",
+        "variables": {"x": 1},
+        "operationName": "Q",
+    }
+    for query, variables in (("  ", None), ("{ a }", "[1]"), ("{ a }", "nope")):
+        with pytest.raises(click.BadParameter):
+            request_body(query, variables, None)
+
+
+def test_the_bundles_errors_are_told_from_sages_answers() -> None:
+    assert bundle_error({"error": "scope_not_granted", "message": "Not granted."}) == "Not granted."
+    assert bundle_error({"errors": [{"message": "Cannot query field"}]}) is None
+    assert bundle_error({"data": None, "error": "x", "message": "y"}) is None
