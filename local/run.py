@@ -137,6 +137,9 @@ def main() -> int:
         say("Try a signed call:")
         say(f"  {stack.curl_example()}")
         say("One function against it:  make invoke FUNCTION=TokenRefreshFunction EVENT=events/scheduled.json")
+        if stack.emulator is not None:
+            steer = f".venv/bin/x3link emulator files {DEMO_TENANT} {DEMO_FOLDER} --notify"
+            say(f"Sage X3's emulator, from the shell:  {steer}")
         say()
         say(f"Ready: {stack.api_url} (Ctrl-C to stop)")
         # Never one wait without a timeout: the kernel may hand SIGTERM to any of the stack's threads, and a

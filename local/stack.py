@@ -193,6 +193,8 @@ class LocalStack:
         self.gateway: Gateway | None = None
         self.moto: EmbeddedMoto | None = None
         self.emulator: Any = None
+        # The emulator's control API (`x3link emulator ...`), on a loopback port of its own.
+        self.emulator_control: Any = None
         self.resources: aws_resources.Stack | None = None
         # The template's stream and queue triggers, polled in the background; `pump()` delivers now.
         self.triggers: Triggers | None = None
@@ -274,6 +276,9 @@ class LocalStack:
             for region, url in self.emulator_urls.items():
                 role = "SAGE_X3_URL" if url == self.sage_x3_url else "allowed endpoint"
                 self.log(f"  Sage X3      {url}  (emulator, {region}: {role})")
+            self.log(
+                f"  Control      {self.emulator_control.url}  (the emulator's knobs: x3link emulator --help)"
+            )
         else:
             self.log(f"  Sage X3      {self.sage_x3_url}  (SAGE_X3_URL)")
         self.resources = aws_resources.create(
@@ -384,6 +389,10 @@ class LocalStack:
         # The App Registry's notification URL: data delivery notifications come to this stack's gateway.
         self.emulator.configure(notification_url=self.notification_url)
         self.emulator_urls = {region: self.emulator.base_url(region) for region in s.emulator_regions}
+        from local.sagex3_emulator.control import ControlServer
+
+        self.emulator_control = ControlServer(self.emulator, "127.0.0.1")  # loopback, whatever the host
+        self.emulator_control.start()
         first, *others = self.emulator_urls.values()
         self.sage_x3_url = first
         self.allowed_endpoints = tuple(dict.fromkeys([*s.allowed_endpoints, *others]))
@@ -413,6 +422,9 @@ class LocalStack:
         if self.state is not None:
             self.state.release()
             self.state = None
+        if self.emulator_control is not None:
+            self.emulator_control.stop()
+            self.emulator_control = None
         if self.emulator is not None:
             self.emulator.stop()
             self.emulator = None
@@ -472,6 +484,7 @@ class LocalStack:
             "sage_x3_url": self.sage_x3_url,
             "allowed_endpoints": list(self.allowed_endpoints),
             "emulator_urls": dict(self.emulator_urls),
+            "emulator_control_url": self.emulator_control.url if self.emulator_control else None,
             "ports": {
                 "api": self.port,
                 "moto": self.moto.port if self.moto else None,

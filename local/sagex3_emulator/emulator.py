@@ -157,6 +157,16 @@ class Emulator:
         with self._state.lock:
             self._state.clients[client_id] = Client(client_id, client_secret, uris)
 
+    def apps(self) -> list[str]:
+        """The client ids of the registered apps."""
+        with self._state.lock:
+            return sorted(self._state.clients)
+
+    @property
+    def knows_customers_on_sight(self) -> bool:
+        """Whether a customer URL never registered is created when first named (no `customers=` given)."""
+        return self._state.auto_customers
+
     def set_client_enabled(self, client_id: str, enabled: bool) -> None:
         """Disable or re-enable an app (403 "...is disabled" on authorise and token calls)."""
         with self._state.lock:

@@ -36,6 +36,7 @@ def test_only_the_pages_a_browser_opens_are_public() -> None:
         ("GET", "/tenants/{tenant}/folders/{folder}/files/{filename}"): "AWS_IAM",
         ("DELETE", "/tenants/{tenant}/folders/{folder}/files/{filename}"): "AWS_IAM",
         ("POST", "/tenants/{tenant}/folders/{folder}/uploads"): "AWS_IAM",
+        ("POST", "/tenants/{tenant}/folders/{folder}/graphql"): "AWS_IAM",
         ("GET", "/tenants/{tenant}/uploads/{tracking_id}"): "AWS_IAM",
         ("GET", "/keep-alive/runs"): "AWS_IAM",
         ("GET", "/pairings"): "AWS_IAM",
