@@ -25,6 +25,15 @@ class Stack:
     # Logical ids this run created, as opposed to found from an earlier run on the same endpoint.
     created: set[str] = field(default_factory=set)
 
+    def resource_ids(self) -> dict[str, dict[str, str]]:
+        """Each template resource created here, its type and id (a Ref's value), as CloudFormation's
+        ListStackResources names them: what `x3link doctor` reads. Never a parameter's value."""
+        return {
+            logical_id: {"type": resource["Type"], "id": self.refs[logical_id]}
+            for logical_id, resource in tpl.resources().items()
+            if logical_id in self.refs
+        }
+
     def function_environment(self, logical_id: str) -> dict[str, str]:
         env = tpl.resolve(tpl.functions()[logical_id].environment, self.refs, self.attrs)
         return {key: str(value) for key, value in env.items()}
@@ -99,7 +108,7 @@ def create(
         f"arn:aws:cloudformation:{stack.refs['AWS::Region']}:{stack.refs['AWS::AccountId']}:stack/{stack_name}/"
         f"{uuid.uuid5(uuid.NAMESPACE_URL, f'x3link-local-stack:{stack_name}')}",
     )
-    all_resources = tpl.resources()
+    all_resources = tpl.created_resources(stack.refs)  # those whose Condition holds (e.g. HasWebhook)
     order = [
         "AWS::KMS::Key",
         "AWS::DynamoDB::Table",
@@ -107,11 +116,18 @@ def create(
         "AWS::SQS::Queue",
         "AWS::Events::EventBus",
         "AWS::S3::Bucket",  # after the queues its notifications name
+        "AWS::CloudWatch::Alarm",
     ]
     for type_ in order:
         for logical_id, resource in _dependencies_first(all_resources, type_):
-            props = tpl.resolve(resource.get("Properties", {}), stack.refs, stack.attrs)
             name = f"{stack_name}-{logical_id}"
+            if type_ == "AWS::CloudWatch::Alarm":
+                # Alarms name functions and a topic that do not exist locally: those resolve to local names.
+                stack.refs[logical_id] = _alarm(
+                    session.client("cloudwatch"), name, resource.get("Properties", {}), stack
+                )
+                continue
+            props = tpl.resolve(resource.get("Properties", {}), stack.refs, stack.attrs)
             if type_ == "AWS::KMS::Key":
                 meta = _key(session.client("kms"), name, props)
                 stack.refs[logical_id], stack.attrs[(logical_id, "Arn")] = meta["KeyId"], meta["Arn"]
@@ -127,6 +143,7 @@ def create(
             elif type_ == "AWS::SQS::Queue":
                 url, arn = _queue(session.client("sqs"), name, props)
                 stack.refs[logical_id], stack.attrs[(logical_id, "Arn")] = url, arn
+                stack.attrs[(logical_id, "QueueName")] = name
             elif type_ == "AWS::Events::EventBus":
                 bus_name = props.get("Name", name)
                 arn = _event_bus(session.client("events"), bus_name)
@@ -288,6 +305,53 @@ def _event_bus(client: Any, name: str) -> str:
         return client.create_event_bus(Name=name)["EventBusArn"]
     except client.exceptions.ResourceAlreadyExistsException:
         return client.describe_event_bus(Name=name)["Arn"]
+
+
+class _LocalNames(dict[str, str]):
+    """Refs of the stack, and for a resource not created locally (a function, the alarm topic) the name it
+    would have here: enough for an alarm's dimensions."""
+
+    def __init__(self, refs: Mapping[str, str], stack_name: str) -> None:
+        super().__init__(refs)
+        self._stack_name = stack_name
+
+    def __missing__(self, key: str) -> str:
+        return f"{self._stack_name}-{key}"
+
+
+# What put_metric_alarm takes under the template's own property names; actions are left out locally (the
+# topic they notify is not created here).
+_ALARM_PROPERTIES = (
+    "AlarmDescription",
+    "Namespace",
+    "MetricName",
+    "Dimensions",
+    "Statistic",
+    "ExtendedStatistic",
+    "Period",
+    "Unit",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "Threshold",
+    "ComparisonOperator",
+    "TreatMissingData",
+    "Metrics",
+    "ThresholdMetricId",
+)
+
+
+def _alarm(client: Any, name: str, properties: Mapping[str, Any], stack: Stack) -> str:
+    """The alarm, created (or updated) under `name`, so that its state can be read and set locally."""
+    refs = _LocalNames(stack.refs, stack.refs.get("AWS::StackName", "local"))
+    props = tpl.resolve(dict(properties), refs, stack.attrs)
+    kwargs = {key: props[key] for key in _ALARM_PROPERTIES if key in props}
+    for key in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+        if key in kwargs:
+            kwargs[key] = int(kwargs[key])
+    if "Threshold" in kwargs:
+        kwargs["Threshold"] = float(kwargs["Threshold"])
+    client.put_metric_alarm(AlarmName=name, ActionsEnabled=False, **kwargs)
+    return name
 
 
 def _placeholder_secret(props: Mapping[str, Any]) -> dict[str, str]:

@@ -1,5 +1,11 @@
 """`make run`: start the whole stack, print where everything is and a ready pairing link (one opening, in
-one browser), serve until Ctrl-C (or SIGTERM), then stop everything it started."""
+one browser), serve until Ctrl-C (or SIGTERM), then stop everything it started.
+
+The console gets one short line per thing that happens (`say()` writes one: a request, a pairing, a
+refresh, an event); the functions' JSON logs and metrics go to the log file it names (local/console.py).
+The state is kept across restarts (local/persistence.py): a restored stack shows the demo tenant's pairing
+instead of a new link, and does not seed its files again.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,10 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
-from local import stack_file
+from local import console, stack_file
 from local import template as tpl
 from local.stack import LocalStack, StackError, StackSettings
 
@@ -24,8 +31,7 @@ DEMO_FILES = {
 }
 
 
-def say(line: str = "") -> None:
-    print(line, flush=True)
+say = console.say  # one line on the console; the log file gets everything the functions print
 
 
 def _stop_on_signals() -> threading.Event:
@@ -44,11 +50,17 @@ def _stop_on_signals() -> threading.Event:
 
 
 def demo_pairing(stack: LocalStack) -> None:
-    """Start a pairing through the gateway with a signed request, as the app would, and show the link."""
+    """Start a pairing through the gateway with a signed request, as the app would, and show the link.
+
+    When a restored state already pairs the demo tenant, say so: the link then replaces that pairing
+    (`replace`), so there is always a ready link and opening it is never a dead end."""
+    request: dict[str, object] = {"tenant": DEMO_TENANT, "customer": DEMO_CUSTOMER}
     try:
-        response = stack.call(
-            "POST", "/pairings", json_body={"tenant": DEMO_TENANT, "customer": DEMO_CUSTOMER}
-        )
+        if stack.restored and (known := stack.call("GET", f"/tenants/{DEMO_TENANT}")).status == 200:
+            status = known.json().get("status")
+            say(f'Tenant "{DEMO_TENANT}" is paired ({status}, restored): `make run FRESH=1` starts clean.')
+            request["replace"] = True
+        response = stack.call("POST", "/pairings", json_body=request)
     except OSError as exc:
         say(f"No demo pairing link: POST /pairings failed ({exc}).")
         return
@@ -56,7 +68,8 @@ def demo_pairing(stack: LocalStack) -> None:
         say(f"No demo pairing link: POST /pairings answered {response.status} (see the log above).")
         return
     answer = response.json()
-    say(f'Pairing link for tenant "{DEMO_TENANT}" (customer {DEMO_CUSTOMER}):')
+    again = ", to pair it again" if request.get("replace") else ""
+    say(f'Pairing link for tenant "{DEMO_TENANT}" (customer {DEMO_CUSTOMER}{again}):')
     say(f"  {answer['pairing_url']}")
     # Opening it sets the cookie the callback needs: the whole pairing happens in the browser that opened it.
     say(f"  It opens once, in one browser, until {answer['expires_at']}; accept at Sage X3 in that browser.")
@@ -64,7 +77,7 @@ def demo_pairing(stack: LocalStack) -> None:
 
 def seed_demo_files(stack: LocalStack) -> None:
     """Files waiting in the demo customer's data delivery folder (the emulator's; a real Sage has its own)."""
-    if stack.emulator is None:
+    if stack.emulator is None or stack.restored:  # a restored emulator has its files, deletions included
         return
     for name, content in DEMO_FILES.items():
         stack.emulator.put_delivery_file(DEMO_CUSTOMER, DEMO_FOLDER, name, content)
@@ -101,6 +114,11 @@ def state(stack: LocalStack, settings: StackSettings) -> dict[str, object]:
     return data
 
 
+def log_path() -> Path:
+    """Beside the stack file: .local/run.log (a test's private stack file brings a private log)."""
+    return stack_file.path().parent / "run.log"
+
+
 def main() -> int:
     try:
         settings = StackSettings.from_env()
@@ -114,8 +132,10 @@ def main() -> int:
         print(exc, file=sys.stderr, flush=True)
         return 1
     stopping = _stop_on_signals()
+    log_file = console.capture(log_path())
     try:
         say("Starting the local stack...")
+        say(f"  Logs         {log_file.path}  (the functions' JSON logs and metrics)")
         stack.start()
         stack_file.write(state(stack, settings))
         seed_demo_files(stack)
@@ -126,6 +146,9 @@ def main() -> int:
         say("Try a signed call:")
         say(f"  {stack.curl_example()}")
         say("One function against it:  make invoke FUNCTION=TokenRefreshFunction EVENT=events/scheduled.json")
+        if stack.emulator is not None:
+            steer = f".venv/bin/x3link emulator files {DEMO_TENANT} {DEMO_FOLDER} --notify"
+            say(f"Sage X3's emulator, from the shell:  {steer}")
         say()
         say(f"Ready: {stack.api_url} (Ctrl-C to stop)")
         # Never one wait without a timeout: the kernel may hand SIGTERM to any of the stack's threads, and a
@@ -143,6 +166,7 @@ def main() -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack_file.remove(os.getpid())
         stack.stop()
+        console.release()
     say("Stopped.")
     return 0
 

@@ -194,6 +194,44 @@ def parameter_defaults(template: Mapping[str, Any] | None = None) -> dict[str, s
     return {name: str(p["Default"]) for name, p in template.get("Parameters", {}).items() if "Default" in p}
 
 
+def condition_holds(name: str, refs: Mapping[str, str], template: Mapping[str, Any] | None = None) -> bool:
+    """Whether the template's condition `name` is true for these parameter values (`!Equals`, `!Not`,
+    `!And`, `!Or`, `Condition`): a resource under a false condition is not created, as CloudFormation."""
+    template = template or load()
+
+    def holds(value: Any) -> bool:
+        if isinstance(value, dict) and set(value) == {"Condition"}:
+            return condition_holds(value["Condition"], refs, template)
+        if not isinstance(value, Intrinsic):
+            raise ValueError(f"unsupported condition {value!r}")
+        if value.name == "Fn::Equals":
+            left, right = (resolve(item, refs) for item in value.value)
+            return str(left) == str(right)
+        if value.name == "Fn::Not":
+            return not holds(value.value[0])
+        if value.name == "Fn::And":
+            return all(holds(item) for item in value.value)
+        if value.name == "Fn::Or":
+            return any(holds(item) for item in value.value)
+        if value.name == "Condition":
+            return condition_holds(value.value, refs, template)
+        raise ValueError(f"unsupported condition function {value.name}")
+
+    return holds(template.get("Conditions", {})[name])
+
+
+def created_resources(
+    refs: Mapping[str, str], template: Mapping[str, Any] | None = None, type_: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """The resources (of one type) whose `Condition`, if any, holds for these parameter values."""
+    template = template or load()
+    return {
+        logical_id: resource
+        for logical_id, resource in resources(template, type_).items()
+        if "Condition" not in resource or condition_holds(resource["Condition"], refs, template)
+    }
+
+
 def resolve(value: Any, refs: Mapping[str, str], attrs: Mapping[tuple[str, str], str] | None = None) -> Any:
     """Resolve intrinsics against known values: `refs` for !Ref and ${X}, `attrs` for !GetAtt."""
     attrs = attrs or {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -41,6 +41,7 @@ def sign(target: Target, method: str, url: str, body: bytes, headers: Mapping[st
 class Answer:
     status: int
     body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)  # names in lower case
 
     def json(self) -> Any:
         try:
@@ -56,6 +57,30 @@ class Api:
         self.target = target
         self.http = http
 
+    def send(
+        self,
+        method: str,
+        route: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
+        """One signed request, never retried (a POST may not be repeated), whatever the API answers (the
+        console passes answers on as they are); no answer at all is a CliError with its sentence."""
+        url = self.target.url + route
+        if query:
+            url += "?" + urlencode(sorted(query.items()))
+        signed = sign(self.target, method, url, body, {"Accept": "application/json", **(headers or {})})
+        try:
+            response = self.http.request(
+                method, url, body=body or None, headers=signed, retries=False, timeout=TIMEOUT
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise CliError(unreachable(url, exc)) from None
+        received = {name.lower(): value for name, value in response.headers.items()}
+        return Answer(response.status, response.data, received)
+
     def call(
         self,
         method: str,
@@ -65,26 +90,12 @@ class Api:
         json_body: Any = None,
         expect: tuple[int, ...] = (200,),
     ) -> Answer:
-        """One signed request, never retried (a POST may not be repeated); an answer outside `expect` is
-        a CliError with its sentence."""
-        url = self.target.url + route
-        if query:
-            url += "?" + urlencode(sorted(query.items()))
+        """One signed request, never retried; an answer outside `expect` is a CliError with its sentence."""
         body = b"" if json_body is None else json.dumps(json_body).encode()
-        headers = {"Accept": "application/json"}
-        if json_body is not None:
-            headers["Content-Type"] = "application/json"
-        signed = sign(self.target, method, url, body, headers)
-        try:
-            response = self.http.request(
-                method, url, body=body or None, headers=signed, retries=False, timeout=TIMEOUT
-            )
-        except urllib3.exceptions.HTTPError as exc:
-            raise CliError(unreachable(url, exc)) from None
-        answer = Answer(response.status, response.data)
+        headers = {"Content-Type": "application/json"} if json_body is not None else None
+        answer = self.send(method, route, query=query, body=body, headers=headers)
         if answer.status not in expect:
-            headers_seen = {name.lower(): value for name, value in response.headers.items()}
-            raise CliError(api_error(answer.status, headers_seen, answer.body))
+            raise CliError(api_error(answer.status, answer.headers, answer.body))
         return answer
 
     def pages(self, route: str, key: str, query: Mapping[str, str] | None = None) -> list[Any]:

@@ -16,7 +16,11 @@ from rich.console import Console
 
 from x3link_cli import locate, render, transfer
 from x3link_cli.client import Api, path
+from x3link_cli.console.command import console_command
+from x3link_cli.doctor import doctor
+from x3link_cli.emulator import emulator as emulator_group
 from x3link_cli.errors import CliError
+from x3link_cli.live import graphql as graphql_command
 
 EXIT_CODES = (
     "Exit codes: 0 success; 1 the API, the network or the setup failed (one sentence on stderr); "
@@ -446,6 +450,16 @@ def runs_show(session: Session, run_id: str, as_json: bool) -> None:
     )
     if failures:
         console().print(render.failures_table(failures))
+
+
+# The local web console lives in its own package (x3link_cli/console).
+cli.add_command(console_command)
+# A deployed stack's health, a finding a sentence (cli/x3link_cli/doctor.py).
+cli.add_command(doctor)
+# The Sage X3 emulator of `make run`, steered from the shell (its own module: cli/x3link_cli/emulator.py).
+cli.add_command(emulator_group)
+# X3's GraphQL API (cli/x3link_cli/live.py).
+cli.add_command(graphql_command)
 
 
 def main() -> None:

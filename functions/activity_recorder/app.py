@@ -19,7 +19,7 @@ from x3link import activity, wiring
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
-# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+# What it uses, built in Lambda's init phase (kept by a SnapStart snapshot): see wiring.prime.
 wiring.prime(wiring.activity_log)
 
 

@@ -21,7 +21,7 @@ from x3link.pages import success_page
 logger = Logger()
 metrics = Metrics()
 
-# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+# What it uses, built in Lambda's init phase (kept by a SnapStart snapshot): see wiring.prime.
 wiring.prime(wiring.pairing_service, wiring.sage_client, wiring.app_breaker)
 
 

@@ -20,7 +20,7 @@ from x3link.refresh_runs import list_runs, page_limit, run_id
 logger = Logger()
 app = json_api()
 
-# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+# What it uses, built in Lambda's init phase (kept by a SnapStart snapshot): see wiring.prime.
 wiring.prime(wiring.run_ledger)
 
 

@@ -24,7 +24,7 @@ from x3link.pairing_states import COMPLETED_KEPT_SECONDS
 logger = Logger()
 metrics = Metrics()
 
-# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+# What it uses, built in Lambda's init phase (kept by a SnapStart snapshot): see wiring.prime.
 wiring.prime(wiring.pairing_service)
 
 

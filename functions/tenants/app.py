@@ -22,7 +22,7 @@ from x3link.tenant_listing import list_tenants, page_limit, status_filter
 logger = Logger()
 app = json_api()
 
-# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+# What it uses, built in Lambda's init phase (kept by a SnapStart snapshot): see wiring.prime.
 wiring.prime(wiring.pairing_records)
 
 

@@ -24,7 +24,7 @@ SAFETY_SECONDS = 10
 logger = Logger()
 metrics = Metrics()
 
-# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+# What it uses, built in Lambda's init phase (kept by a SnapStart snapshot): see wiring.prime.
 wiring.prime(wiring.keep_alive_dispatcher, wiring.run_ledger)
 
 

@@ -25,7 +25,7 @@ metrics = Metrics()
 # A batch whose every record failed is still answered with its failures, not raised as one error.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
-# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+# What it uses, built in Lambda's init phase (kept by a SnapStart snapshot): see wiring.prime.
 wiring.prime(wiring.token_rescue, wiring.token_keeper)
 
 

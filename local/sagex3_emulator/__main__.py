@@ -27,6 +27,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--redirect-uri", action="append", default=None, help="allowed redirect URI (repeat; default: any)"
     )
+    parser.add_argument(
+        "--control-port",
+        type=int,
+        default=None,
+        help="also serve the control API (x3link emulator's) on 127.0.0.1:PORT (0 = any)",
+    )
     return parser.parse_args(argv)
 
 
@@ -50,12 +56,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         client_secret=args.client_secret,
         redirect_uris=args.redirect_uri,
     ).start()
+    control = None
     try:
         for region in regions:
             print(f"{region} {emulator.base_url(region)}", flush=True)
+        if args.control_port is not None:
+            from .control import ControlServer
+
+            control = ControlServer(emulator, port=args.control_port).start()
+            print(f"control {control.url}", flush=True)
         while not stop.wait(0.5):
             pass
     finally:
+        if control is not None:
+            control.stop()
         emulator.stop()
     return 0
 

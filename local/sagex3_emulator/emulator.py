@@ -6,6 +6,7 @@ can turn knobs while the app under test is mid-request.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import threading
@@ -17,11 +18,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from .faults import ALL_ROUTES, Fault
 from .http_types import ApiError
+from .jwt import Signer
 from .models import Client, Customer, StoredFile, customer_key
 from .notifications import SentNotification, build, post, sign
 from .pairing import CallbackInstead, decide, open_request
 from .server import RegionServer
-from .state import State
+from .state import PERSISTED, State
 
 DEFAULT_REGIONS: tuple[str, ...] = ("eu-prod", "us-prod")
 
@@ -126,6 +128,25 @@ class Emulator:
             raise RuntimeError("the emulator is not started and its port is ephemeral")
         return f"http://{self._host}:{self._ports[region]}/v1"
 
+    # --- a saved state ---------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """A copy of what outlives a restart (customers, grants, tokens, files) and the signing key, taken
+        under the lock so that it is one moment's state."""
+        with self._state.lock:
+            saved = copy.deepcopy({name: getattr(self._state, name) for name in PERSISTED})
+            saved["signing_key"] = self._state.signer.key
+        return saved
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Put back what `snapshot()` took: tokens issued before it verify and refresh again."""
+        with self._state.lock:
+            for name in PERSISTED:
+                if name in saved:
+                    setattr(self._state, name, copy.deepcopy(saved[name]))
+            if "signing_key" in saved:
+                self._state.signer = Signer(saved["signing_key"])
+
     # --- registry --------------------------------------------------------------------------------
 
     def add_client(
@@ -135,6 +156,16 @@ class Emulator:
         uris = list(redirect_uris) if redirect_uris is not None else None
         with self._state.lock:
             self._state.clients[client_id] = Client(client_id, client_secret, uris)
+
+    def apps(self) -> list[str]:
+        """The client ids of the registered apps."""
+        with self._state.lock:
+            return sorted(self._state.clients)
+
+    @property
+    def knows_customers_on_sight(self) -> bool:
+        """Whether a customer URL never registered is created when first named (no `customers=` given)."""
+        return self._state.auto_customers
 
     def set_client_enabled(self, client_id: str, enabled: bool) -> None:
         """Disable or re-enable an app (403 "...is disabled" on authorise and token calls)."""

@@ -21,6 +21,7 @@ FAULT_ROUTES: tuple[str, ...] = (
     "dataingestion",
     "root",
     "notification",
+    "graphql",
 )
 # Every route name a request-log entry can carry.
 ALL_ROUTES: tuple[str, ...] = (*FAULT_ROUTES, "authorise", "decision", "files", "upload", "unknown")

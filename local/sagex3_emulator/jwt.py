@@ -45,6 +45,11 @@ class Signer:
     def __init__(self, key: bytes | None = None) -> None:
         self._key = key if key is not None else secrets.token_bytes(32)
 
+    @property
+    def key(self) -> bytes:
+        """The signing key: kept with a saved state, so tokens issued before a restart still verify."""
+        return self._key
+
     def _sign(self, signing_input: str) -> str:
         return b64url_encode(hmac.new(self._key, signing_input.encode("ascii"), hashlib.sha256).digest())
 

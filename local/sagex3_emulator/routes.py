@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import delivery, folders, ingestion, notifications, pairing, tokens
+from . import delivery, folders, graphql_api, ingestion, notifications, pairing, tokens
 from .http_types import Request, Response
 from .state import State
 
@@ -50,6 +50,7 @@ ROUTES: tuple[Route, ...] = (
         "notification",
         {"GET": notifications.notification_detail},
     ),
+    _route(r"/v1/service/(?P<endpoint>[^/]+)/api/?", "graphql", {"POST": graphql_api.data_service}),
     _route(r"/_files/(?P<link>[^/]+)", "files", {"GET": delivery.serve_file}),
     _route(r"/_upload/(?P<slot>[^/]+)", "upload", {"PUT": ingestion.upload}),
 )

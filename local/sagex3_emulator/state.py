@@ -31,6 +31,25 @@ from .models import (
 
 FolderKey = tuple[str, str]
 
+# What a saved state holds (`make run` keeps it across restarts): who paired, with which tokens, and the
+# files. Not the request log, the knobs or the faults: those belong to one run.
+PERSISTED: tuple[str, ...] = (
+    "customers",
+    "pending",
+    "codes",
+    "grants",
+    "grant_seq",
+    "refresh_index",
+    "access_tokens",
+    "delivery",
+    "ingested",
+    "links",
+    "uploads",
+    "tracking",
+    "quota_used",
+    "notifications",
+)
+
 
 class State:
     """Shared state; take `lock` around any read-modify-write."""

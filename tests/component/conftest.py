@@ -24,6 +24,23 @@ from x3link import wiring
 LOAD_HANDLER = tpl.load_handler
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Test modules import handlers as they are collected (Powertools binds its log stream at import), and a
+    handler's import builds its clients as Lambda's init does, which reads the function's environment. So
+    every function's environment, as the template resolves it, is there before collection; the `stack`
+    fixture sets it again, for its own resources, in each test."""
+    import os
+
+    with mock_aws():
+        collected = aws_resources.create(
+            {"SageX3Url": "http://127.0.0.1:9/v1"},
+            client_credentials={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
+        )
+        for function in tpl.functions():
+            for key, value in collected.function_environment(function).items():
+                os.environ.setdefault(key, value)
+
+
 @pytest.fixture
 def calls(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> AwsCalls:
     """Every AWS call through wiring's clients, with the function that made it; each function runs in an

@@ -33,6 +33,7 @@ from x3link.sage_client import REFUSED_METRIC
 ACME = "https://x3.acme.example"
 GLOBEX = "https://x3.globex.example"  # homed in us-prod, the allowed other region
 TRACKING_ID = "3f2b8c1e-7d4a-4b6e-9c0f-1a2b3c4d5e6f"
+SCOPE = "api.dataDelivery api.graphQL"  # the GraphQL route needs it before it would call Sage at all
 FUNCTIONS = (
     "PairingStartFunction",
     "PairLinkFunction",
@@ -166,6 +167,7 @@ def _routes(tenant: str) -> dict[str, tuple[str, str, Any]]:
         "download": ("GET", f"{base}/folders/SEED/files/x.txt", None),
         "delete": ("DELETE", f"{base}/folders/SEED/files/x.txt", None),
         "upload": ("POST", f"{base}/folders/SEED/uploads", {"filename": "x.txt"}),
+        "graphql": ("POST", f"{base}/folders/SEED/graphql", {"query": "{ __typename }"}),
         "tracking": ("GET", f"{base}/uploads/{TRACKING_ID}", None),
         "refresh": ("POST", f"{base}/refresh", None),
     }
@@ -209,7 +211,7 @@ def test_a_row_pointed_at_another_host_sends_nothing_on_any_route(
     route: str,
     expired: bool,
 ) -> None:
-    pair(sage, "acme", ACME, folders=["SEED"])
+    pair(sage, "acme", ACME, folders=["SEED"], scope=SCOPE)
     sage.put_delivery_file(ACME, "SEED", "x.txt", b"x")
     _point_the_row_at(stack, "acme", sink.base_url, expired=expired)
     sage.clear_requests()
@@ -236,7 +238,7 @@ def narrowed(sage: Emulator, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> s
     """globex paired on us-prod, which is then dropped from SAGE_X3_ALLOWED_ENDPOINTS: its row is as
     the callback stored it, its tokens open, and its gateway is no longer allowed. Returns that origin."""
     sage.add_customer(Customer(GLOBEX, ["SEED"], region="us-prod"))
-    pair(sage, "globex", GLOBEX, folders=["SEED"])
+    pair(sage, "globex", GLOBEX, folders=["SEED"], scope=SCOPE)
     sage.put_delivery_file(GLOBEX, "SEED", "x.txt", b"x")
     assert call("GET", "/tenants/globex").json["endpoint"] == sage.base_url("us-prod")
     monkeypatch.setenv("SAGE_X3_ALLOWED_ENDPOINTS", "")

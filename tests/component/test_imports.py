@@ -1,4 +1,5 @@
-"""Cold start guard: a handler imports only what it uses; test and local tooling never reach Lambda."""
+"""Cold start guard: a handler imports only what it uses; test and local tooling never reach Lambda. Each
+is imported as Lambda's init does it, with its environment from the template: its clients are built then."""
 
 from __future__ import annotations
 
@@ -6,44 +7,63 @@ import json
 import logging
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from moto import mock_aws
 
+from local import aws_resources
 from local import template as tpl
 
 ROOT = Path(__file__).parents[2]
-NEVER_IN_LAMBDA = {"moto", "yaml", "local", "pytest", "boto3", "aws_xray_sdk", "pydantic"}
+NEVER_IN_LAMBDA = {"moto", "yaml", "local", "pytest", "aws_xray_sdk", "pydantic"}
+BASE_ENV = {"PATH": "/usr/bin:/bin", "POWERTOOLS_SERVICE_NAME": "probe", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-def _imported_by(logical_id: str) -> set[str]:
+@pytest.fixture(scope="module")
+def environments() -> Iterator[dict[str, dict[str, str]]]:
+    """Each function's environment as the template resolves it (building a client makes no call)."""
+    with mock_aws():
+        credentials = {"client_id": "probe", "client_secret": "probe"}
+        stack = aws_resources.create({"SageX3Url": "https://x3.example/v1"}, client_credentials=credentials)
+        yield {logical_id: stack.function_environment(logical_id) for logical_id in tpl.functions()}
+
+
+def _imported_by(logical_id: str, environment: dict[str, str]) -> set[str]:
+    """Every module the handler's init imported, packages and submodules alike."""
     spec = tpl.functions()[logical_id]
     probe = (
         "import json, sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import app; "
-        "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))"
+        "print(json.dumps(sorted(set(sys.modules) | {name.split('.')[0] for name in sys.modules})))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe, str(spec.code_uri), str(ROOT / "layers/common")],
         capture_output=True,
         text=True,
         check=True,
-        env={"PATH": "/usr/bin:/bin", "POWERTOOLS_SERVICE_NAME": "probe", "AWS_DEFAULT_REGION": "us-east-1"},
+        env={**environment, **BASE_ENV},
     ).stdout
     return set(json.loads(out))
 
 
 @pytest.mark.parametrize("logical_id", sorted(tpl.functions()))
-def test_handlers_import_no_tooling_and_defer_the_aws_sdk(logical_id: str) -> None:
-    assert _imported_by(logical_id) & NEVER_IN_LAMBDA == set()
+def test_handlers_import_no_tooling(logical_id: str, environments: dict[str, dict[str, str]]) -> None:
+    assert _imported_by(logical_id, environments[logical_id]) & NEVER_IN_LAMBDA == set()
 
 
 @pytest.mark.parametrize("logical_id", ["TenantsFunction", "PairingStartFunction"])
-def test_handlers_that_never_call_sage_do_not_load_the_http_client(logical_id: str) -> None:
-    assert "urllib3" not in _imported_by(logical_id)
+def test_handlers_that_never_call_sage_do_not_load_the_sage_client(
+    logical_id: str, environments: dict[str, dict[str, str]]
+) -> None:
+    imported = _imported_by(logical_id, environments[logical_id])
+    assert {"x3link.sage_client", "x3link.sage_session"} & imported == set()
 
 
 @pytest.mark.parametrize("logical_id", sorted(tpl.functions()))
-def test_handlers_pin_the_sdks_loggers_at_warning_whatever_the_level(logical_id: str) -> None:
+def test_handlers_pin_the_sdks_loggers_at_warning_whatever_the_level(
+    logical_id: str, environments: dict[str, dict[str, str]]
+) -> None:
     """Their DEBUG lines carry whole requests and answers (signatures, the client secret, tokens)."""
     spec = tpl.functions()[logical_id]
     names = ["boto3", "botocore", "botocore.endpoint", "botocore.parsers", "urllib3.connectionpool"]
@@ -57,11 +77,6 @@ def test_handlers_pin_the_sdks_loggers_at_warning_whatever_the_level(logical_id:
         capture_output=True,
         text=True,
         check=True,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "POWERTOOLS_SERVICE_NAME": "probe",
-            "POWERTOOLS_LOG_LEVEL": "DEBUG",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        },
+        env={**environments[logical_id], **BASE_ENV, "POWERTOOLS_LOG_LEVEL": "DEBUG"},
     ).stdout
     assert json.loads(out) == dict.fromkeys(names, logging.WARNING)

@@ -242,7 +242,14 @@ def rescue_trigger(stack: Stack) -> Triggers:
 
 
 # ---------------------------------------------------------------------- the matrix
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+@pytest.mark.parametrize(
+    "case",
+    [
+        # A commit that keeps failing is given up at its deadline: timed, so alone on the machine.
+        pytest.param(case, id=case.id, marks=[pytest.mark.serial] if case.commit_always_fails else [])
+        for case in CASES
+    ],
+)
 def test_a_fault_on_the_refresh_path_loses_no_pairing_whose_grant_sage_holds(
     case: Case,
     sage: Emulator,

@@ -161,6 +161,7 @@ def test_a_worker_whose_lease_write_lost_its_answer_recognises_its_own_lease(
     assert refreshed.refresh_token == sage.current_refresh_token(CUSTOMER) == stored("acme").refresh_token
 
 
+@pytest.mark.serial  # asserts a deadline
 def test_a_commit_that_outlasts_its_deadline_parks_the_tokens_inside_the_lease(
     sage: Emulator, stack: Stack
 ) -> None:

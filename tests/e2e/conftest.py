@@ -50,7 +50,17 @@ SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 # Variables a developer's shell would not have, or that would steer the stack away from `make run`'s
 # defaults: the subprocess starts from the environment minus these.
 _DROPPED_PREFIXES = ("AWS_", "SAGE_X3_", "POWERTOOLS_")
-_DROPPED = {"PORT", "MOTO_PORT", "LOCAL_STACK_FILE", "MAKEFLAGS", "MAKELEVEL", "MFLAGS"}
+_DROPPED = {
+    "PORT",
+    "MOTO_PORT",
+    "LOCAL_STACK_FILE",
+    "LOCAL_STATE_DIR",
+    "FRESH",
+    "LOG_LEVEL",
+    "MAKEFLAGS",
+    "MAKELEVEL",
+    "MFLAGS",
+}
 
 
 @dataclass

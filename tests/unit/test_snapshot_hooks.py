@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from x3link import snapshot
-from x3link.snapshot import Hooks, init_is_kept
+from x3link.snapshot import Hooks
 
 
 class FakeRuntime:
@@ -64,10 +64,3 @@ def test_the_wiring_registers_its_hooks_once_on_import() -> None:
 
     assert snapshot.hooks.before_snapshot.count(wiring.forget_warm_state) == 1
     assert snapshot.hooks.after_restore.count(wiring._after_restore) == 1
-
-
-def test_only_an_init_lambda_keeps_builds_at_import() -> None:
-    assert init_is_kept({"AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"})
-    assert init_is_kept({"AWS_LAMBDA_INITIALIZATION_TYPE": "provisioned-concurrency"})
-    assert not init_is_kept({"AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand"})
-    assert not init_is_kept({})

@@ -36,6 +36,7 @@ def test_only_the_pages_a_browser_opens_are_public() -> None:
         ("GET", "/tenants/{tenant}/folders/{folder}/files/{filename}"): "AWS_IAM",
         ("DELETE", "/tenants/{tenant}/folders/{folder}/files/{filename}"): "AWS_IAM",
         ("POST", "/tenants/{tenant}/folders/{folder}/uploads"): "AWS_IAM",
+        ("POST", "/tenants/{tenant}/folders/{folder}/graphql"): "AWS_IAM",
         ("GET", "/tenants/{tenant}/uploads/{tracking_id}"): "AWS_IAM",
         ("GET", "/keep-alive/runs"): "AWS_IAM",
         ("GET", "/pairings"): "AWS_IAM",
@@ -395,6 +396,10 @@ def _dead_letter_queues() -> set[str]:
                 found |= _resource_names(on_failure["Destination"])
             if "Arn" in config.get("DeadLetterConfig", {}):
                 found |= _resource_names(config["DeadLetterConfig"]["Arn"])
+    for rule in tpl.resources(type_="AWS::Events::Rule").values():
+        for target in rule["Properties"].get("Targets", []):
+            if "Arn" in target.get("DeadLetterConfig", {}):
+                found |= _resource_names(target["DeadLetterConfig"]["Arn"])
     return {name for name in found if resources[name]["Type"] == "AWS::SQS::Queue"}
 
 
@@ -421,6 +426,7 @@ def test_every_dead_letter_queue_has_an_alarm() -> None:
         "RefreshFailureQueue",
         "RefreshDeadLetterQueue",
         "OutboxDeadLetterQueue",
+        "WebhookDeadLetterQueue",
     }
     watched = {
         next(iter(_resource_names(alarm["Dimensions"][0]["Value"])))
@@ -674,3 +680,43 @@ def test_every_skipped_finding_says_why() -> None:
         for number, text in enumerate(path.read_text().splitlines(), 1):
             if "nosec" in text:
                 assert re.search(r"# nosec B\d{3}(,B\d{3})*  # \S.{10,}", text), f"{path}:{number}"
+
+
+def test_a_webhook_is_delivered_by_eventbridge_itself_and_only_when_configured() -> None:
+    """WebhookUrl set: a rule on the stack's bus targets an API destination whose connection carries the
+    header, with retries, a dead-letter queue only that rule may write to, and a role that may invoke that
+    destination only. Not set: none of it exists (every piece is under HasWebhook)."""
+    template = tpl.load()
+    resources = tpl.resources()
+    webhook = {name for name in resources if name.startswith("Webhook")}
+    assert webhook == {
+        "WebhookConnection",
+        "WebhookDestination",
+        "WebhookDeliveryRole",
+        "WebhookRule",
+        "WebhookDeadLetterQueue",
+        "WebhookDeadLetterQueuePolicy",
+        "WebhookDeadLetterAlarm",
+    }
+    assert all(resources[name]["Condition"] == "HasWebhook" for name in webhook)
+    assert template["Outputs"]["WebhookDeadLetterQueueUrl"]["Condition"] == "HasWebhook"
+    assert template["Parameters"]["WebhookSecret"]["NoEcho"] is True
+    auth = resources["WebhookConnection"]["Properties"]
+    assert auth["AuthorizationType"] == "API_KEY"
+    assert _resource_names(auth["AuthParameters"]["ApiKeyAuthParameters"]["ApiKeyValue"]) == {"WebhookSecret"}
+    destination = resources["WebhookDestination"]["Properties"]
+    assert _resource_names(destination["InvocationEndpoint"]) == {"WebhookUrl"}
+    assert _resource_names(destination["ConnectionArn"]) == {"WebhookConnection"}
+    rule = resources["WebhookRule"]["Properties"]
+    assert _resource_names(rule["EventBusName"]) == {"PairingEventsBus"}
+    assert rule["EventPattern"] == {"source": ["sage-x3-link"]}
+    (target,) = rule["Targets"]
+    assert _resource_names(target["Arn"]) == {"WebhookDestination"}
+    assert _resource_names(target["RoleArn"]) == {"WebhookDeliveryRole"}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    (policy,) = resources["WebhookDeliveryRole"]["Properties"]["Policies"]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "events:InvokeApiDestination"
+    assert _resource_names(statement["Resource"]) == {"WebhookDestination"}
+    (sender,) = resources["WebhookDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert _resource_names(sender["Condition"]["ArnEquals"]["aws:SourceArn"]) == {"WebhookRule"}

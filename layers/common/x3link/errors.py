@@ -163,6 +163,18 @@ class FolderNotGranted(X3LinkError):
     status, code = 403, "folder_not_granted"
 
 
+class ScopeNotGranted(X3LinkError):
+    """The pairing was not granted the scope a route needs (`api.graphQL`): refused before Sage is called."""
+
+    status, code = 403, "scope_not_granted"
+
+
+class BodyTooLarge(X3LinkError):
+    """A request body past the route's documented cap: refused before Sage is called."""
+
+    status, code = 413, "body_too_large"
+
+
 class FileNotFound(X3LinkError):
     status, code = 404, "file_not_found"
 

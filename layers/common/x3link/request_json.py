@@ -14,11 +14,12 @@ class NotAcceptableJson(ValueError):
     """The body is not JSON, or not JSON this bundle reads; the message is a sentence for the caller."""
 
 
-def loads(text: str | bytes) -> Any:
-    """The document in `text`; NotAcceptableJson when it is not JSON, too large, or nested too deep."""
+def loads(text: str | bytes, *, max_bytes: int = MAX_BYTES) -> Any:
+    """The document in `text`; NotAcceptableJson when it is not JSON, larger than `max_bytes`, or nested too
+    deep."""
     raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    if len(raw) > MAX_BYTES:
-        raise NotAcceptableJson(f"The body is larger than {MAX_BYTES // 1024} KiB.")
+    if len(raw) > max_bytes:
+        raise NotAcceptableJson(f"The body is larger than {max_bytes // 1024} KiB.")
     if _too_deep(raw):
         raise NotAcceptableJson(f"The body is nested more than {MAX_DEPTH} levels deep.")
     try:

@@ -301,6 +301,38 @@ class SageX3Client:
         if not 200 <= response.status < 300:
             raise UpstreamRefused(response.status, "the upload link refused the file")
 
+    def post_graphql(
+        self, url: str, access_token: str, body: bytes, *, tenant: str | None = None
+    ) -> tuple[int, str]:
+        """POST a GraphQL request to a folder's data service, sent once (a mutation must not run twice).
+
+        Sage's answer, status and JSON body as they are, when it is GraphQL's to give (2xx, or a 4xx other
+        than 401 and 429: a query GraphQL refuses); 401 Unauthorised, 429 QuotaExceeded, 5xx and a body that
+        is not JSON UpstreamError.
+        """
+        response = self._send(
+            "POST",
+            url,
+            body=body,
+            timeout=self._timeout,
+            retries=NO_RETRY,
+            tenant=tenant,
+            headers={
+                "Authorization": f"Bearer {access_token}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+        )
+        logger.debug("Sage X3 GraphQL call answered", extra={"status": response.status})
+        status = response.status
+        if status in (401, 429) or not (200 <= status < 300 or 400 <= status < 500):
+            raise _refusal(response)
+        _json_of(response)  # only JSON is passed on: a proxy's HTML page is no answer of Sage's
+        try:
+            return int(status), bytes(response.data).decode("utf-8")
+        except UnicodeDecodeError:
+            raise UpstreamError("Sage X3's GraphQL answer is not UTF-8 JSON.") from None
+
     def folders(self, base_url: str, access_token: str, *, tenant: str | None = None) -> list[Any]:
         document = self.get_json(f"{base_url}/folders", access_token, tenant=tenant)
         folders = document.get("folders") if isinstance(document, dict) else None

@@ -11,15 +11,11 @@ tests (and local runs) can run them as the runtime would.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 Hook = Callable[[], None]
-
-# Lambda's init types whose init is paid off the request path (AWS_LAMBDA_INITIALIZATION_TYPE).
-KEPT_INITS = frozenset({"snap-start", "provisioned-concurrency"})
 
 
 def _runtime() -> ModuleType | None:
@@ -61,10 +57,3 @@ class Hooks:
 
 
 hooks = Hooks(_runtime())
-
-
-def init_is_kept(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
-    """True when Lambda pays this init once, off the request path (SnapStart, provisioned concurrency):
-    then building clients at import is free for requests. On demand, a handler builds them on first use,
-    so a request that is refused early never pays for clients it does not reach."""
-    return environ.get("AWS_LAMBDA_INITIALIZATION_TYPE", "") in KEPT_INITS

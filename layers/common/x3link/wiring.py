@@ -285,12 +285,11 @@ def outbox_worker() -> OutboxWorker:
 
 
 def prime(*builders: Callable[[], object]) -> None:
-    """A handler's import builds the services it uses when Lambda pays its init off the request path
-    (SnapStart's snapshot, provisioned concurrency); on demand they are built on first use. Building makes
-    no call: no secret is read, no token opened, no connection made."""
-    if snapshot.init_is_kept():
-        for build in builders:
-            build()
+    """A handler's import builds the services it uses, so that Lambda's init phase does that work: once per
+    environment on demand (the first request would pay it anyway), and never again after a SnapStart restore.
+    Building makes no call: no secret is read, no token opened, no connection made."""
+    for build in builders:
+        build()
 
 
 def forget_warm_state() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import signal
 import subprocess
 import sys
@@ -72,6 +73,42 @@ def test_cli_prints_one_line_per_region_and_stops_on_sigterm() -> None:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
         assert process.stderr.read() == ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_cli_serves_the_control_api_when_asked() -> None:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "local.sagex3_emulator",
+            "--regions",
+            "eu-prod",
+            "--port",
+            "0",
+            "--control-port",
+            "0",
+        ],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None  # a pipe
+        region, control = (process.stdout.readline().split() for _ in range(2))
+        assert region[0] == "eu-prod" and control[0] == "control"
+        conn = http.client.HTTPConnection(control[1].removeprefix("http://").split("/")[0], timeout=5)
+        conn.request("GET", "/control")
+        response = conn.getresponse()
+        assert response.status == 200
+        assert json.loads(response.read())["regions"] == {"eu-prod": region[1]}
+        conn.close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
     finally:
         if process.poll() is None:
             process.kill()
