@@ -48,7 +48,13 @@ HANDLERS: dict[str, HandlerInit] = {
     "DataIngestionFunction": HandlerInit(("sage_client", "token_keeper"), KEEPER),
     "FoldersFunction": HandlerInit(("sage_client", "token_keeper"), KEEPER),
     "KeepAliveRunsFunction": HandlerInit(("run_ledger",), ("dynamodb",)),
-    "NotificationsFunction": HandlerInit(("client_credentials", "notification_inbox"), KEEPER),
+    # A notification recorded queues an export scan (export_poller: the delivery table and queue).
+    "NotificationsFunction": HandlerInit(
+        ("client_credentials", "notification_inbox", "export_poller"), KEEPER
+    ),
+    "ExportPollFunction": HandlerInit(("export_poller",), ("dynamodb", "sqs")),
+    "ExportSyncFunction": HandlerInit(("sync_switch",), ("dynamodb",)),
+    "ExportWorkerFunction": HandlerInit(("export_worker",), (*KEEPER, "s3")),
     "PairLinkFunction": HandlerInit(("pairing_service",), ("dynamodb", "secretsmanager")),
     "PairingEventsFunction": HandlerInit(("event_publisher",), ("events",)),
     "PairingLinksFunction": HandlerInit(("pairing_states",), ("dynamodb",)),
@@ -79,6 +85,9 @@ INIT_ENV = {
     "REFRESH_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/refresh",
     "NOTIFICATIONS_TABLE": "notifications",
     "ACTIVITY_TABLE": "activity",
+    "DELIVERY_TABLE": "delivery",
+    "DELIVERY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/delivery",
+    "DELIVERY_BUCKET": "delivery-bucket",
     "DATA_KEY_ID": "alias/bench",
     "POWERTOOLS_METRICS_NAMESPACE": "Bench",
 }

@@ -3,6 +3,7 @@ whatever AWS endpoint boto3 is pointed at (moto in tests, the embedded moto serv
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Mapping
@@ -80,7 +81,7 @@ def create(
     client_credentials: Mapping[str, str] | None = None,
     session: boto3.Session | None = None,
 ) -> Stack:
-    """Create the template's tables, secret, queues, event buses and keys; return their identifiers.
+    """Create the template's tables, secret, queues, event buses, keys and buckets; return their identifiers.
 
     Idempotent: resources left by an earlier run on the same endpoint are found and reused.
 
@@ -98,9 +99,12 @@ def create(
         "AWS::SecretsManager::Secret",
         "AWS::SQS::Queue",
         "AWS::Events::EventBus",
+        "AWS::S3::Bucket",
     ]
     for type_ in order:
         for logical_id, resource in _dependencies_first(all_resources, type_):
+            if "Condition" in resource and not tpl.condition(resource["Condition"], stack.refs):
+                continue  # CloudFormation would not create it with these parameters
             props = tpl.resolve(resource.get("Properties", {}), stack.refs, stack.attrs)
             name = f"{stack_name}-{logical_id}"
             if type_ == "AWS::KMS::Key":
@@ -122,6 +126,12 @@ def create(
                 bus_name = props.get("Name", name)
                 arn = _event_bus(session.client("events"), bus_name)
                 stack.refs[logical_id], stack.attrs[(logical_id, "Arn")] = bus_name, arn
+            elif type_ == "AWS::S3::Bucket":
+                bucket = _bucket(
+                    session.client("s3"), _bucket_name(name, stack.refs["AWS::AccountId"]), props
+                )
+                stack.refs[logical_id] = bucket
+                stack.attrs[(logical_id, "Arn")] = f"arn:aws:s3:::{bucket}"
     return stack
 
 
@@ -212,6 +222,24 @@ def _event_bus(client: Any, name: str) -> str:
         return client.create_event_bus(Name=name)["EventBusArn"]
     except client.exceptions.ResourceAlreadyExistsException:
         return client.describe_event_bus(Name=name)["Arn"]
+
+
+def _bucket_name(name: str, account: str) -> str:
+    """What CloudFormation names a bucket it names itself: lower case, the stack's and logical id's, made
+    unique (here by the account, as buckets share one namespace)."""
+    return re.sub(r"[^a-z0-9-]", "-", f"{name}-{account}".lower())[:63].strip("-")
+
+
+def _bucket(client: Any, name: str, props: Mapping[str, Any]) -> str:
+    """The bucket, created (or found) with the template's versioning; the rest (encryption, public access
+    block, lifecycle) changes nothing a function sees locally."""
+    taken = (client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists)
+    with contextlib.suppress(*taken):
+        client.create_bucket(Bucket=name)
+    versioning = props.get("VersioningConfiguration")
+    if versioning:
+        client.put_bucket_versioning(Bucket=name, VersioningConfiguration=versioning)
+    return name
 
 
 def _placeholder_secret(props: Mapping[str, Any]) -> dict[str, str]:

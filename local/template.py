@@ -211,12 +211,39 @@ def resolve(value: Any, refs: Mapping[str, str], attrs: Mapping[tuple[str, str],
                 return refs[key]
 
             return re.sub(r"\$\{([A-Za-z0-9:._]+)\}", substitute, value.value)
+        if value.name == "Fn::If":
+            name, when_true, when_false = value.value
+            return resolve(when_true if condition(name, refs) else when_false, refs, attrs)
         raise ValueError(f"unsupported intrinsic {value.name}")
     if isinstance(value, dict):
         return {k: resolve(v, refs, attrs) for k, v in value.items()}
     if isinstance(value, list):
         return [resolve(v, refs, attrs) for v in value]
     return value
+
+
+def condition(name: str, refs: Mapping[str, str], template: Mapping[str, Any] | None = None) -> bool:
+    """One of the template's Conditions, evaluated against parameter values (`!Equals`, `!Not`, `!And`,
+    `!Or`, `!Condition`), as CloudFormation would."""
+    template = template or load()
+    return _holds(template.get("Conditions", {})[name], refs, template)
+
+
+def _holds(test: Any, refs: Mapping[str, str], template: Mapping[str, Any]) -> bool:
+    if not isinstance(test, Intrinsic):
+        raise ValueError(f"unsupported condition {test!r}")
+    if test.name == "Fn::Equals":
+        left, right = (str(resolve(side, refs)) for side in test.value)
+        return left == right
+    if test.name == "Fn::Not":
+        return not _holds(test.value[0], refs, template)
+    if test.name == "Fn::And":
+        return all(_holds(part, refs, template) for part in test.value)
+    if test.name == "Fn::Or":
+        return any(_holds(part, refs, template) for part in test.value)
+    if test.name == "Fn::Condition":
+        return condition(test.value, refs, template)
+    raise ValueError(f"unsupported condition {test.name}")
 
 
 def load_handler(logical_id: str) -> Callable[[dict[str, Any], Any], Any]:

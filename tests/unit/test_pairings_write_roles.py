@@ -28,6 +28,7 @@ KEEPERS = {
     "TokenRescueFunction",
     "TokenRefreshFunction",
     "RefreshWorkerFunction",
+    "ExportWorkerFunction",  # it calls Sage with live tokens: a refresh first, when one is due
 }
 RUN_REPORTERS = {"TokenRefreshFunction", "RefreshWorkerFunction"}
 PROTECTED = ("endpoint", "customer", "x3_issuer", "x3_subject", "paired_at")
