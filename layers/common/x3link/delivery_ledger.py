@@ -184,16 +184,26 @@ class DeliveryLedger:
         return Claim.HELD, _entry(answer["Attributes"])
 
     def _advance(
-        self, tenant: str, folder: str, version: str, owner: str, expression: str, values: dict[str, Any]
+        self,
+        tenant: str,
+        folder: str,
+        version: str,
+        owner: str,
+        expression: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
     ) -> bool:
+        names = dict(names or {})
+        if "#stage" in expression:
+            names["#stage"] = "stage"
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=self._version_key(tenant, folder, version),
                 UpdateExpression=expression,
                 ConditionExpression="lease_owner = :owner",
-                ExpressionAttributeNames={"#stage": "stage"},
                 ExpressionAttributeValues={":owner": {"S": owner}, **values},
+                **({"ExpressionAttributeNames": names} if names else {}),
             )
         except self._failed():
             return False
@@ -210,12 +220,14 @@ class DeliveryLedger:
         values: dict[str, Any] = {":stored": {"S": Stage.STORED}, ":at": {"N": repr(at)}}
         sets = ["#stage = :stored", "stored_at = :at", "version_id = :version_id"]
         values[":version_id"] = {"S": version}
+        names: dict[str, str] = {}
         for name, value in facts.items():
             if value is None:
                 continue
-            sets.append(f"{name} = :{name}")
+            names[f"#{name}"] = name  # `size` and others are DynamoDB reserved words
+            sets.append(f"#{name} = :{name}")
             values[f":{name}"] = {"N": str(value)} if isinstance(value, int) else {"S": str(value)}
-        return self._advance(tenant, folder, version, owner, "SET " + ", ".join(sets), values)
+        return self._advance(tenant, folder, version, owner, "SET " + ", ".join(sets), values, names)
 
     def delivered(self, tenant: str, folder: str, version: str, owner: str, at: float) -> bool:
         """Deleted at Sage: the version is done for good; the folder counts one more file delivered."""
