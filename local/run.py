@@ -82,6 +82,10 @@ def demo_file_commands(stack: LocalStack) -> None:
     upload = stack.curl_example(f"{folder}/uploads", method="POST", json_body={"filename": "prices.csv"})
     say(f"  upload:    {upload}")
     say('             then  curl -T prices.csv "<upload_url>"  (the upload_url it answers)')
+    sync = stack.curl_example(f"{folder}/sync", method="PUT", json_body={"enabled": True})
+    say(f"  exports delivered to the bucket:  {sync}")
+    say("             then  make invoke FUNCTION=ExportPollFunction EVENT=events/scheduled.json")
+    say("             (or a notification): one `event  FileDelivered` line below per file (docs/exports.md)")
 
 
 def state(stack: LocalStack, settings: StackSettings) -> dict[str, object]:

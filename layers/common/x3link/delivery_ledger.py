@@ -192,16 +192,17 @@ class DeliveryLedger:
         expression: str,
         values: dict[str, Any],
         names: dict[str, str] | None = None,
+        condition: str = "lease_owner = :owner",
     ) -> bool:
         names = dict(names or {})
-        if "#stage" in expression:
+        if "#stage" in expression or "#stage" in condition:
             names["#stage"] = "stage"
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=self._version_key(tenant, folder, version),
                 UpdateExpression=expression,
-                ConditionExpression="lease_owner = :owner",
+                ConditionExpression=condition,
                 ExpressionAttributeValues={":owner": {"S": owner}, **values},
                 **({"ExpressionAttributeNames": names} if names else {}),
             )
@@ -239,9 +240,11 @@ class DeliveryLedger:
             "SET #stage = :delivered, delivered_at = :at, expires_epoch = :expires REMOVE lease_until",
             {
                 ":delivered": {"S": Stage.DELIVERED},
+                ":stored": {"S": Stage.STORED},
                 ":at": {"N": repr(at)},
                 ":expires": {"N": str(int(at + KEPT_SECONDS))},
             },
+            condition="lease_owner = :owner AND #stage = :stored",  # counted once, whoever retries
         )
         if done:
             self._db.update_item(

@@ -407,7 +407,6 @@ class ExportWorker:
         self._keeper, self._sage, self._pairings = keeper, sage, pairings
         self._timing = timing or DeliveryTiming()
         self._clock = clock
-        self._owner = secrets.token_hex(8)
         self._paused: dict[str, float] = {}  # tenant → Sage's 429 lasts until then: no call for it before
         self._finish_by = math.inf
 
@@ -511,13 +510,15 @@ class ExportWorker:
 
     # ------------------------------------------------------------------ deliver
     def _deliver(self, order: FileOrder) -> str:
+        # Each attempt holds the lease under its own name: nothing it writes passes once another took it.
+        owner = secrets.token_hex(8)
         version, now = order.version, self._clock()
         claim, entry = self._ledger.claim(
             order.tenant,
             order.folder,
             version,
             order.filename,
-            self._owner,
+            owner,
             now,
             now + self._timing.lease_seconds,
         )
@@ -529,23 +530,23 @@ class ExportWorker:
         try:
             size = order.size
             if entry.stage is Stage.DOWNLOADING:
-                size = self._store(order, version)
+                size = self._store(order, version, owner)
             # A 404: a delete Sage applied but did not confirm, or a file removed at Sage: either way gone.
             with contextlib.suppress(FileNotFound):
                 data_delivery.delete_file(
                     order.tenant, order.folder, order.filename, self._keeper, self._sage, self._budget()
                 )
-            self._ledger.delivered(order.tenant, order.folder, version, self._owner, self._clock())
+            self._ledger.delivered(order.tenant, order.folder, version, owner, self._clock())
         except Exception:  # a killed worker releases nothing: its lease runs out
             try:
-                self._ledger.release(order.tenant, order.folder, version, self._owner)
+                self._ledger.release(order.tenant, order.folder, version, owner)
             except Exception as exc:  # the lease then runs out by itself
                 logger.warning("A lease could not be released", extra={"error": type(exc).__name__})
             raise
         logger.info("File delivered", extra={"tenant": order.tenant, "folder": order.folder, "size": size})
         return DELIVERED
 
-    def _store(self, order: FileOrder, version: str) -> int | None:
+    def _store(self, order: FileOrder, version: str, owner: str) -> int | None:
         """The object in the bucket and verified, written now or found from a worker that died after
         writing it; the ledger then says `stored`."""
         found = self._bucket.holds(order.key, version)
@@ -574,7 +575,7 @@ class ExportWorker:
             "last_modified": order.last_modified,
             "object_version": stored_version,
         }
-        if not self._ledger.stored(order.tenant, order.folder, version, self._owner, facts, self._clock()):
+        if not self._ledger.stored(order.tenant, order.folder, version, owner, facts, self._clock()):
             raise UpstreamError("The file's lease was lost while it was stored.")
         return size
 
