@@ -106,6 +106,7 @@ def watch(sage: Emulator, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Watc
             real_s3(),
             upload_part=s3_call("upload_part"),
             complete_multipart_upload=s3_call("complete_multipart_upload"),
+            put_object=s3_call("put_object"),
         ),
         delivery_timing=lambda: DeliveryTiming(lease_seconds=LEASE, retry_base_seconds=0, max_receives=5),
     )
@@ -116,7 +117,8 @@ def watch(sage: Emulator, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Watc
 
 
 def export(sage: Emulator, count: int, size: int = 64) -> dict[str, bytes]:
-    files = {f"orders-{n:03}.csv": (f"order;{n};".encode() * size)[:size] for n in range(count)}
+    lines = {n: f"order;{n};".encode() for n in range(count)}
+    files = {f"orders-{n:03}.csv": (line * (size // len(line) + 1))[:size] for n, line in lines.items()}
     for name, content in files.items():
         sage.put_delivery_file(CUSTOMER, "SEED", name, content)
     return files
@@ -302,11 +304,11 @@ def test_a_worker_killed_after_the_s3_write_and_before_the_ledger_writes_nothing
 ) -> None:
     files = export(sage, 3)
 
-    def complete_then_die(s3: Any, **kwargs: Any) -> Any:
-        s3.complete_multipart_upload(**kwargs)
+    def put_then_die(s3: Any, **kwargs: Any) -> Any:
+        s3.put_object(**kwargs)
         raise Killed
 
-    _once("complete_multipart_upload", watch, complete_then_die)
+    _once("put_object", watch, put_then_die)
     poll()
     killed = drain(stack)
     assert len(killed) == 1
@@ -391,16 +393,28 @@ def test_a_short_download_is_not_stored_and_not_deleted(
 def test_a_part_s3_refuses_aborts_the_upload_and_the_retry_delivers_once(
     sage: Emulator, watch: Watch, stack: Stack, events: Callable[[], list[dict[str, Any]]]
 ) -> None:
-    files = export(sage, 2)
+    # Files of two parts and a bit (5 MiB parts, S3's smallest): streamed as multipart uploads.
+    part = 5 * 1024 * 1024
+    rewire(delivery_timing=lambda: DeliveryTiming(lease_seconds=LEASE, retry_base_seconds=0, part_size=part))
+    files = export(sage, 2, size=2 * part + 1000)
+    refused: list[int] = []
 
     def refuse(s3: Any, **kwargs: Any) -> Any:
         from tests.support.aws_faults import client_error
 
+        refused.append(kwargs["PartNumber"])
         raise client_error(s3, "InternalError", "UploadPart")
 
-    _once("upload_part", watch, refuse)
+    def second_part(s3: Any, **kwargs: Any) -> Any:
+        if kwargs["PartNumber"] == 2:
+            watch.faults.pop("upload_part", None)
+            return refuse(s3, **kwargs)
+        return s3.upload_part(**kwargs)
+
+    watch.faults["upload_part"] = second_part
     poll()
     drain(stack)
+    assert refused == [2]
     assert_exactly_once(stack, sage, watch, files, delivered_ids(events))
     s3 = boto3.client("s3")
     assert s3.list_multipart_uploads(Bucket=stack.refs["DeliveryBucket"]).get("Uploads", []) == []

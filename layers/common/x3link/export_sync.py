@@ -52,6 +52,7 @@ MIB = 1024 * 1024
 # worker's memory at one part plus one read.
 PART_SIZE = 8 * MIB
 READ_SIZE = 1 * MIB
+_BINARY = "application/octet-stream"
 REQUEUED, POISON, DUPLICATE, DELIVERED, SCANNED = "requeued", "poison", "duplicate", "delivered", "scanned"
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
@@ -252,37 +253,47 @@ class DeliveryBucket:
         metadata: dict[str, str],
         verify: Callable[[StoredObject], None],
     ) -> StoredObject:
-        """Write `chunks` to `key` as a multipart upload, at most one part in memory; `verify` sees the
-        totals before the upload completes, and an upload that fails or is refused is aborted: a half
-        file never becomes an object."""
-        upload = self._s3.create_multipart_upload(
-            Bucket=self.name, Key=key, Metadata=metadata, ContentType="application/octet-stream"
-        )["UploadId"]
+        """Write `chunks` to `key`, at most one part in memory: a file smaller than a part in one PUT, a
+        larger one as a multipart upload. `verify` sees the totals before the object is written (the PUT,
+        or the upload's completion); an upload that fails or is refused is aborted: a half file never
+        becomes an object."""
+        md5, sha256, size = hashlib.md5(usedforsecurity=False), hashlib.sha256(), 0
+        parts: list[dict[str, Any]] = []
+        upload: str | None = None
+        buffer = bytearray()
         try:
-            md5, sha256, size = hashlib.md5(usedforsecurity=False), hashlib.sha256(), 0
-            parts: list[dict[str, Any]] = []
-            buffer = bytearray()
             for chunk in chunks:
                 md5.update(chunk)
                 sha256.update(chunk)
                 size += len(chunk)
                 buffer += chunk
                 while len(buffer) >= self._part_size:
+                    if upload is None:
+                        upload = self._s3.create_multipart_upload(
+                            Bucket=self.name, Key=key, Metadata=metadata, ContentType=_BINARY
+                        )["UploadId"]
                     parts.append(self._part(key, upload, len(parts) + 1, bytes(buffer[: self._part_size])))
                     del buffer[: self._part_size]
-            if buffer or not parts:
+            totals = StoredObject(size, md5.digest(), sha256.digest(), None)
+            if upload is None:
+                verify(totals)
+                done = self._s3.put_object(
+                    Bucket=self.name, Key=key, Body=bytes(buffer), Metadata=metadata, ContentType=_BINARY
+                )
+                return StoredObject(size, totals.md5, totals.sha256, done.get("VersionId"))
+            if buffer:
                 parts.append(self._part(key, upload, len(parts) + 1, bytes(buffer)))
             buffer = bytearray()
-            totals = StoredObject(size, md5.digest(), sha256.digest(), None)
             verify(totals)
             done = self._s3.complete_multipart_upload(
                 Bucket=self.name, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
             )
         except BaseException:
-            try:
-                self._s3.abort_multipart_upload(Bucket=self.name, Key=key, UploadId=upload)
-            except Exception as exc:  # the bucket's lifecycle rule removes what is left
-                logger.warning("An upload could not be aborted", extra={"error": type(exc).__name__})
+            if upload is not None:
+                try:
+                    self._s3.abort_multipart_upload(Bucket=self.name, Key=key, UploadId=upload)
+                except Exception as exc:  # the bucket's lifecycle rule removes what is left
+                    logger.warning("An upload could not be aborted", extra={"error": type(exc).__name__})
             raise
         return StoredObject(size, totals.md5, totals.sha256, done.get("VersionId"))
 
