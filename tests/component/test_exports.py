@@ -430,3 +430,22 @@ def test_sages_429_is_honoured_for_its_retry_after_and_nothing_is_lost(
     drain(stack)
     assert time.monotonic() - started >= 2  # the scan came back only after Sage's Retry-After
     assert_exactly_once(stack, sage, watch, files, delivered_ids(events))
+
+
+def test_sync_by_default_switches_on_every_granted_folder_of_a_new_pairing_but_not_one_switched_off(
+    sage: Emulator, watch: Watch, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DELIVERY_SYNC_DEFAULT", "enabled")  # the template parameter DeliverySyncDefault
+    wiring.reset()
+    pair(sage, "globex", "https://x3.globex.example", folders=["SEED"])
+    sage.put_delivery_file("https://x3.globex.example", "SEED", "new.csv", b"globex\n")
+    assert call("GET", "/tenants/globex/folders/SEED/sync").json["enabled"] is True
+    call("PUT", SYNC, json_body={"enabled": False})  # acme chose: off stays off
+    export(sage, 1)
+
+    poll()
+    drain(stack)
+
+    assert objects(stack) == {"globex/SEED/new.csv": [b"globex\n"]}
+    assert call("GET", "/tenants/globex/folders/SEED/sync").json["files_delivered"] == 1
+    assert call("GET", SYNC).json["enabled"] is False
