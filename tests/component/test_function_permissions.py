@@ -411,7 +411,6 @@ FLOWS: dict[str, tuple[Flow, dict[str, set[str]]]] = {
             "ExportWorkerFunction": {
                 "dynamodb:GetItem",
                 "dynamodb:UpdateItem",
-                "dynamodb:Query",
                 "sqs:SendMessage",
             },
             "PairingEventsFunction": {"events:PutEvents"},

@@ -485,8 +485,9 @@ class ExportWorker:
     def _scan(self, order: ScanOrder) -> str:
         if order.folder is not None:
             folders = [order.folder]
-        else:
-            folders = [f for t, f in self._ledger.enabled_folders() if t == order.tenant]
+        else:  # a notification: the tenant's granted folders, each read for its state (never the index)
+            pairing = self._pairings.get(order.tenant)
+            folders = pairing.folders if pairing is not None else []
         for folder in folders:
             state = self._ledger.sync_state(order.tenant, folder)
             if state is None or not state.enabled:
