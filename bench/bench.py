@@ -32,7 +32,7 @@ from typing import Any
 
 from moto import mock_aws
 
-from bench import bench_init
+from bench import bench_exports, bench_init
 from bench.bench_authlib import refresh_against_authlib
 from bench.bench_fanout import fan_out
 from bench.counting import counted_aws
@@ -247,6 +247,13 @@ def main() -> None:
             f"{'  against what this machine allows':44} {fan['wall_s']:>8} s / {fan['floor_s']} s = "
             f"{fan['ratio_to_floor']:.2f}   report (one refresh alone: {fan['one_refresh_here_ms']} ms here)"
         )
+    report["export_2gb"] = export = bench_exports.stream_2gb()
+    report["goals_met"] &= export["met"]
+    figure = f"{export['peak_mb']:.0f} MB peak, {export['mb_per_second']} MB/s"
+    print(
+        f"{'a ' + str(round(export['bytes'] / 1024**3, 2)) + ' GB export streamed to S3 (worker code)':44} "
+        f"{figure:>30}   < {export['memory_setting_mb']} MB{_missed(export['met'])} ({export['parts']} parts)"
+    )
     out = ROOT / "test-artifacts" / "bench.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -48,7 +48,13 @@ HANDLERS: dict[str, HandlerInit] = {
     "DataIngestionFunction": HandlerInit(("sage_client", "token_keeper", "upload_log"), KEEPER),
     "FoldersFunction": HandlerInit(("sage_client", "token_keeper"), KEEPER),
     "KeepAliveRunsFunction": HandlerInit(("run_ledger",), ("dynamodb",)),
-    "NotificationsFunction": HandlerInit(("client_credentials", "notification_inbox"), KEEPER),
+    # A notification recorded queues an export scan (export_poller: the delivery table and queue).
+    "NotificationsFunction": HandlerInit(
+        ("client_credentials", "notification_inbox", "export_poller"), KEEPER
+    ),
+    "ExportPollFunction": HandlerInit(("export_poller",), ("dynamodb", "sqs")),
+    "ExportSyncFunction": HandlerInit(("sync_switch",), ("dynamodb",)),
+    "ExportWorkerFunction": HandlerInit(("export_worker",), (*KEEPER, "s3")),
     "PairLinkFunction": HandlerInit(("pairing_service",), ("dynamodb", "secretsmanager")),
     "OutboxWorkerFunction": HandlerInit(("outbox_worker",), (*KEEPER, "s3")),
     "PairingEventsFunction": HandlerInit(("event_publisher",), ("events",)),
@@ -82,6 +88,9 @@ INIT_ENV = {
     "ACTIVITY_TABLE": "activity",
     "UPLOADS_TABLE": "uploads",
     "OUTBOX_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/outbox",
+    "DELIVERY_TABLE": "delivery",
+    "DELIVERY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/delivery",
+    "DELIVERY_BUCKET": "delivery-bucket",
     "DATA_KEY_ID": "alias/bench",
     "POWERTOOLS_METRICS_NAMESPACE": "Bench",
 }

@@ -91,7 +91,7 @@ def create(
     client_credentials: Mapping[str, str] | None = None,
     session: boto3.Session | None = None,
 ) -> Stack:
-    """Create the template's tables, secret, queues, event buses and keys; return their identifiers.
+    """Create the template's tables, secret, queues, event buses, keys and buckets; return their identifiers.
 
     Idempotent: resources left by an earlier run on the same endpoint are found and reused.
 
@@ -149,7 +149,7 @@ def create(
                 arn = _event_bus(session.client("events"), bus_name)
                 stack.refs[logical_id], stack.attrs[(logical_id, "Arn")] = bus_name, arn
             elif type_ == "AWS::S3::Bucket":
-                bucket = str(props.get("BucketName") or name.lower())
+                bucket = str(props.get("BucketName") or _bucket_name(name, stack.refs["AWS::AccountId"]))
                 _bucket(session.client("s3"), bucket, props)
                 _drop_test_events(session.client("sqs"), props)
                 stack.refs[logical_id] = bucket
@@ -352,6 +352,12 @@ def _alarm(client: Any, name: str, properties: Mapping[str, Any], stack: Stack) 
         kwargs["Threshold"] = float(kwargs["Threshold"])
     client.put_metric_alarm(AlarmName=name, ActionsEnabled=False, **kwargs)
     return name
+
+
+def _bucket_name(name: str, account: str) -> str:
+    """What CloudFormation names a bucket it names itself: lower case, the stack's and logical id's, made
+    unique (here by the account, as buckets share one namespace)."""
+    return re.sub(r"[^a-z0-9-]", "-", f"{name}-{account}".lower())[:63].strip("-")
 
 
 def _placeholder_secret(props: Mapping[str, Any]) -> dict[str, str]:

@@ -17,7 +17,7 @@ from local.background import POLLING, Repeating
 
 SOURCE = "sage-x3-link"  # docs/api.md#lifecycle-events
 NAME = "local-event-log"
-SHOWN = ("tenant", "upstream_status", "reason", "folder", "filename")
+SHOWN = ("tenant", "upstream_status", "reason", "folder", "filename", "key", "size")
 
 
 def line(event: dict[str, Any]) -> str:

@@ -104,6 +104,10 @@ def demo_file_commands(stack: LocalStack) -> None:
             f"s3://{outbox[0]}/{DEMO_TENANT}/{DEMO_FOLDER}/prices.csv"
         )
         say("             then  watch for  event  FileIngested  (or FileRejected, with its reason)  below")
+    sync = stack.curl_example(f"{folder}/sync", method="PUT", json_body={"enabled": True})
+    say(f"  exports delivered to the bucket:  {sync}")
+    say("             then  make invoke FUNCTION=ExportPollFunction EVENT=events/scheduled.json")
+    say("             (or a notification): one `event  FileDelivered` line below per file (docs/exports.md)")
 
 
 def state(stack: LocalStack, settings: StackSettings) -> dict[str, object]:

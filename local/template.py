@@ -258,6 +258,9 @@ def resolve(value: Any, refs: Mapping[str, str], attrs: Mapping[tuple[str, str],
         if value.name == "Fn::Select":
             index, items = value.value
             return resolve(items, refs, attrs)[int(index)]
+        if value.name == "Fn::If":
+            name, when_true, when_false = value.value
+            return resolve(when_true if condition_holds(name, refs) else when_false, refs, attrs)
         raise ValueError(f"unsupported intrinsic {value.name}")
     if isinstance(value, dict):
         return {k: resolve(v, refs, attrs) for k, v in value.items()}

@@ -45,7 +45,18 @@ def notification() -> dict[str, Any]:
         ("NotificationDetailsRefused", receipt.refused),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    if receipt.tenants:
+        _scan_exports(receipt.tenants)
     return {"status": "accepted"}
+
+
+def _scan_exports(tenants: list[str]) -> None:
+    """Their enabled folders are scanned at once (the schedule's poll is the backstop: a scan not queued
+    here costs a delay, never a file, so its failure fails nothing)."""
+    try:
+        wiring.export_poller().notified(tenants)
+    except Exception as exc:
+        logger.warning("Could not queue an export scan", extra={"error": type(exc).__name__})
 
 
 # The event carries the signature and Sage's text: it is never logged, whatever the environment says.

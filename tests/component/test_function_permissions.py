@@ -23,7 +23,7 @@ from local import template as tpl
 from local.aws_resources import Stack
 from local.sagex3_emulator import Emulator
 from local.triggers import Triggers
-from tests.support.api import call
+from tests.support.api import call, invoke
 from tests.support.aws_faults import ERROR, AwsCalls, Call, Fault
 from tests.support.iam import Request, Resources, allowed, inline_statements
 from tests.support.keeper import PARKING, keeper, put_credentials, stored, sweep, tune
@@ -232,6 +232,24 @@ def flow_notification(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
     assert deliveries and all(delivery.ok for delivery in deliveries)
 
 
+def flow_exports(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
+    pair(sage, "acme", CUSTOMER, folders=["SEED"])
+    assert call("PUT", "/tenants/acme/folders/SEED/sync", json_body={"enabled": True}).status == 200
+    sage.put_delivery_file(CUSTOMER, "SEED", "orders.csv", b"1;10\n")
+    sent = sage.notify(CUSTOMER, "SEED", send=False)
+    assert sent.signature is not None
+    headers = {"Content-Type": "application/json", "HMAC_SHA256": sent.signature}
+    assert call("POST", "/notifications", body=sent.body, headers=headers).status == 200  # queues a scan
+    invoke("ExportPollFunction", {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}})
+
+    deliveries = triggers(stack, calls, "SQS").pump()  # the scans, then the file (twice: one waits)
+    deliveries += triggers(stack, calls, "DynamoDB").pump()  # FileDelivered
+
+    assert deliveries and all(delivery.ok for delivery in deliveries)
+    assert sage.delivery_files(CUSTOMER, "SEED") == {}
+    assert call("GET", "/tenants/acme/folders/SEED/sync").json["files_delivered"] == 1
+
+
 def flow_keep_alive_runs(sage: Emulator, stack: Stack, calls: AwsCalls) -> None:
     sage.configure(refresh_lifetime=3 * 86400)
     pair(sage, "acme", CUSTOMER)
@@ -406,6 +424,20 @@ FLOWS: dict[str, tuple[Flow, dict[str, set[str]]]] = {
                 "dynamodb:UpdateItem",
                 "sqs:SendMessage",
             }
+        },
+    ),
+    "exports": (
+        flow_exports,
+        {
+            "ExportSyncFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+            "NotificationsFunction": {"sqs:SendMessage"},
+            "ExportPollFunction": {"dynamodb:Query", "sqs:SendMessage"},
+            "ExportWorkerFunction": {
+                "dynamodb:GetItem",
+                "dynamodb:UpdateItem",
+                "sqs:SendMessage",
+            },
+            "PairingEventsFunction": {"events:PutEvents"},
         },
     ),
     "stream-trigger": (flow_stream_trigger, {"PairingEventsFunction": {"events:PutEvents"}}),

@@ -220,11 +220,13 @@ def test_the_template_stream_is_created_locally_with_its_arn(stack: Stack) -> No
     assert description["StreamViewType"] == "NEW_AND_OLD_IMAGES"
     assert description["TableName"] == stack.refs["PairingsTable"]
     assert "PairingsTable" in stack.created
-    # Both tables' streams (pairings, notifications) feed the one publisher, and the activity's recorder.
+    # Both tables' streams (pairings, notifications) feed the one publisher, and the activity's recorder;
+    # the delivery table's (FileDelivered) the publisher only.
     assert sorted(source.function for source in tpl.event_sources() if source.type == "DynamoDB") == [
         "ActivityRecorderFunction",
         "ActivityRecorderFunction",
         "PairingEventsFunction",
         "PairingEventsFunction",
         "PairingEventsFunction",  # the uploads table's: FileIngested, FileRejected
+        "PairingEventsFunction",  # the delivery table's: FileDelivered
     ]

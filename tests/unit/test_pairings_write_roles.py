@@ -29,6 +29,7 @@ KEEPERS = {
     "TokenRefreshFunction",
     "RefreshWorkerFunction",
     "OutboxWorkerFunction",
+    "ExportWorkerFunction",  # it calls Sage with live tokens: a refresh first, when one is due
 }
 RUN_REPORTERS = {"TokenRefreshFunction", "RefreshWorkerFunction"}
 PROTECTED = ("endpoint", "customer", "x3_issuer", "x3_subject", "paired_at")

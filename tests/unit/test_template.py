@@ -44,6 +44,8 @@ def test_only_the_pages_a_browser_opens_are_public() -> None:
         ("GET", "/tenants/{tenant}/activity"): "AWS_IAM",
         ("GET", "/tenants/{tenant}/uploads"): "AWS_IAM",
         ("GET", "/keep-alive/runs/{id}"): "AWS_IAM",
+        ("PUT", "/tenants/{tenant}/folders/{folder}/sync"): "AWS_IAM",
+        ("GET", "/tenants/{tenant}/folders/{folder}/sync"): "AWS_IAM",
         # Sage X3 calls it and cannot sign with SigV4: the function checks its HMAC_SHA256 signature.
         ("POST", "/notifications"): "NONE",
     }
@@ -69,6 +71,8 @@ def test_every_function_reads_its_settings_from_the_template(logical_id: str) ->
         "RefreshSpreadSeconds": "900",
         "RefreshConcurrency": "5",
         "ActivityRetentionDays": "30",
+        "ExistingDeliveryBucket": "",
+        "DeliverySyncDefault": "disabled",
     }
     env = tpl.resolve(FUNCTIONS[logical_id].environment, refs)
     settings = Settings.from_env({key: str(value) for key, value in env.items()})
@@ -93,6 +97,8 @@ def _resource_names(value: Any) -> set[str]:
             return {value.value}
         if value.name == "Fn::GetAtt":
             return {value.value[0]}
+        if value.name == "Fn::If":  # either branch may be deployed: both must name resources
+            return _resource_names(value.value[1]) | _resource_names(value.value[2])
         return set(re.findall(r"\$\{([A-Za-z0-9]+)", value.value))
     if isinstance(value, list):
         return set().union(*(_resource_names(item) for item in value))
@@ -116,6 +122,7 @@ JUDGES = {
     "DataDeliveryFunction",
     "DataIngestionFunction",
     "OutboxWorkerFunction",
+    "ExportWorkerFunction",
 }
 
 
@@ -242,10 +249,18 @@ def test_every_committed_change_of_a_pairing_reaches_the_bus_or_a_dead_letter_qu
         for function in ("PairingEventsFunction", "ActivityRecorderFunction")
     }
     assert sources["ActivityRecorderFunction"] == {"PairingsTable", "NotificationsTable"}
-    # An outbox file's outcome (FileIngested, FileRejected) is announced from the uploads table's stream.
-    assert sources["PairingEventsFunction"] == {"PairingsTable", "NotificationsTable", "UploadsTable"}
-    uploads = resources["UploadsTable"]["Properties"]
-    assert uploads["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    # An outbox file's outcome (FileIngested, FileRejected) is announced from the uploads table's stream, a
+    # file version stored in the delivery bucket (FileDelivered) from the delivery table's.
+    assert sources["PairingEventsFunction"] == {
+        "PairingsTable",
+        "NotificationsTable",
+        "UploadsTable",
+        "DeliveryTable",
+    }
+    assert {next(iter(_resource_names(t.source))) for t in triggers} == sources["PairingEventsFunction"]
+    for name in ("UploadsTable", "DeliveryTable"):
+        stream = resources[name]["Properties"]["StreamSpecification"]
+        assert stream == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
     for trigger in triggers:
         props = trigger.properties
         assert trigger.function == "PairingEventsFunction"
@@ -427,6 +442,7 @@ def test_every_dead_letter_queue_has_an_alarm() -> None:
         "RefreshDeadLetterQueue",
         "OutboxDeadLetterQueue",
         "WebhookDeadLetterQueue",
+        "DeliveryDeadLetterQueue",
     }
     watched = {
         next(iter(_resource_names(alarm["Dimensions"][0]["Value"])))

@@ -28,6 +28,7 @@ APP_REJECTED = "AppCredentialsRejected"
 FILES_AVAILABLE = "FilesAvailable"
 FILE_INGESTED = "FileIngested"
 FILE_REJECTED = "FileRejected"
+FILE_DELIVERED = "FileDelivered"
 DETAIL_TYPES = (
     COMPLETED,
     SUSPENDED_EVENT,
@@ -38,6 +39,7 @@ DETAIL_TYPES = (
     FILES_AVAILABLE,
     FILE_INGESTED,
     FILE_REJECTED,
+    FILE_DELIVERED,
 )
 
 # The item's own time of the change each event announces; the stream record's time when it has none.
@@ -94,6 +96,8 @@ def events_for(
         return _files_events(event_name, new)
     if _s(new or old, "upload_id") is not None:
         return _upload_events(old, new)
+    if _s(new or old, "folder_key") is not None:
+        return _delivered_events(old, new)
     if (_s(new or old, "tenant") or "").startswith(APP_KEY):
         return _app_events(old, new, at_epoch)
     if event_name == "REMOVE":
@@ -228,3 +232,27 @@ def _upload_events(old: Image | None, new: Image | None) -> list[LifecycleEvent]
     if detail_type == FILE_INGESTED or reason in ("sage_rejected", "tracking_timeout"):
         detail["status"] = _s(new, "status")
     return [LifecycleEvent(detail_type, detail)]
+
+
+def _delivered_events(old: Image | None, new: Image | None) -> list[LifecycleEvent]:
+    """A file version's ledger entry (x3link.delivery_ledger) moving to `stored`: its object is in the
+    bucket and verified. Its id is the version's, so a version announced twice is one event to subscribers;
+    every other change of the entry (a claim, its delivery, its expiry) announces nothing."""
+    if new is None or _s(new, "stage") != "stored" or _s(old, "stage") in ("stored", "delivered"):
+        return []
+    tenant, _, folder = (_s(new, "folder_key") or "").rpartition("/")
+    size = _n(new, "size")
+    detail = {
+        "id": f"file-delivered:{_s(new, 'version_id')}",
+        "tenant": tenant,
+        "folder": folder,
+        "filename": _s(new, "filename"),
+        "bucket": _s(new, "bucket"),
+        "key": _s(new, "object_key"),
+        "size": int(size) if size is not None else None,
+        "checksum": _s(new, "checksum"),
+        "last_modified": _s(new, "last_modified"),
+        "version_id": _s(new, "object_version"),
+        "at": iso(_n(new, "stored_at")),
+    }
+    return [LifecycleEvent(FILE_DELIVERED, detail)]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -55,6 +55,7 @@ class Receipt:
     duplicates: int = 0
     refused: int = 0  # its detailUrl is not on the tenant's gateway: nothing fetched
     passed_over: int = 0  # expired, suspended, gone, or Sage refused the details
+    tenants: list[str] = field(default_factory=list)  # those it was recorded for (their exports are scanned)
 
 
 class NotificationInbox:
@@ -137,6 +138,7 @@ class NotificationInbox:
         )
         if self._store.record(delivery):
             receipt.recorded += 1
+            receipt.tenants.append(tenant)
             logger.info("Notification recorded", extra={"tenant": tenant, "folder": delivery.details.folder})
         else:
             receipt.duplicates += 1

@@ -269,6 +269,33 @@ class SageX3Client:
         if not 200 <= response.status < 300:
             raise _refusal(response)
 
+    def open_download(self, url: str, *, read_timeout: float = 60.0) -> Any:
+        """GET a presigned download link as a stream (`read(n)`, then `release_conn()`), never loaded whole.
+
+        The link's own signature is its authority: no token and no Authorization header go with it, so it
+        is not held to the gateways (Sage's links point at its storage). 200 or UpstreamError; a 403 is a
+        link that expired (or was refused), to be asked for again.
+        """
+        try:
+            response = self._http.request(
+                "GET",
+                url,
+                timeout=Timeout(connect=CONNECT_TIMEOUT, read=read_timeout),
+                retries=UNSENT_RETRY,
+                redirect=False,
+                preload_content=False,
+            )
+        except MaxRetryError as exc:
+            raise _failure(exc.reason) from None
+        except HTTPError as exc:
+            raise _failure(exc) from None
+        if response.status != 200:
+            status = response.status
+            response.drain_conn()
+            response.release_conn()
+            raise UpstreamError(f"Sage X3's download link answered {status}.")
+        return response
+
     def post_json(self, url: str, access_token: str, *, tenant: str | None = None) -> Any:
         """POST with no body, answered with a JSON document (200 or 201); sent once."""
         response = self._data_call("POST", url, access_token, NO_RETRY, tenant)

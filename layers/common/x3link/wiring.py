@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # imported where they are built: a cold start loads only what
     from x3link.activity import ActivityLog
     from x3link.breaker import AppBreaker
     from x3link.credentials import CredentialsSource
+    from x3link.delivery_ledger import DeliveryLedger
+    from x3link.export_sync import DeliveryTiming, ExportPoller, ExportWorker, SyncSwitch
     from x3link.keep_alive import KeepAliveDispatcher, KeepAliveWorker, RefreshQueue
     from x3link.notification_inbox import NotificationInbox
     from x3link.oauth import ClientCredentials
@@ -284,6 +286,81 @@ def outbox_worker() -> OutboxWorker:
     return OutboxWorker(aws_client("s3"), upload_log(), token_keeper(), sage_client(), follow_ups, timing)
 
 
+# ------------------------------------------------------------------ exports delivered to the app's bucket
+@cache
+def delivery_ledger() -> DeliveryLedger:
+    from x3link.delivery_ledger import DeliveryLedger
+
+    return DeliveryLedger(_required_env("DELIVERY_TABLE"), aws_client("dynamodb"))
+
+
+def _required_env(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        from x3link.errors import ConfigurationError
+
+        raise ConfigurationError(f"{name} is not set")
+    return value
+
+
+def _sync_default_on() -> bool:
+    return os.environ.get("DELIVERY_SYNC_DEFAULT", "disabled").strip().lower() == "enabled"
+
+
+@cache
+def sync_switch() -> SyncSwitch:
+    from x3link.export_sync import SyncSettings, SyncSwitch
+
+    return SyncSwitch(delivery_ledger(), pairing_records(), SyncSettings(default_on=_sync_default_on()))
+
+
+@cache
+def export_poller() -> ExportPoller:
+    from x3link.export_sync import DeliveryQueue, ExportPoller, SyncSettings
+
+    queue = DeliveryQueue(_required_env("DELIVERY_QUEUE_URL"), aws_client("sqs"))
+    settings_ = SyncSettings(default_on=_sync_default_on())
+    return ExportPoller(delivery_ledger(), queue, pairing_records(), settings_)
+
+
+@cache
+def delivery_timing() -> DeliveryTiming:
+    from x3link.export_sync import DeliveryTiming
+
+    return DeliveryTiming(
+        retry_base_seconds=float(os.environ.get("DELIVERY_RETRY_SECONDS") or 30),
+        max_receives=int(os.environ.get("DELIVERY_MAX_RECEIVES") or 5),
+    )
+
+
+@cache
+def s3_client() -> Any:
+    """S3 for the delivery bucket: reads of a part may take longer than a table's 3 s."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=60)
+    return boto3.session.Session().client("s3", config=config)
+
+
+@cache
+def export_worker() -> ExportWorker:
+    from x3link.export_sync import DeliveryBucket, DeliveryQueue, ExportWorker
+
+    timing = delivery_timing()
+    queue = DeliveryQueue(_required_env("DELIVERY_QUEUE_URL"), aws_client("sqs"))
+    bucket = DeliveryBucket(_required_env("DELIVERY_BUCKET"), s3_client(), part_size=timing.part_size)
+    return ExportWorker(
+        delivery_ledger(),
+        queue,
+        bucket,
+        token_keeper(),
+        sage_client(),
+        pairing_records(),
+        timing=timing,
+    )
+
+
 def prime(*builders: Callable[[], object]) -> None:
     """A handler's import builds the services it uses, so that Lambda's init phase does that work: once per
     environment on demand (the first request would pay it anyway), and never again after a SnapStart restore.
@@ -335,6 +412,12 @@ def reset() -> None:
         keep_alive_worker,
         upload_log,
         outbox_worker,
+        delivery_ledger,
+        sync_switch,
+        export_poller,
+        delivery_timing,
+        s3_client,
+        export_worker,
     ):
         factory.cache_clear()
 
