@@ -25,10 +25,10 @@ from x3link.errors import (
     UpstreamError,
     UpstreamRefused,
 )
+from x3link.pairings import Pairing, iso
 from x3link.sage_client import SageX3Client
 from x3link.sage_session import with_live_token
 from x3link.token_keeper import TokenKeeper
-from x3link.token_store import Pairing, iso
 
 TRACKING_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _TRACKING_PATH = re.compile(r"/dataingestion/tracking/([^/]+)/?\Z")

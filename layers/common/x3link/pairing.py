@@ -32,7 +32,8 @@ from x3link.errors import (
 from x3link.logs import scrub
 from x3link.oauth import ClientCredentials, authorization_url, code_grant, parse_token_response, x3_identity
 from x3link.pairing_states import AlreadyCompleted, Paired, PairingStates, PendingPairing
-from x3link.token_store import Pairing, TokenStore, iso
+from x3link.pairings import Pairing, iso
+from x3link.token_store import TokenStore
 
 if TYPE_CHECKING:
     from x3link.sage_client import SageX3Client

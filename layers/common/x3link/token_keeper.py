@@ -40,6 +40,7 @@ from x3link.errors import (
     X3LinkError,
 )
 from x3link.oauth import ClientCredentials, TokenSet, parse_token_response, refresh_grant
+from x3link.pairings import ACTIVE, EXPIRED, SUSPENDED, Lease, Pairing, Refusal
 from x3link.refusal_policy import (
     GatewayEvidence,
     Judgement,
@@ -50,7 +51,7 @@ from x3link.refusal_policy import (
     judge,
     retry_due,
 )
-from x3link.token_store import ACTIVE, EXPIRED, SUSPENDED, Lease, Pairing, Refusal, TokenStore
+from x3link.token_store import TokenStore
 
 if TYPE_CHECKING:
     from x3link.credentials import CredentialsSource

@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from dataclasses import replace as _with_fields
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
 from x3link.errors import ConfigurationError, SealedTokensUnreadable
-from x3link.oauth import TokenSet, X3Identity, folders_from_scope
+from x3link.oauth import TokenSet, X3Identity
+from x3link.pairings import ACTIVE, EXPIRED, SUSPENDED, Lease, Pairing, PairingRef, Refusal, seal_binding
 
-ACTIVE, SUSPENDED, EXPIRED = "active", "suspended", "expired"
 EXPIRY_INDEX = "by-refresh-expiry"
 CUSTOMER_INDEX = "by-customer"  # customer → tenant, endpoint, status: whom a notification is for
 
@@ -34,137 +32,11 @@ if TYPE_CHECKING:
 logger = Logger(child=True)
 
 
-def iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """What Sage said when it refused a pairing's refresh grant (the message already scrubbed)."""
-
-    at: float
-    status: int
-    message: str
-
-
-@dataclass(frozen=True)
-class Lease:
-    """The answer to a lease write: taken or not, and whether it found another attempt's lease lapsed."""
-
-    taken: bool
-    lapsed: bool = False
-    # The pairing as it was just before the lease was written: what happened since it was read (another
-    # attempt's failure, a token call whose answer was lost) is seen here, not in the older read.
-    before: Pairing | None = None
-
-
 def _leased(old: dict[str, Any], owner: str) -> Lease:
     """A lease just taken, from the item as it was before the write (ALL_OLD)."""
     holder = _str(old, "lease_owner")
     before = _pairing(old) if _is_pairing(old) else None
     return Lease(taken=True, lapsed=holder is not None and holder != owner, before=before)
-
-
-@dataclass(frozen=True)
-class PairingRef:
-    """A pairing as the customer index shows it (eventually consistent): never its tokens."""
-
-    tenant: str
-    customer: str
-    endpoint: str
-    status: str
-
-
-@dataclass(frozen=True)
-class Pairing:
-    tenant: str
-    customer: str
-    endpoint: str
-    scope: str
-    status: str
-    version: int
-    # Random per pairing, so fencing never repeats after a delete and a re-pair ("" on items from before).
-    generation: str = ""
-    # None until opened (`TokenStore.open`) when the item holds them sealed.
-    access_token: str | None = field(default=None, repr=False)
-    refresh_token: str | None = field(default=None, repr=False)
-    access_token_expires_at: float | None = None
-    refresh_token_expires_at: float | None = None
-    paired_at: float | None = None
-    refreshed_at: float | None = None
-    lease_owner: str | None = None
-    lease_until: float | None = None
-    refresh_failed_at: float | None = None
-    refresh_timed_out_at: float | None = None
-    reason: str | None = None
-    suspended_at: float | None = None
-    expired_at: float | None = None
-    next_attempt_at: float | None = None
-    last_refusal: Refusal | None = None
-    refusal_count: int = 0
-    # The tokens as the item holds them, sealed for this pairing (None: the item holds none it may use).
-    sealed_tokens: bytes | None = field(default=None, repr=False)
-    # Which X3 the grant reaches (None on pairings from before it was recorded).
-    x3_identity: X3Identity | None = None
-    # Its first refusal still held for want of evidence (x3link/refusal_policy.py), None once judged.
-    held_at: float | None = None
-    # The client credentials version Sage refused it under: a new secret makes it due again at once.
-    suspended_version: str | None = None
-
-    def binding(self) -> dict[str, str]:
-        """What its sealed tokens are bound to: a blob sealed for another pairing of the tenant, another
-        gateway or another X3 does not open as this one's."""
-        return seal_binding(self.generation, self.endpoint, self.x3_identity)
-
-    @property
-    def folders(self) -> list[str]:
-        return folders_from_scope(self.scope)
-
-    def status_at(self, now: float) -> str:
-        if self.status == ACTIVE and (
-            not self.refresh_token_expires_at or self.refresh_token_expires_at <= now
-        ):
-            return EXPIRED
-        return self.status
-
-    def leased_at(self, now: float) -> bool:
-        return self.lease_until is not None and self.lease_until > now
-
-    def describe(self, now: float) -> dict[str, Any]:
-        """The public view of a pairing: everything but token material."""
-        status = self.status_at(now)
-        view: dict[str, Any] = {
-            "tenant": self.tenant,
-            "customer": self.customer,
-            "status": status,
-            "scope": self.scope,
-            "folders": self.folders,
-            "endpoint": self.endpoint,
-            "access_token_expires_at": iso(self.access_token_expires_at),
-            "refresh_token_expires_at": iso(self.refresh_token_expires_at),
-            "paired_at": iso(self.paired_at),
-            "refreshed_at": iso(self.refreshed_at),
-        }
-        if status != ACTIVE:
-            refusal = self.last_refusal
-            view["last_refusal"] = (
-                {"at": iso(refusal.at), "status": refusal.status, "message": refusal.message}
-                if refusal
-                else None
-            )
-            view["next_attempt_at"] = iso(self.next_attempt_at) if status == SUSPENDED else None
-        return view
-
-
-def seal_binding(generation: str, endpoint: str, identity: X3Identity | None) -> dict[str, str]:
-    return {
-        "generation": generation,
-        "endpoint": endpoint,
-        "x3_issuer": identity.issuer if identity else "",
-        "x3_subject": identity.subject if identity else "",
-    }
 
 
 def _num(item: dict[str, Any], name: str) -> float | None:
