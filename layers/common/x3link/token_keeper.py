@@ -23,8 +23,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import BotoCoreError, ClientError
 
+from x3link.aws_errors import STORE_ERRORS, error_code
 from x3link.breaker import AppBreaker, gateway_key
 from x3link.budget import Budget
 from x3link.errors import (
@@ -40,6 +40,7 @@ from x3link.errors import (
     X3LinkError,
 )
 from x3link.oauth import ClientCredentials, TokenSet, parse_token_response, refresh_grant
+from x3link.outcomes import Outcome
 from x3link.pairings import ACTIVE, EXPIRED, SUSPENDED, Lease, Pairing, Refusal
 from x3link.refusal_policy import (
     GatewayEvidence,
@@ -60,7 +61,6 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 
-STORE_ERRORS = (ClientError, BotoCoreError)
 APP_UNAVAILABLE = (
     "Sage X3 refuses this app's own credentials, so no pairing is being refreshed through this gateway: "
     "check the client id and secret in the client credentials secret, that the app is enabled in the Sage "
@@ -100,10 +100,6 @@ class KeeperTiming:
         return self.commit_seconds + self.park_seconds + self.margin_seconds
 
 
-# What `keep_alive` did with one pairing (besides SUSPENDED and EXPIRED, the statuses it may leave).
-REFRESHED, SKIPPED, HELD = "refreshed", "skipped", "held"
-
-
 @dataclass(frozen=True)
 class _Lease:
     """One attempt's right to spend `pairing`'s refresh token, and what the attempt was asked to do."""
@@ -118,13 +114,6 @@ class _Lease:
     lapsed: bool = False  # it replaced a lease that lapsed uncommitted: a refresh may have been spent
     reply_maybe_lost: bool = False  # an earlier token call may have rotated the token unseen
     seek_witness: bool = True  # a held refusal may ask another pairing's refresh for evidence
-
-
-def _error_code(exc: Exception) -> str:
-    """AWS's error code, never its message (which may quote request values)."""
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", "ClientError"))
-    return type(exc).__name__
 
 
 class TokenKeeper:
@@ -346,7 +335,7 @@ class TokenKeeper:
         except STORE_ERRORS as exc:
             # The write may have been applied with its answer lost: then the lease is ours.
             logger.warning(
-                "Taking a refresh lease failed", extra={"tenant": pairing.tenant, "error": _error_code(exc)}
+                "Taking a refresh lease failed", extra={"tenant": pairing.tenant, "error": error_code(exc)}
             )
             try:
                 latest = self.store.get(pairing.tenant)
@@ -383,7 +372,7 @@ class TokenKeeper:
             latest = self.store.get(tenant)
         except Exception as exc:
             logger.warning(
-                "Parked tokens could not be checked", extra={"tenant": tenant, "error": _error_code(exc)}
+                "Parked tokens could not be checked", extra={"tenant": tenant, "error": error_code(exc)}
             )
             drained, latest = None, None
         if drained is None or not drained.complete:
@@ -468,7 +457,7 @@ class TokenKeeper:
                 self._breaker.note_success(gateway, now, credentials.version, tenant)
             self._health_written[gateway] = (now, credentials.version)
         except STORE_ERRORS as exc:
-            logger.warning("Could not record the gateway's health", extra={"error": _error_code(exc)})
+            logger.warning("Could not record the gateway's health", extra={"error": error_code(exc)})
 
     def _release(self, lease: _Lease, *, maybe_applied: bool = False, failed: bool = True) -> None:
         tenant = lease.pairing.tenant
@@ -490,7 +479,7 @@ class TokenKeeper:
             except STORE_ERRORS as exc:
                 logger.warning(
                     "Storing refreshed tokens failed",
-                    extra={"tenant": pairing.tenant, "attempt": attempt, "error": _error_code(exc)},
+                    extra={"tenant": pairing.tenant, "attempt": attempt, "error": error_code(exc)},
                 )
                 self._sleep(
                     min(t.write_backoff_seconds * 2 ** (attempt - 1), max(0.0, commit_by - self._clock()))
@@ -536,7 +525,7 @@ class TokenKeeper:
             except Exception as exc:
                 logger.warning(
                     "Parking refreshed tokens failed",
-                    extra={"tenant": pairing.tenant, "attempt": attempt, "error": _error_code(exc)},
+                    extra={"tenant": pairing.tenant, "attempt": attempt, "error": error_code(exc)},
                 )
                 self._sleep(t.write_backoff_seconds * 2 ** (attempt - 1))
                 continue
@@ -575,7 +564,7 @@ class TokenKeeper:
         try:
             judgement = self._weigh(facts, gateway, credentials.version)
         except STORE_ERRORS as exc:
-            logger.warning("The gateway's evidence could not be read", extra={"error": _error_code(exc)})
+            logger.warning("The gateway's evidence could not be read", extra={"error": error_code(exc)})
             self._release(lease)
             raise UpstreamError(
                 "Sage X3 refused the refresh; nothing was changed, try again shortly."
@@ -712,7 +701,7 @@ class TokenKeeper:
             stored = self.store.commit_refresh(pairing, rescued.tokens, self._clock(), reason=reason)
         except STORE_ERRORS as exc:
             logger.warning(
-                "Storing rescued tokens failed", extra={"tenant": rescued.tenant, "error": _error_code(exc)}
+                "Storing rescued tokens failed", extra={"tenant": rescued.tenant, "error": error_code(exc)}
             )
             return False
         logger.info(
@@ -742,7 +731,7 @@ class TokenKeeper:
             if tenant not in seen:
                 yield tenant
 
-    def keep_alive(self, tenant: str, keep_alive_seconds: float, budget: Budget) -> str:
+    def keep_alive(self, tenant: str, keep_alive_seconds: float, budget: Budget) -> Outcome:
         """Refresh one pairing if it is still due; the outcome: `refreshed`, `skipped` (no longer due, gone,
         or expired), `suspended`, `expired` or `held` (its gateway's breaker is open, or its refusal is held
         until the evidence decides: the keep-alive looks again after the run's other refreshes). Any other
@@ -754,27 +743,27 @@ class TokenKeeper:
         try:
             leased = self._keep_alive_leased(tenant, keep_alive_seconds, budget)
             if isinstance(leased, Pairing):
-                return REFRESHED
+                return Outcome.REFRESHED
             pairing, now = leased.before, self._clock()
             if pairing is None or pairing.status == EXPIRED:
-                return SKIPPED
+                return Outcome.SKIPPED
             if (
                 pairing.status == ACTIVE
                 and (pairing.refresh_token_expires_at or 0) > now + keep_alive_seconds
             ):
-                return SKIPPED
+                return Outcome.SKIPPED
             if pairing.status == SUSPENDED and not self._retry_due(pairing, now):
-                return SKIPPED
+                return Outcome.SKIPPED
             self.refresh(pairing, budget)  # suspended and due, or another attempt holds its lease
         except AppUnavailable:
-            return HELD
+            return Outcome.HELD
         except PairingSuspended:
-            return SUSPENDED
+            return Outcome.SUSPENDED
         except PairingExpired:
-            return EXPIRED
+            return Outcome.EXPIRED
         except NotPaired:  # deleted while it waited: nothing left to keep alive
-            return SKIPPED
-        return REFRESHED
+            return Outcome.SKIPPED
+        return Outcome.REFRESHED
 
     def seconds_needed(self) -> float:
         """The least time a refresh needs, from its start to its last write: with less, do not start one."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
+from x3link.dynamo_attrs import b_or_none, n, n_or_none, s, s_or_none
 from x3link.errors import ConfigurationError, SealedTokensUnreadable
 from x3link.oauth import TokenSet, X3Identity
 from x3link.pairings import ACTIVE, EXPIRED, SUSPENDED, Lease, Pairing, PairingRef, Refusal, seal_binding
@@ -34,60 +35,51 @@ logger = Logger(child=True)
 
 def _leased(old: dict[str, Any], owner: str) -> Lease:
     """A lease just taken, from the item as it was before the write (ALL_OLD)."""
-    holder = _str(old, "lease_owner")
+    holder = s_or_none(old, "lease_owner")
     before = _pairing(old) if _is_pairing(old) else None
     return Lease(taken=True, lapsed=holder is not None and holder != owner, before=before)
 
 
-def _num(item: dict[str, Any], name: str) -> float | None:
-    return float(item[name]["N"]) if name in item else None
-
-
-def _str(item: dict[str, Any], name: str) -> str | None:
-    return item[name]["S"] if name in item else None
-
-
 def _pairing(item: dict[str, Any]) -> Pairing:
-    sealed = bytes(item["sealed_tokens"]["B"]) if "sealed_tokens" in item else None
     return Pairing(
-        tenant=item["tenant"]["S"],
-        customer=item["customer"]["S"],
-        endpoint=item["endpoint"]["S"],
-        scope=_str(item, "scope") or "",
-        status=item["status"]["S"],
-        version=int(item["version"]["N"]),
-        sealed_tokens=sealed,
-        access_token_expires_at=_num(item, "access_token_expires_epoch"),
-        refresh_token_expires_at=_num(item, "refresh_token_expires_epoch"),
-        paired_at=_num(item, "paired_at"),
-        refreshed_at=_num(item, "refreshed_at"),
-        lease_owner=_str(item, "lease_owner"),
-        lease_until=_num(item, "lease_until"),
-        refresh_failed_at=_num(item, "refresh_failed_at"),
-        refresh_timed_out_at=_num(item, "refresh_timed_out_at"),
-        generation=_str(item, "generation") or "",
-        reason=_str(item, "reason"),
-        suspended_at=_num(item, "suspended_at"),
-        expired_at=_num(item, "expired_at"),
-        next_attempt_at=_num(item, "next_attempt_at"),
+        tenant=s(item, "tenant"),
+        customer=s(item, "customer"),
+        endpoint=s(item, "endpoint"),
+        scope=s_or_none(item, "scope") or "",
+        status=s(item, "status"),
+        version=int(n(item, "version")),
+        sealed_tokens=b_or_none(item, "sealed_tokens"),
+        access_token_expires_at=n_or_none(item, "access_token_expires_epoch"),
+        refresh_token_expires_at=n_or_none(item, "refresh_token_expires_epoch"),
+        paired_at=n_or_none(item, "paired_at"),
+        refreshed_at=n_or_none(item, "refreshed_at"),
+        lease_owner=s_or_none(item, "lease_owner"),
+        lease_until=n_or_none(item, "lease_until"),
+        refresh_failed_at=n_or_none(item, "refresh_failed_at"),
+        refresh_timed_out_at=n_or_none(item, "refresh_timed_out_at"),
+        generation=s_or_none(item, "generation") or "",
+        reason=s_or_none(item, "reason"),
+        suspended_at=n_or_none(item, "suspended_at"),
+        expired_at=n_or_none(item, "expired_at"),
+        next_attempt_at=n_or_none(item, "next_attempt_at"),
         last_refusal=_refusal(item),
-        refusal_count=int(_num(item, "refusal_count") or 0),
+        refusal_count=int(n_or_none(item, "refusal_count") or 0),
         x3_identity=_identity(item),
-        held_at=_num(item, "held_at"),
-        suspended_version=_str(item, "suspended_version"),
+        held_at=n_or_none(item, "held_at"),
+        suspended_version=s_or_none(item, "suspended_version"),
     )
 
 
 def _identity(item: dict[str, Any]) -> X3Identity | None:
-    issuer, subject = _str(item, "x3_issuer"), _str(item, "x3_subject")
+    issuer, subject = s_or_none(item, "x3_issuer"), s_or_none(item, "x3_subject")
     return X3Identity(issuer=issuer, subject=subject) if issuer and subject else None
 
 
 def _refusal(item: dict[str, Any]) -> Refusal | None:
-    at, status = _num(item, "last_refusal_at"), _num(item, "last_refusal_status")
+    at, status = n_or_none(item, "last_refusal_at"), n_or_none(item, "last_refusal_status")
     if at is None or status is None:
         return None
-    return Refusal(at=at, status=int(status), message=_str(item, "last_refusal_message") or "")
+    return Refusal(at=at, status=int(status), message=s_or_none(item, "last_refusal_message") or "")
 
 
 _SET_TOKENS = (
@@ -221,11 +213,11 @@ class TokenStore:
         """The pairing and one more item of the table (the app's breaker), in one request."""
         keys = [{"tenant": {"S": tenant}}, {"tenant": {"S": other_key}}]
         answer = self._db.batch_get_item(RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}})
-        items = {item["tenant"]["S"]: item for item in answer.get("Responses", {}).get(self._table, [])}
+        items = {s(item, "tenant"): item for item in answer.get("Responses", {}).get(self._table, [])}
         for key in answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", []):
             item = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
             if item:
-                items[item["tenant"]["S"]] = item
+                items[s(item, "tenant")] = item
         return (_pairing(items[tenant]) if tenant in items else None), items.get(other_key)
 
     def _update(self, tenant: str, **kwargs: Any) -> dict[str, Any] | None:
@@ -517,7 +509,7 @@ class TokenStore:
             ExpressionAttributeValues=values,
         ):
             for item in page.get("Items", []):
-                yield item["tenant"]["S"]
+                yield s(item, "tenant")
 
     def pairings_of(self, customers: Iterable[str]) -> list[PairingRef]:
         """Every pairing whose `customer` is spelled as one of `customers`, through the index."""
@@ -532,10 +524,10 @@ class TokenStore:
             ):
                 for item in page.get("Items", []):
                     ref = PairingRef(
-                        tenant=item["tenant"]["S"],
-                        customer=item["customer"]["S"],
-                        endpoint=_str(item, "endpoint") or "",
-                        status=_str(item, "status") or "",
+                        tenant=s(item, "tenant"),
+                        customer=s(item, "customer"),
+                        endpoint=s_or_none(item, "endpoint") or "",
+                        status=s_or_none(item, "status") or "",
                     )
                     found[ref.tenant] = ref
         return list(found.values())
@@ -578,7 +570,7 @@ class TokenStore:
             Limit=limit,
             **({"ExclusiveStartKey": start} if start else {}),
         )
-        return [item["tenant"]["S"] for item in answer.get("Items", [])], answer.get("LastEvaluatedKey")
+        return [s(item, "tenant") for item in answer.get("Items", [])], answer.get("LastEvaluatedKey")
 
     def get_pairings(self, tenants: list[str]) -> list[Pairing]:
         """The pairings of these tenants (100 at most), without their tokens, in order; gone ones left out."""
@@ -592,7 +584,7 @@ class TokenStore:
             )
             for item in answer.get("Responses", {}).get(self._table, []):
                 if _is_pairing(item):
-                    found[item["tenant"]["S"]] = _pairing(item)
+                    found[s(item, "tenant")] = _pairing(item)
             keys = answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
             if not keys:
                 break
@@ -601,7 +593,7 @@ class TokenStore:
                 TableName=self._table, Key=key, ConsistentRead=True, **_METADATA_READ
             ).get("Item")
             if item and _is_pairing(item):
-                found[item["tenant"]["S"]] = _pairing(item)
+                found[s(item, "tenant")] = _pairing(item)
         return [found[tenant] for tenant in dict.fromkeys(tenants) if tenant in found]
 
     def active_on_gateway(self, endpoint: str, *, exclude: str, candidates: int = 25) -> str | None:
