@@ -32,7 +32,7 @@ from tests.support.sage import callback as deliver_callback
 from x3link import wiring
 from x3link.callback_params import CallbackParams, parse_callback
 from x3link.oauth import ClientCredentials, TokenSet
-from x3link.token_store import Pairing
+from x3link.pairings import Pairing
 
 SERVICE = "sage-x3-link"
 ACME = "https://x3.acme.example"

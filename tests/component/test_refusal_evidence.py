@@ -33,7 +33,7 @@ from x3link import wiring
 from x3link.breaker import AppBreaker
 from x3link.endpoints import normalise
 from x3link.errors import AppUnavailable, PairingSuspended
-from x3link.token_store import Pairing
+from x3link.pairings import Pairing
 
 PAIRINGS = 20
 NEW_SECRET = "regenerated-in-the-app-registry-0123456789"

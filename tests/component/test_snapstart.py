@@ -20,8 +20,8 @@ from tests.support.sage import CLIENT_SECRET, pair
 from x3link import snapshot, wiring
 from x3link.breaker import BreakerView
 from x3link.oauth import ClientCredentials, TokenSet
+from x3link.pairings import Pairing
 from x3link.sealing import DataKeyCache
-from x3link.token_store import Pairing
 
 # What wiring caches per execution environment, SDK clients aside: the services init may leave behind.
 SERVICES: tuple[Callable[[], Any], ...] = (

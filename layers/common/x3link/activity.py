@@ -21,7 +21,9 @@ from datetime import datetime
 from typing import Any
 
 from x3link import cursors, lifecycle
+from x3link.dynamo_attrs import n_or_none, s_or_none
 from x3link.errors import BadRequest
+from x3link.pairings import iso
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 100
 _AT_ID = re.compile(r"\d{10}\.\d{6}#\d{1,64}#\d{1,2}")
@@ -58,31 +60,21 @@ class Entry:
     fields: dict[str, Any]  # "type", "reason"?, and the rest of what GET .../activity shows
 
     def view(self) -> dict[str, Any]:
-        return {"at": lifecycle.iso(self.at), **self.fields}
-
-
-def _s(image: Image | None, name: str) -> str | None:
-    value = (image or {}).get(name)
-    return value["S"] if value and "S" in value else None
-
-
-def _n(image: Image | None, name: str) -> float | None:
-    value = (image or {}).get(name)
-    return float(value["N"]) if value and "N" in value else None
+        return {"at": iso(self.at), **self.fields}
 
 
 def _changed(old: Image | None, new: Image | None, name: str) -> float | None:
     """The new time `name` holds when this change set it (None when it did not)."""
-    now = _n(new, name)
-    return now if now is not None and now != _n(old, name) else None
+    now = n_or_none(new, name)
+    return now if now is not None and now != n_or_none(old, name) else None
 
 
 def _refusal(image: Image) -> dict[str, Any]:
-    status = _n(image, "last_refusal_status")
+    status = n_or_none(image, "last_refusal_status")
     return {
-        "at": lifecycle.iso(_n(image, "last_refusal_at")),
+        "at": iso(n_or_none(image, "last_refusal_at")),
         "status": int(status) if status is not None else None,
-        "message": _s(image, "last_refusal_message"),
+        "message": s_or_none(image, "last_refusal_message"),
     }
 
 
@@ -95,7 +87,7 @@ def entries_for(
 ) -> list[Entry]:
     """What one stream record adds to its tenant's activity (nothing for a run's report or the breaker)."""
     image = new or old
-    tenant = _s(image, "tenant")
+    tenant = s_or_none(image, "tenant")
     if image is None or not tenant or tenant.startswith("~"):
         return []
     fallback = at_epoch if at_epoch is not None else 0.0
@@ -104,23 +96,23 @@ def entries_for(
         detail = event.detail
         fields: dict[str, Any] = {"type": _TYPES.get(event.detail_type, event.detail_type)}
         fields |= {name: detail[name] for name in _DETAIL_FIELDS if detail.get(name) is not None}
-        at = _n(new, "received_at") if event.detail_type == lifecycle.FILES_AVAILABLE else None
+        at = n_or_none(new, "received_at") if event.detail_type == lifecycle.FILES_AVAILABLE else None
         at = at or _event_time(detail.get("at")) or fallback
         if event.detail_type == lifecycle.DELETED_EVENT:
             # The stream's time is whole seconds: a deletion came after every time its last image names.
-            at = max([at, *(t for name in _TIMES if (t := _n(old, name)) is not None)])
+            at = max([at, *(t for name in _TIMES if (t := n_or_none(old, name)) is not None)])
         found.append(Entry(tenant, at, _with_reason(fields, detail.get("reason"))))
-    if new is None or _s(new, "notification_id") is not None:
+    if new is None or s_or_none(new, "notification_id") is not None:
         return found
     # The item's `reason` is news only when this change set it (else it is an earlier change's).
-    reason = _s(new, "reason") if _s(new, "reason") != _s(old, "reason") else None
+    reason = s_or_none(new, "reason") if s_or_none(new, "reason") != s_or_none(old, "reason") else None
     refreshed = _changed(old, new, "refreshed_at")
-    paired = old is None or _s(old, "generation") != _s(new, "generation")
+    paired = old is None or s_or_none(old, "generation") != s_or_none(new, "generation")
     if refreshed is not None and not paired:
         found.append(Entry(tenant, refreshed, {"type": "refresh", "outcome": "refreshed"}))
     failed = _changed(old, new, "refresh_failed_at")
     if failed is not None:
-        outcome = "timed_out" if _n(new, "refresh_timed_out_at") == failed else "failed"
+        outcome = "timed_out" if n_or_none(new, "refresh_timed_out_at") == failed else "failed"
         found.append(Entry(tenant, failed, _with_reason({"type": "refresh", "outcome": outcome}, reason)))
     refused = _changed(old, new, "last_refusal_at")
     if refused is not None:

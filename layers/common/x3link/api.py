@@ -17,12 +17,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from x3link import request_json
 from x3link.budget import Budget
-from x3link.config import TENANT_PATTERN
+from x3link.config import TENANT_PATTERN, TENANT_RULE
 from x3link.errors import BadRequest, NotFound, StorageUnavailable, X3LinkError
 
 logger = Logger(child=True)
 
-_BAD_TENANT = "tenant must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."
 _BAD_NAME = "A folder, file name or tracking id in the path holds a '/', a '\\' or a control character."
 
 
@@ -59,7 +58,7 @@ def _bad_path(parameters: Mapping[str, str]) -> X3LinkError:
     """Why a path that no route of its function takes is refused: its `{tenant}`, or another name in it."""
     tenant = parameters.get("tenant")
     if tenant is not None and (len(parameters) == 1 or not TENANT_PATTERN.fullmatch(tenant)):
-        return BadRequest(_BAD_TENANT)
+        return BadRequest(TENANT_RULE)
     if parameters:
         return BadRequest(_BAD_NAME)
     return NotFound("No such route.")
@@ -68,7 +67,7 @@ def _bad_path(parameters: Mapping[str, str]) -> X3LinkError:
 def tenant_parameter(tenant: str) -> str:
     """The `{tenant}` path parameter, held to the same pattern as when the pairing was started."""
     if not TENANT_PATTERN.fullmatch(tenant):
-        raise BadRequest(_BAD_TENANT)
+        raise BadRequest(TENANT_RULE)
     return tenant
 
 

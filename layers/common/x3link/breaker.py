@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from x3link.dynamo_attrs import n_or_none, s_or_none
 from x3link.refusal_policy import GatewayEvidence
 
 KEY_PREFIX = "~app"  # tenants start with a letter or digit: these keys are never a pairing
@@ -75,10 +76,10 @@ class BreakerView:
 
 def _view(gateway: str, item: dict[str, Any]) -> BreakerView:
     def num(name: str) -> float | None:
-        return float(item[name]["N"]) if name in item else None
+        return n_or_none(item, name)
 
     def text(name: str) -> str | None:
-        return item[name]["S"] if name in item else None
+        return s_or_none(item, name)
 
     status = num("last_status")
     return BreakerView(

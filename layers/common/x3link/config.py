@@ -12,6 +12,8 @@ from x3link.errors import ConfigurationError
 
 DEFAULT_SCOPE = "api.dataDelivery"
 TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# What a caller is told when a tenant does not match TENANT_PATTERN (a body's or a path's).
+TENANT_RULE = "tenant must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."
 STATE_LIFETIME_SECONDS = 600
 # A pairing link is usually sent by e-mail and opened days later: its own clock is separate from the state's.
 LINK_LIFETIME_HOURS = 168

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-from aws_lambda_powertools import Metrics
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Metrics
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -35,3 +36,12 @@ def log_counted_metrics(metrics: Metrics) -> Callable[[Callable[P, R]], Callable
         return publishing
 
     return decorate
+
+
+def count(name: str) -> None:
+    """Count one of something the layer saw (a lost token set, a suspended pairing): published with the
+    handler's own metrics. Powertools' metrics are loaded on the first count, not on import."""
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    Metrics().add_metric(name=name, unit=MetricUnit.Count, value=1)

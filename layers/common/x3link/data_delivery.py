@@ -28,10 +28,10 @@ from x3link.errors import (
     UpstreamRefused,
     X3LinkError,
 )
+from x3link.pairings import Pairing, iso
 from x3link.sage_client import SageX3Client
 from x3link.sage_session import with_live_token
 from x3link.token_keeper import TokenKeeper
-from x3link.token_store import Pairing, iso
 
 _PRINTABLE_REF = re.compile(r"[\x21-\x7e]{1,1024}")
 # Only to check a cursor before the pairing (and so its gateway) is read: the relative reference a cursor

@@ -27,10 +27,10 @@ from x3link.errors import (
     UpstreamError,
     UpstreamRefused,
 )
+from x3link.pairings import Pairing, iso
 from x3link.sage_client import SageX3Client
 from x3link.sage_session import with_live_token
 from x3link.token_keeper import TokenKeeper
-from x3link.token_store import Pairing, iso
 from x3link.uploads import UploadLog
 
 logger = Logger(child=True)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from x3link.errors import BadRequest, FolderNotGranted, UpstreamError
-from x3link.token_store import Pairing
+from x3link.pairings import Pairing
 
 # Sage's folder names (`folder.SEED` in a grant's scope): letters, digits, `_`, `.` and `-`.
 FOLDER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

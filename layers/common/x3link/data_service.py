@@ -17,10 +17,10 @@ from x3link import request_json
 from x3link.budget import Budget
 from x3link.data_integration import folder_name, granted
 from x3link.errors import BadRequest, BodyTooLarge, FolderNotGranted, ScopeNotGranted, UpstreamError
+from x3link.pairings import Pairing
 from x3link.sage_client import SageX3Client
 from x3link.sage_session import with_live_token
 from x3link.token_keeper import TokenKeeper
-from x3link.token_store import Pairing
 
 GRAPHQL_SCOPE = "api.graphQL"
 # A GraphQL request is a query and its variables, not a data transfer (files go through data ingestion).

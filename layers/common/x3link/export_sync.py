@@ -36,7 +36,7 @@ from x3link.budget import Budget
 from x3link.data_integration import file_name, folder_name
 from x3link.delivery_ledger import Claim, DeliveryLedger, Stage, SyncState
 from x3link.errors import FileNotFound, FolderNotGranted, NotPaired, QuotaExceeded, UpstreamError, X3LinkError
-from x3link.lifecycle import iso
+from x3link.pairings import iso
 
 if TYPE_CHECKING:
     from x3link.sage_client import SageX3Client

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from x3link.budget import Budget
+from x3link.pairings import Pairing
 from x3link.sage_client import SageX3Client
 from x3link.sage_session import with_live_token
 from x3link.token_keeper import TokenKeeper
-from x3link.token_store import Pairing
 
 
 def list_folders(

@@ -23,8 +23,8 @@ from aws_lambda_powertools import Logger
 
 from x3link.budget import Budget
 from x3link.errors import QuotaExceeded, X3LinkError
+from x3link.outcomes import Outcome
 from x3link.refresh_runs import RunReport
-from x3link.token_keeper import HELD
 
 if TYPE_CHECKING:
     from x3link.refresh_runs import RunLedger
@@ -34,8 +34,6 @@ logger = Logger(child=True)
 
 SQS_MAX_DELAY = 900  # SQS delays a message, or hides a received one, for at most this long via DelaySeconds
 SQS_BATCH = 10
-# Outcomes that end a message without a count: it was sent again, to be handled later.
-REQUEUED, POISON = "requeued", "poison"
 
 
 @dataclass(frozen=True)
@@ -204,12 +202,12 @@ class KeepAliveWorker:
         self._finish_by = finish_by
         self._counts, self._failures, self._requeued = {}, {}, 0
 
-    def handle(self, body: str, receipt_handle: str, receive_count: int) -> str:
+    def handle(self, body: str, receipt_handle: str, receive_count: int) -> Outcome:
         """One message: its outcome, `requeued`, or `poison`; raises RetryLater for a transient failure."""
         order = RefreshOrder.parse(body)
         if order is None:
             logger.error("A refresh message no run wrote was dropped")
-            return POISON
+            return Outcome.POISON
         now = self._clock()
         if now < self._paused_until:
             return self._requeue(order, self._paused_until - now + self._random.uniform(0, 5), "paused")
@@ -225,7 +223,7 @@ class KeepAliveWorker:
             return self._requeue(order, wait, "throttled")
         except Exception as exc:
             return self._failed(order, exc, receipt_handle, receive_count)
-        if outcome == HELD and not order.judge:
+        if outcome == Outcome.HELD and not order.judge:
             # The breaker was open, or the refusal is held: the run's other refreshes (a probe, evidence for
             # or against this grant) may settle it. Look again later.
             return self._requeue(
@@ -234,15 +232,17 @@ class KeepAliveWorker:
         self._count(order.run, outcome)
         return outcome
 
-    def _requeue(self, order: RefreshOrder, delay: float, why: str) -> str:
+    def _requeue(self, order: RefreshOrder, delay: float, why: str) -> Outcome:
         self._queue.later(order, delay)  # if SQS refuses, this raises: the message stays and comes back
         self._requeued += 1
         logger.info(
             "Refresh queued again", extra={"tenant": order.tenant, "why": why, "delay": _delay(delay)}
         )
-        return REQUEUED
+        return Outcome.REQUEUED
 
-    def _failed(self, order: RefreshOrder, exc: Exception, receipt_handle: str, receive_count: int) -> str:
+    def _failed(
+        self, order: RefreshOrder, exc: Exception, receipt_handle: str, receive_count: int
+    ) -> Outcome:
         reason = exc.message if isinstance(exc, X3LinkError) else type(exc).__name__
         logger.warning(
             "Keep-alive refresh failed",
@@ -250,9 +250,9 @@ class KeepAliveWorker:
         )
         if receive_count >= self._timing.max_receives:
             # The last try this run: the pairing is still due, so the next run queues it again.
-            self._count(order.run, "failed")
+            self._count(order.run, Outcome.FAILED)
             self._failures.setdefault(order.run, []).append({"tenant": order.tenant, "error": reason})
-            return "failed"
+            return Outcome.FAILED
         try:
             self._queue.hide(receipt_handle, self._timing.retry_base_seconds * 2 ** (receive_count - 1))
         except Exception as hide_error:  # the queue's own visibility timeout applies instead
@@ -264,7 +264,7 @@ class KeepAliveWorker:
 
     def finish(self) -> Counter[str]:
         """Add this batch's counts to each run's report; what the batch did, for metrics."""
-        total: Counter[str] = Counter({REQUEUED: self._requeued})
+        total: Counter[str] = Counter({Outcome.REQUEUED.value: self._requeued})
         for run in set(self._counts) | set(self._failures):
             counts = self._counts.get(run, Counter())
             total += counts

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
+
+from x3link.dynamo_attrs import n_or_none, s_or_none
+from x3link.pairings import ACTIVE, EXPIRED, SUSPENDED, iso
 
 SOURCE = "sage-x3-link"
 APP_KEY = "~app"  # a gateway's health record is keyed `~app:<gateway>` (x3link/breaker.py)
-ACTIVE, SUSPENDED, EXPIRED, DELETED = "active", "suspended", "expired", "deleted"
+DELETED = "deleted"  # no pairing left: its item was deleted
 
 COMPLETED = "PairingCompleted"
 SUSPENDED_EVENT = "PairingSuspended"
@@ -63,25 +65,9 @@ class LifecycleEvent:
         return str(self.detail["id"])
 
 
-def iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _s(image: Image | None, name: str) -> str | None:
-    value = (image or {}).get(name)
-    return value["S"] if value and "S" in value else None
-
-
-def _n(image: Image | None, name: str) -> float | None:
-    value = (image or {}).get(name)
-    return float(value["N"]) if value and "N" in value else None
-
-
 def _is_pairing(image: Image | None) -> bool:
     """Items keyed `~...` (the app breaker) share the table but are not pairings."""
-    return image is not None and not (_s(image, "tenant") or "~").startswith("~")
+    return image is not None and not (s_or_none(image, "tenant") or "~").startswith("~")
 
 
 def events_for(
@@ -92,13 +78,13 @@ def events_for(
     `at_epoch` is the stream record's own time (ApproximateCreationDateTime), used when the item names
     none (a deletion).
     """
-    if _s(new or old, "notification_id") is not None:
+    if s_or_none(new or old, "notification_id") is not None:
         return _files_events(event_name, new)
-    if _s(new or old, "upload_id") is not None:
+    if s_or_none(new or old, "upload_id") is not None:
         return _upload_events(old, new)
-    if _s(new or old, "folder_key") is not None:
+    if s_or_none(new or old, "folder_key") is not None:
         return _delivered_events(old, new)
-    if (_s(new or old, "tenant") or "").startswith(APP_KEY):
+    if (s_or_none(new or old, "tenant") or "").startswith(APP_KEY):
         return _app_events(old, new, at_epoch)
     if event_name == "REMOVE":
         if old is None or not _is_pairing(old):
@@ -111,10 +97,10 @@ def events_for(
 
 
 def _transition(old: Image | None, new: Image) -> str | None:
-    status = _s(new, "status")
-    if old is None or _s(old, "generation") != _s(new, "generation"):
+    status = s_or_none(new, "status")
+    if old is None or s_or_none(old, "generation") != s_or_none(new, "generation"):
         return COMPLETED if status == ACTIVE else None
-    was = _s(old, "status")
+    was = s_or_none(old, "status")
     if was == status:
         return None
     if status == SUSPENDED:
@@ -134,49 +120,49 @@ def _pairing_event(
     status: str | None = None,
     reason: str | None = None,
 ) -> LifecycleEvent:
-    tenant, generation = _s(image, "tenant"), _s(image, "generation") or ""
+    tenant, generation = s_or_none(image, "tenant"), s_or_none(image, "generation") or ""
     version = (image.get("version") or {}).get("N", "0")
-    at = _n(image, _AT[detail_type]) if detail_type in _AT else None
+    at = n_or_none(image, _AT[detail_type]) if detail_type in _AT else None
     detail: dict[str, Any] = {
         "id": f"{tenant}:{generation}:{version}:{detail_type}",
         "tenant": tenant,
-        "customer": _s(image, "customer"),
-        "status": status or _s(image, "status"),
-        "reason": reason or _s(image, "reason"),
+        "customer": s_or_none(image, "customer"),
+        "status": status or s_or_none(image, "status"),
+        "reason": reason or s_or_none(image, "reason"),
         "generation": generation,
         "at": iso(at if at is not None else at_epoch),
     }
     if detail_type == COMPLETED:
         # Which X3 the grant reaches, through which gateway: a pairing with an X3 nobody expected shows.
-        detail["x3_subject"] = _s(image, "x3_subject")
-        detail["x3_issuer"] = _s(image, "x3_issuer")
-        detail["endpoint"] = _s(image, "endpoint")
+        detail["x3_subject"] = s_or_none(image, "x3_subject")
+        detail["x3_issuer"] = s_or_none(image, "x3_issuer")
+        detail["endpoint"] = s_or_none(image, "endpoint")
     if detail_type in (SUSPENDED_EVENT, EXPIRED_EVENT):
-        refusal_status = _n(image, "last_refusal_status")
+        refusal_status = n_or_none(image, "last_refusal_status")
         detail["last_refusal"] = {
-            "at": iso(_n(image, "last_refusal_at")),
+            "at": iso(n_or_none(image, "last_refusal_at")),
             "status": int(refusal_status) if refusal_status is not None else None,
-            "message": _s(image, "last_refusal_message"),
+            "message": s_or_none(image, "last_refusal_message"),
         }
-        detail["next_attempt_at"] = iso(_n(image, "next_attempt_at"))
+        detail["next_attempt_at"] = iso(n_or_none(image, "next_attempt_at"))
     return LifecycleEvent(detail_type, detail)
 
 
 def _app_events(old: Image | None, new: Image | None, at_epoch: float | None) -> list[LifecycleEvent]:
     """Only an opening of a gateway's breaker is news; every later change of its record is not."""
-    if new is None or _s(new, "breaker") != "open":
+    if new is None or s_or_none(new, "breaker") != "open":
         return []
-    breaker_id = _s(new, "breaker_id")
-    if _s(old, "breaker") == "open" and _s(old, "breaker_id") == breaker_id:
+    breaker_id = s_or_none(new, "breaker_id")
+    if s_or_none(old, "breaker") == "open" and s_or_none(old, "breaker_id") == breaker_id:
         return []
-    upstream = _n(new, "last_status")
-    opened_at = _n(new, "opened_at")
+    upstream = n_or_none(new, "last_status")
+    opened_at = n_or_none(new, "opened_at")
     detail = {
         "id": f"app:{breaker_id}",
         "status": "open",
-        "reason": _s(new, "last_message"),
+        "reason": s_or_none(new, "last_message"),
         "upstream_status": int(upstream) if upstream is not None else None,
-        "gateway": _s(new, "gateway"),
+        "gateway": s_or_none(new, "gateway"),
         "at": iso(opened_at if opened_at is not None else at_epoch),
     }
     return [LifecycleEvent(APP_REJECTED, detail)]
@@ -186,21 +172,21 @@ def _files_events(event_name: str, new: Image | None) -> list[LifecycleEvent]:
     """A notification recorded for a tenant is news once, when it is inserted; its expiry (TTL) is not."""
     if event_name != "INSERT" or new is None:
         return []
-    notification_id, tenant = _s(new, "notification_id"), _s(new, "tenant")
+    notification_id, tenant = s_or_none(new, "notification_id"), s_or_none(new, "tenant")
     try:
-        files = json.loads(_s(new, "files") or "[]")
+        files = json.loads(s_or_none(new, "files") or "[]")
     except ValueError:
         files = []
     detail = {
         "id": f"notification:{notification_id}:{tenant}",
         "tenant": tenant,
-        "customer": _s(new, "customer"),
+        "customer": s_or_none(new, "customer"),
         "notification_id": notification_id,
-        "folder": _s(new, "folder"),
+        "folder": s_or_none(new, "folder"),
         "files": files if isinstance(files, list) else [],
         "truncated": bool((new.get("truncated") or {}).get("BOOL", False)),
-        "sent_at": _s(new, "sent_at"),
-        "at": iso(_n(new, "received_at")),
+        "sent_at": s_or_none(new, "sent_at"),
+        "at": iso(n_or_none(new, "received_at")),
     }
     return [LifecycleEvent(FILES_AVAILABLE, detail)]
 
@@ -208,29 +194,34 @@ def _files_events(event_name: str, new: Image | None) -> list[LifecycleEvent]:
 def _upload_events(old: Image | None, new: Image | None) -> list[LifecycleEvent]:
     """An outbox file's outcome is news once, when its upload item gains it (x3link/uploads.py); an upload
     through `POST .../uploads` is the app's own to follow."""
-    outcome = _s(new, "outcome")
-    if new is None or outcome is None or _s(old, "outcome") is not None or _s(new, "source") != "outbox":
+    outcome = s_or_none(new, "outcome")
+    if (
+        new is None
+        or outcome is None
+        or s_or_none(old, "outcome") is not None
+        or s_or_none(new, "source") != "outbox"
+    ):
         return []
-    tenant, upload_id = _s(new, "tenant"), _s(new, "upload_id")
+    tenant, upload_id = s_or_none(new, "tenant"), s_or_none(new, "upload_id")
     detail_type = FILE_INGESTED if outcome == "ingested" else FILE_REJECTED
     detail: dict[str, Any] = {
         "id": f"upload:{tenant}:{upload_id}",
         "tenant": tenant,
-        "folder": _s(new, "folder"),
-        "filename": _s(new, "filename"),
-        "bucket": _s(new, "bucket"),
-        "key": _s(new, "key"),
-        "version_id": _s(new, "version_id"),
-        "tracking_id": _s(new, "tracking_id"),
-        "message": _s(new, "status_message"),
-        "at": _s(new, "updated_at"),
+        "folder": s_or_none(new, "folder"),
+        "filename": s_or_none(new, "filename"),
+        "bucket": s_or_none(new, "bucket"),
+        "key": s_or_none(new, "key"),
+        "version_id": s_or_none(new, "version_id"),
+        "tracking_id": s_or_none(new, "tracking_id"),
+        "message": s_or_none(new, "status_message"),
+        "at": s_or_none(new, "updated_at"),
     }
-    reason = _s(new, "reason")
+    reason = s_or_none(new, "reason")
     if detail_type == FILE_REJECTED:
         detail["reason"] = reason
     # Sage's own status, where Sage judged the file (not where the bundle refused it before sending).
     if detail_type == FILE_INGESTED or reason in ("sage_rejected", "tracking_timeout"):
-        detail["status"] = _s(new, "status")
+        detail["status"] = s_or_none(new, "status")
     return [LifecycleEvent(detail_type, detail)]
 
 
@@ -238,21 +229,25 @@ def _delivered_events(old: Image | None, new: Image | None) -> list[LifecycleEve
     """A file version's ledger entry (x3link.delivery_ledger) moving to `stored`: its object is in the
     bucket and verified. Its id is the version's, so a version announced twice is one event to subscribers;
     every other change of the entry (a claim, its delivery, its expiry) announces nothing."""
-    if new is None or _s(new, "stage") != "stored" or _s(old, "stage") in ("stored", "delivered"):
+    if (
+        new is None
+        or s_or_none(new, "stage") != "stored"
+        or s_or_none(old, "stage") in ("stored", "delivered")
+    ):
         return []
-    tenant, _, folder = (_s(new, "folder_key") or "").rpartition("/")
-    size = _n(new, "size")
+    tenant, _, folder = (s_or_none(new, "folder_key") or "").rpartition("/")
+    size = n_or_none(new, "size")
     detail = {
-        "id": f"file-delivered:{_s(new, 'version_id')}",
+        "id": f"file-delivered:{s_or_none(new, 'version_id')}",
         "tenant": tenant,
         "folder": folder,
-        "filename": _s(new, "filename"),
-        "bucket": _s(new, "bucket"),
-        "key": _s(new, "object_key"),
+        "filename": s_or_none(new, "filename"),
+        "bucket": s_or_none(new, "bucket"),
+        "key": s_or_none(new, "object_key"),
         "size": int(size) if size is not None else None,
-        "checksum": _s(new, "checksum"),
-        "last_modified": _s(new, "last_modified"),
-        "version_id": _s(new, "object_version"),
-        "at": iso(_n(new, "stored_at")),
+        "checksum": s_or_none(new, "checksum"),
+        "last_modified": s_or_none(new, "last_modified"),
+        "version_id": s_or_none(new, "object_version"),
+        "at": iso(n_or_none(new, "stored_at")),
     }
     return [LifecycleEvent(FILE_DELIVERED, detail)]

@@ -31,10 +31,11 @@ from x3link.errors import (
 )
 from x3link.notification_store import Delivery, NotificationStore
 from x3link.notifications import Notification
+from x3link.pairings import EXPIRED, Pairing, PairingRef
 from x3link.sage_client import SageX3Client
 from x3link.sage_session import with_live_token
 from x3link.token_keeper import TokenKeeper
-from x3link.token_store import EXPIRED, Pairing, PairingRef, TokenStore
+from x3link.token_store import TokenStore
 
 logger = Logger(child=True)
 

@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger
 from x3link import browser_binding
 from x3link.browser_binding import Binding
 from x3link.callback_params import CallbackParams
-from x3link.config import DEFAULT_SCOPE, TENANT_PATTERN, Settings
+from x3link.config import DEFAULT_SCOPE, TENANT_PATTERN, TENANT_RULE, Settings
 from x3link.endpoints import EndpointPolicy
 from x3link.errors import (
     AuthorisationDenied,
@@ -32,7 +32,8 @@ from x3link.errors import (
 from x3link.logs import scrub
 from x3link.oauth import ClientCredentials, authorization_url, code_grant, parse_token_response, x3_identity
 from x3link.pairing_states import AlreadyCompleted, Paired, PairingStates, PendingPairing
-from x3link.token_store import Pairing, TokenStore, iso
+from x3link.pairings import Pairing, iso
+from x3link.token_store import TokenStore
 
 if TYPE_CHECKING:
     from x3link.sage_client import SageX3Client
@@ -60,9 +61,7 @@ class PairingRequest:
             raise BadRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.")
         tenant, customer, scope = body.get("tenant"), body.get("customer"), body.get("scope", DEFAULT_SCOPE)
         if not isinstance(tenant, str) or not TENANT_PATTERN.fullmatch(tenant):
-            raise BadRequest(
-                "tenant must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."
-            )
+            raise BadRequest(TENANT_RULE)
         if not isinstance(customer, str) or not _is_absolute_url(customer):
             raise BadRequest("customer must be the customer's absolute http(s) X3 URL.")
         if not isinstance(scope, str) or not _is_scope(scope):

@@ -12,26 +12,19 @@ its way back in.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from x3link import cursors
+from x3link.dynamo_attrs import n, n_or_none, s
 from x3link.errors import BadRequest
 from x3link.pairing_states import LINK_LIST, LINK_PUBLIC_ID, PairingStates
+from x3link.pairings import iso
 
 STATUSES = ("pending", "opened", "used", "expired", "revoked")
 DEFAULT_LIMIT, MAX_LIMIT = 50, 100
 READS_PER_PAGE = 5  # index reads one request may make to fill a page that filtering left short
 _NUMBER = re.compile(r"\d{1,12}(\.\d{1,20})?")
 _BAD_CURSOR = "cursor is not one that this listing handed out."
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _number(item: dict[str, Any], name: str) -> float | None:
-    return float(item[name]["N"]) if name in item else None
 
 
 def status_of(item: dict[str, Any], now: float) -> str:
@@ -41,19 +34,19 @@ def status_of(item: dict[str, Any], now: float) -> str:
         return "used"
     if "opened_at" in item:
         return "opened"
-    expires = _number(item, "link_expires_at")
+    expires = n_or_none(item, "link_expires_at")
     return "expired" if expires is not None and expires <= now else "pending"
 
 
 def view(item: dict[str, Any], now: float) -> dict[str, Any]:
     """A link as GET /pairings lists it: the contract's fields, and nothing of the link's secret."""
     return {
-        "id": item["state_hash"]["S"].removeprefix("link:"),
-        "tenant": item["tenant"]["S"],
-        "customer": item["customer"]["S"],
+        "id": s(item, "state_hash").removeprefix("link:"),
+        "tenant": s(item, "tenant"),
+        "customer": s(item, "customer"),
         "status": status_of(item, now),
-        "created_at": _iso(float(item["created_at"]["N"])),
-        "expires_at": _iso(float(item["link_expires_at"]["N"])),
+        "created_at": iso(n(item, "created_at")),
+        "expires_at": iso(n(item, "link_expires_at")),
     }
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from x3link import browser_binding
+from x3link.dynamo_attrs import n, s, s_or_none
 from x3link.errors import BrowserMismatch, InvalidState, LinkNotFound, LinkUsed, PairingLinkInvalid
 
 STATE_BYTES = 32  # 256 random bits
@@ -103,16 +104,15 @@ def _item(pending: PendingPairing) -> dict[str, dict[str, Any]]:
 
 def _pending(item: dict[str, Any]) -> PendingPairing:
     # A link's own expiry is `link_expires_at` (its TTL is later); a state's, and an older link's, the TTL.
-    expiry = item.get("link_expires_at") or item["expires_epoch"]
     return PendingPairing(
-        tenant=item["tenant"]["S"],
-        customer=item["customer"]["S"],
-        scope=item["scope"]["S"],
-        redirect_uri=item["redirect_uri"]["S"],
-        created_at=float(item["created_at"]["N"]),
-        expires_at=float(expiry["N"]),
+        tenant=s(item, "tenant"),
+        customer=s(item, "customer"),
+        scope=s(item, "scope"),
+        redirect_uri=s(item, "redirect_uri"),
+        created_at=n(item, "created_at"),
+        expires_at=n(item, "link_expires_at" if "link_expires_at" in item else "expires_epoch"),
         replace=bool(item.get("replace", {}).get("BOOL", False)),
-        link=item["link"]["S"] if "link" in item else None,
+        link=s_or_none(item, "link"),
     )
 
 
@@ -276,16 +276,13 @@ class PairingStates:
         if "completed_tenant" in item:
             folders = item.get("completed_folders", {}).get("L", [])
 
-            def text(name: str) -> str | None:
-                return item[name]["S"] if name in item else None
-
             return AlreadyCompleted(
                 Paired(
-                    item["completed_tenant"]["S"],
+                    s(item, "completed_tenant"),
                     [f["S"] for f in folders],
-                    text("completed_endpoint") or "",
-                    text("completed_x3_issuer"),
-                    text("completed_x3_subject"),
+                    s_or_none(item, "completed_endpoint") or "",
+                    s_or_none(item, "completed_x3_issuer"),
+                    s_or_none(item, "completed_x3_subject"),
                 )
             )
         return InvalidState("This pairing link has already been used.")

@@ -16,15 +16,17 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from x3link import cursors
+from x3link.dynamo_attrs import n_or_none, s
 from x3link.errors import BadRequest, RunNotFound
+from x3link.outcomes import COUNTED
+from x3link.pairings import iso
 
 RUN_PREFIX = "~run:"
 # What a worker may report of one pairing, each counted once, when the pairing's handling is over.
-OUTCOMES = ("refreshed", "suspended", "expired", "held", "failed", "skipped")
+OUTCOMES = tuple(outcome.value for outcome in COUNTED)
 KEPT_FAILURES = 50  # a run's report names at most this many failures; the counts cover them all
 KEPT_SECONDS = 30 * 86400
 RUN_LOG, RUN_INDEX = "keep-alive", "by-run-start"
@@ -35,12 +37,6 @@ DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{8}")
 _NUMBER = re.compile(r"\d{1,12}(\.\d{1,20})?")
 _BAD_CURSOR = "cursor is not one that this listing handed out."
-
-
-def iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -91,7 +87,7 @@ def _report(run: str, item: dict[str, Any]) -> RunReport:
             {key: value["S"] for key, value in entry["M"].items()}
             for entry in item.get("failures", {}).get("L", [])
         ],
-        started_at=float(item["started_at"]["N"]) if "started_at" in item else None,
+        started_at=n_or_none(item, "started_at"),
     )
 
 
@@ -185,7 +181,7 @@ class RunLedger:
             params["ExclusiveStartKey"] = start
         answer = self._db.query(**params)
         reports = [
-            _report(item["tenant"]["S"].removeprefix(RUN_PREFIX), item)
+            _report(s(item, "tenant").removeprefix(RUN_PREFIX), item)
             for item in answer.get("Items", [])
             if item.get("tenant", {}).get("S", "").startswith(RUN_PREFIX)
         ]

@@ -28,8 +28,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
+from x3link.aws_errors import STORE_ERRORS, error_code
 from x3link.errors import ConfigurationError
 from x3link.oauth import TokenSet
 
@@ -147,7 +148,7 @@ class TokenRescue:
         try:
             plaintext = self._kms.decrypt(**decrypt)["Plaintext"]
         except ClientError as exc:
-            if _error_code(exc) in _NOT_OURS:
+            if error_code(exc) in _NOT_OURS:
                 raise PoisonMessage(
                     "not_sealed_for_pairing",
                     "KMS would not open the message for the pairing and version its header names.",
@@ -241,22 +242,22 @@ class TokenRescue:
         except PoisonMessage as poison:
             try:
                 self.quarantine(body, poison.reason)
-            except (ClientError, BotoCoreError, ConfigurationError) as exc:
+            except (*STORE_ERRORS, ConfigurationError) as exc:
                 logger.error(
-                    "A poison rescue message could not be set aside", extra={"error": _error_code(exc)}
+                    "A poison rescue message could not be set aside", extra={"error": error_code(exc)}
                 )
                 return "left"  # the queue's redrive policy moves it after a few receives
             self._delete(message)
             return "poisoned"
-        except (ClientError, BotoCoreError) as exc:
-            logger.warning("A rescue message could not be opened now", extra={"error": _error_code(exc)})
+        except STORE_ERRORS as exc:
+            logger.warning("A rescue message could not be opened now", extra={"error": error_code(exc)})
             return "left"
         try:
             applied = apply(rescued)
         except Exception as exc:  # an apply that raises must not stop the drain: the message waits
             logger.error(
                 "Rescued tokens could not be applied",
-                extra={"tenant": rescued.tenant, "error": _error_code(exc)},
+                extra={"tenant": rescued.tenant, "error": error_code(exc)},
             )
             return "left"
         if not applied:
@@ -267,9 +268,9 @@ class TokenRescue:
     def _delete(self, message: Mapping[str, Any]) -> None:
         try:
             self._sqs.delete_message(QueueUrl=self._queue, ReceiptHandle=message["ReceiptHandle"])
-        except (ClientError, BotoCoreError) as exc:
+        except STORE_ERRORS as exc:
             # Already handled: when it comes back it is found superseded (or poisoned again) and deleted.
-            logger.warning("A handled rescue message could not be deleted", extra={"error": _error_code(exc)})
+            logger.warning("A handled rescue message could not be deleted", extra={"error": error_code(exc)})
 
     def _backlog(self) -> tuple[int, int] | None:
         """(messages waiting, messages in some consumer's hands), or None when SQS will not say."""
@@ -282,16 +283,9 @@ class TokenRescue:
                 int(attributes.get("ApproximateNumberOfMessages", 0)),
                 int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
             )
-        except (ClientError, BotoCoreError, KeyError, ValueError) as exc:
-            logger.warning("The rescue queue's backlog could not be read", extra={"error": _error_code(exc)})
+        except (*STORE_ERRORS, KeyError, ValueError) as exc:
+            logger.warning("The rescue queue's backlog could not be read", extra={"error": error_code(exc)})
             return None
-
-
-def _error_code(exc: Exception) -> str:
-    """AWS's error code, never its message (which may quote request values)."""
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", "ClientError"))
-    return type(exc).__name__
 
 
 def _dump_tokens(tokens: TokenSet) -> bytes:

@@ -11,8 +11,8 @@ from typing import TypeVar
 
 from x3link.budget import Budget
 from x3link.errors import Unauthorised, UpstreamError
+from x3link.pairings import Pairing
 from x3link.token_keeper import TokenKeeper
-from x3link.token_store import Pairing
 
 T = TypeVar("T")
 

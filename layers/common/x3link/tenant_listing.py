@@ -18,7 +18,8 @@ from typing import Any
 
 from x3link import cursors
 from x3link.errors import BadRequest
-from x3link.token_store import ACTIVE, EXPIRED, SUSPENDED, Pairing, TokenStore
+from x3link.pairings import ACTIVE, EXPIRED, SUSPENDED, Pairing
+from x3link.token_store import TokenStore
 
 STATUSES = (ACTIVE, SUSPENDED, EXPIRED)
 DEFAULT_LIMIT, MAX_LIMIT = 50, 100

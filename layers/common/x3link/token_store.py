@@ -1,4 +1,5 @@
-"""The only code that speaks DynamoDB about pairings and their tokens.
+"""The only code that speaks DynamoDB about pairings' tokens: PairingRecords (x3link/pairing_records.py:
+reads, indexes, deletes, the lease) plus the writes that seal tokens or change a pairing's status.
 
 Every change is conditional on the item's `version`, so a refresh, a re-pairing and an expiry can never
 overwrite one another, and a refresh lease lets one worker at a time spend a pairing's refresh token.
@@ -13,20 +14,25 @@ for another pairing, is unreadable: nothing in a row is used as a token unless i
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from dataclasses import replace as _with_fields
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
 from x3link.errors import ConfigurationError, SealedTokensUnreadable
-from x3link.oauth import TokenSet, X3Identity, folders_from_scope
-
-ACTIVE, SUSPENDED, EXPIRED = "active", "suspended", "expired"
-EXPIRY_INDEX = "by-refresh-expiry"
-CUSTOMER_INDEX = "by-customer"  # customer → tenant, endpoint, status: whom a notification is for
+from x3link.oauth import TokenSet, X3Identity
+from x3link.pairing_items import (
+    NAMES,
+    SET_REFUSAL,
+    SET_TOKENS,
+    TROUBLE,
+    pairing_from_item,
+    refusal_values,
+    version_fence,
+)
+from x3link.pairing_records import PairingRecords
+from x3link.pairings import ACTIVE, EXPIRED, SUSPENDED, Pairing, Refusal, seal_binding
 
 if TYPE_CHECKING:
     from x3link.sealing import TokenSealer
@@ -34,262 +40,15 @@ if TYPE_CHECKING:
 logger = Logger(child=True)
 
 
-def iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+class TokenStore(PairingRecords):
+    """The pairings table with their tokens: sealed writes fenced on generation and version, the refresh
+    lease, and the refusals recorded."""
 
-
-@dataclass(frozen=True)
-class Refusal:
-    """What Sage said when it refused a pairing's refresh grant (the message already scrubbed)."""
-
-    at: float
-    status: int
-    message: str
-
-
-@dataclass(frozen=True)
-class Lease:
-    """The answer to a lease write: taken or not, and whether it found another attempt's lease lapsed."""
-
-    taken: bool
-    lapsed: bool = False
-    # The pairing as it was just before the lease was written: what happened since it was read (another
-    # attempt's failure, a token call whose answer was lost) is seen here, not in the older read.
-    before: Pairing | None = None
-
-
-def _leased(old: dict[str, Any], owner: str) -> Lease:
-    """A lease just taken, from the item as it was before the write (ALL_OLD)."""
-    holder = _str(old, "lease_owner")
-    before = _pairing(old) if _is_pairing(old) else None
-    return Lease(taken=True, lapsed=holder is not None and holder != owner, before=before)
-
-
-@dataclass(frozen=True)
-class PairingRef:
-    """A pairing as the customer index shows it (eventually consistent): never its tokens."""
-
-    tenant: str
-    customer: str
-    endpoint: str
-    status: str
-
-
-@dataclass(frozen=True)
-class Pairing:
-    tenant: str
-    customer: str
-    endpoint: str
-    scope: str
-    status: str
-    version: int
-    # Random per pairing, so fencing never repeats after a delete and a re-pair ("" on items from before).
-    generation: str = ""
-    # None until opened (`TokenStore.open`) when the item holds them sealed.
-    access_token: str | None = field(default=None, repr=False)
-    refresh_token: str | None = field(default=None, repr=False)
-    access_token_expires_at: float | None = None
-    refresh_token_expires_at: float | None = None
-    paired_at: float | None = None
-    refreshed_at: float | None = None
-    lease_owner: str | None = None
-    lease_until: float | None = None
-    refresh_failed_at: float | None = None
-    refresh_timed_out_at: float | None = None
-    reason: str | None = None
-    suspended_at: float | None = None
-    expired_at: float | None = None
-    next_attempt_at: float | None = None
-    last_refusal: Refusal | None = None
-    refusal_count: int = 0
-    # The tokens as the item holds them, sealed for this pairing (None: the item holds none it may use).
-    sealed_tokens: bytes | None = field(default=None, repr=False)
-    # Which X3 the grant reaches (None on pairings from before it was recorded).
-    x3_identity: X3Identity | None = None
-    # Its first refusal still held for want of evidence (x3link/refusal_policy.py), None once judged.
-    held_at: float | None = None
-    # The client credentials version Sage refused it under: a new secret makes it due again at once.
-    suspended_version: str | None = None
-
-    def binding(self) -> dict[str, str]:
-        """What its sealed tokens are bound to: a blob sealed for another pairing of the tenant, another
-        gateway or another X3 does not open as this one's."""
-        return seal_binding(self.generation, self.endpoint, self.x3_identity)
-
-    @property
-    def folders(self) -> list[str]:
-        return folders_from_scope(self.scope)
-
-    def status_at(self, now: float) -> str:
-        if self.status == ACTIVE and (
-            not self.refresh_token_expires_at or self.refresh_token_expires_at <= now
-        ):
-            return EXPIRED
-        return self.status
-
-    def leased_at(self, now: float) -> bool:
-        return self.lease_until is not None and self.lease_until > now
-
-    def describe(self, now: float) -> dict[str, Any]:
-        """The public view of a pairing: everything but token material."""
-        status = self.status_at(now)
-        view: dict[str, Any] = {
-            "tenant": self.tenant,
-            "customer": self.customer,
-            "status": status,
-            "scope": self.scope,
-            "folders": self.folders,
-            "endpoint": self.endpoint,
-            "access_token_expires_at": iso(self.access_token_expires_at),
-            "refresh_token_expires_at": iso(self.refresh_token_expires_at),
-            "paired_at": iso(self.paired_at),
-            "refreshed_at": iso(self.refreshed_at),
-        }
-        if status != ACTIVE:
-            refusal = self.last_refusal
-            view["last_refusal"] = (
-                {"at": iso(refusal.at), "status": refusal.status, "message": refusal.message}
-                if refusal
-                else None
-            )
-            view["next_attempt_at"] = iso(self.next_attempt_at) if status == SUSPENDED else None
-        return view
-
-
-def seal_binding(generation: str, endpoint: str, identity: X3Identity | None) -> dict[str, str]:
-    return {
-        "generation": generation,
-        "endpoint": endpoint,
-        "x3_issuer": identity.issuer if identity else "",
-        "x3_subject": identity.subject if identity else "",
-    }
-
-
-def _num(item: dict[str, Any], name: str) -> float | None:
-    return float(item[name]["N"]) if name in item else None
-
-
-def _str(item: dict[str, Any], name: str) -> str | None:
-    return item[name]["S"] if name in item else None
-
-
-def _pairing(item: dict[str, Any]) -> Pairing:
-    sealed = bytes(item["sealed_tokens"]["B"]) if "sealed_tokens" in item else None
-    return Pairing(
-        tenant=item["tenant"]["S"],
-        customer=item["customer"]["S"],
-        endpoint=item["endpoint"]["S"],
-        scope=_str(item, "scope") or "",
-        status=item["status"]["S"],
-        version=int(item["version"]["N"]),
-        sealed_tokens=sealed,
-        access_token_expires_at=_num(item, "access_token_expires_epoch"),
-        refresh_token_expires_at=_num(item, "refresh_token_expires_epoch"),
-        paired_at=_num(item, "paired_at"),
-        refreshed_at=_num(item, "refreshed_at"),
-        lease_owner=_str(item, "lease_owner"),
-        lease_until=_num(item, "lease_until"),
-        refresh_failed_at=_num(item, "refresh_failed_at"),
-        refresh_timed_out_at=_num(item, "refresh_timed_out_at"),
-        generation=_str(item, "generation") or "",
-        reason=_str(item, "reason"),
-        suspended_at=_num(item, "suspended_at"),
-        expired_at=_num(item, "expired_at"),
-        next_attempt_at=_num(item, "next_attempt_at"),
-        last_refusal=_refusal(item),
-        refusal_count=int(_num(item, "refusal_count") or 0),
-        x3_identity=_identity(item),
-        held_at=_num(item, "held_at"),
-        suspended_version=_str(item, "suspended_version"),
-    )
-
-
-def _identity(item: dict[str, Any]) -> X3Identity | None:
-    issuer, subject = _str(item, "x3_issuer"), _str(item, "x3_subject")
-    return X3Identity(issuer=issuer, subject=subject) if issuer and subject else None
-
-
-def _refusal(item: dict[str, Any]) -> Refusal | None:
-    at, status = _num(item, "last_refusal_at"), _num(item, "last_refusal_status")
-    if at is None or status is None:
-        return None
-    return Refusal(at=at, status=int(status), message=_str(item, "last_refusal_message") or "")
-
-
-_SET_TOKENS = (
-    "sealed_tokens = :sealed, access_token_expires_epoch = :access_exp, "
-    "refresh_token_expires_epoch = :refresh_exp"
-)
-_NAMES = {"#status": "status", "#version": "version"}
-# Everything a status other than `active` carries, dropped when tokens are stored again.
-_TROUBLE = (
-    "lease_owner, lease_until, refresh_failed_at, refresh_timed_out_at, suspended_at, expired_at, "
-    "next_attempt_at, last_refusal_at, last_refusal_status, last_refusal_message, refusal_count, held_at, "
-    "suspended_version"
-)
-
-
-def _fence(generation: str, version: int) -> tuple[str, dict[str, dict[str, str]]]:
-    """The condition that pins a write to one pairing (its generation) at one token version."""
-    values = {":version": {"N": str(version)}}
-    if not generation:
-        return "attribute_not_exists(generation) AND #version = :version", values
-    return "generation = :generation AND #version = :version", {**values, ":generation": {"S": generation}}
-
-
-def _refusal_values(refusal: Refusal) -> dict[str, dict[str, str]]:
-    return {
-        ":refused_at": {"N": repr(refusal.at)},
-        ":refused_status": {"N": str(refusal.status)},
-        ":refused_message": {"S": refusal.message or "no message"},
-    }
-
-
-_SET_REFUSAL = (
-    "last_refusal_at = :refused_at, last_refusal_status = :refused_status, "
-    "last_refusal_message = :refused_message"
-)
-
-# What a pairing's public view (Pairing.describe) reads: a listing never has a token leave the table.
-_METADATA = (
-    "tenant",
-    "customer",
-    "endpoint",
-    "scope",
-    "status",
-    "version",
-    "access_token_expires_epoch",
-    "refresh_token_expires_epoch",
-    "paired_at",
-    "refreshed_at",
-    "next_attempt_at",
-    "last_refusal_at",
-    "last_refusal_status",
-    "last_refusal_message",
-)
-_METADATA_NAMES = {f"#m{number}": name for number, name in enumerate(_METADATA)}
-_METADATA_READ = {
-    "ProjectionExpression": ", ".join(_METADATA_NAMES),
-    "ExpressionAttributeNames": _METADATA_NAMES,
-}
-_BATCH_ROUNDS = 3
-
-
-def _is_pairing(item: dict[str, Any]) -> bool:
-    """A pairing's item, not another item the table keeps (the app breaker's `~app`)."""
-    return all(name in item for name in ("tenant", "customer", "endpoint", "status", "version"))
-
-
-class TokenStore:
     def __init__(self, table_name: str, dynamodb: Any, sealer: TokenSealer | None = None) -> None:
         """`sealer` None: a store that reads and deletes pairings but never opens or stores tokens."""
-        self._table = table_name
-        self._db = dynamodb
+        super().__init__(table_name, dynamodb)
         self._sealer = sealer
 
-    # ------------------------------------------------------------------ sealed tokens
     def open(self, pairing: Pairing) -> Pairing:
         """The pairing with its tokens opened: no KMS call when this environment holds the data key.
 
@@ -319,7 +78,7 @@ class TokenStore:
     def _token_values(
         self, tenant: str, tokens: TokenSet, binding: Mapping[str, str]
     ) -> dict[str, dict[str, Any]]:
-        """What `_SET_TOKENS` writes: the tokens sealed for this pairing, and their expiries."""
+        """What `SET_TOKENS` writes: the tokens sealed for this pairing, and their expiries."""
         blob = self._require_sealer().seal(
             tenant, {"access_token": tokens.access_token, "refresh_token": tokens.refresh_token}, binding
         )
@@ -333,38 +92,8 @@ class TokenStore:
     def _with_tokens(item: dict[str, Any], tokens: TokenSet) -> Pairing:
         """The pairing a write that stored `tokens` answered, with those tokens in hand (nothing to open)."""
         return _with_fields(
-            _pairing(item), access_token=tokens.access_token, refresh_token=tokens.refresh_token
+            pairing_from_item(item), access_token=tokens.access_token, refresh_token=tokens.refresh_token
         )
-
-    @property
-    def _conditional_failed(self) -> type[Exception]:
-        failed: type[Exception] = self._db.exceptions.ConditionalCheckFailedException
-        return failed
-
-    def get(self, tenant: str) -> Pairing | None:
-        item = self._db.get_item(TableName=self._table, Key={"tenant": {"S": tenant}}, ConsistentRead=True)
-        return _pairing(item["Item"]) if "Item" in item else None
-
-    def get_with(self, tenant: str, other_key: str) -> tuple[Pairing | None, dict[str, Any] | None]:
-        """The pairing and one more item of the table (the app's breaker), in one request."""
-        keys = [{"tenant": {"S": tenant}}, {"tenant": {"S": other_key}}]
-        answer = self._db.batch_get_item(RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}})
-        items = {item["tenant"]["S"]: item for item in answer.get("Responses", {}).get(self._table, [])}
-        for key in answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", []):
-            item = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
-            if item:
-                items[item["tenant"]["S"]] = item
-        return (_pairing(items[tenant]) if tenant in items else None), items.get(other_key)
-
-    def _update(self, tenant: str, **kwargs: Any) -> dict[str, Any] | None:
-        """One conditional UpdateItem; None when its condition failed."""
-        try:
-            answer: dict[str, Any] = self._db.update_item(
-                TableName=self._table, Key={"tenant": {"S": tenant}}, **kwargs
-            )
-        except self._conditional_failed:
-            return None
-        return answer
 
     def save_pairing(
         self,
@@ -382,7 +111,7 @@ class TokenStore:
         Unless `replace`, only a pairing with the same X3 identity (or none recorded) is replaced: None when
         the tenant is paired with another X3, and nothing is written.
         """
-        names = {**_NAMES, "#scope": "scope"}
+        names = {**NAMES, "#scope": "scope"}
         generation = secrets.token_hex(16)
         values: dict[str, dict[str, str]] = {
             ":customer": {"S": customer},
@@ -398,10 +127,10 @@ class TokenStore:
         }
         updates = (
             "SET customer = :customer, endpoint = :endpoint, #scope = :scope, "
-            f"#status = :active, {_SET_TOKENS}, paired_at = :now, generation = :generation, "
+            f"#status = :active, {SET_TOKENS}, paired_at = :now, generation = :generation, "
             "reason = :paired, #version = if_not_exists(#version, :zero) + :one"
         )
-        removed = f"refreshed_at, {_TROUBLE}"
+        removed = f"refreshed_at, {TROUBLE}"
         if identity:
             updates += ", x3_issuer = :issuer, x3_subject = :subject"
             values.update({":issuer": {"S": identity.issuer}, ":subject": {"S": identity.subject}})
@@ -421,81 +150,6 @@ class TokenStore:
         )
         return self._with_tokens(item["Attributes"], tokens) if item else None
 
-    def try_lease(self, pairing: Pairing, owner: str, now: float, until: float) -> Lease:
-        """Take the right to spend this version's refresh token, unless someone else holds it.
-
-        `owner` names one attempt, so a retried write whose first answer was lost finds its own lease. The
-        answer also says whether another attempt's lease had lapsed there, neither committed nor given back:
-        that attempt may have spent the refresh token, and its tokens may be parked.
-        """
-        fence, values = _fence(pairing.generation, pairing.version)
-        answer = self._update(
-            pairing.tenant,
-            UpdateExpression="SET lease_owner = :owner, lease_until = :until",
-            ConditionExpression=f"{fence} AND (attribute_not_exists(lease_until) OR lease_until <= :now "
-            "OR lease_owner = :owner)",
-            ExpressionAttributeNames={"#version": "version"},
-            ExpressionAttributeValues={
-                **values,
-                ":owner": {"S": owner},
-                ":until": {"N": repr(until)},
-                ":now": {"N": repr(now)},
-            },
-            ReturnValues="ALL_OLD",
-        )
-        return _leased(answer.get("Attributes", {}), owner) if answer is not None else Lease(taken=False)
-
-    def lease_if_due(self, tenant: str, owner: str, now: float, until: float, due_before: float) -> Lease:
-        """The keep-alive's lease, in one write that is also its read: taken only while the pairing is
-        active, holds sealed tokens, has a refresh token expiring before `due_before`, and no other attempt
-        holds a lease. Taken or not, the answer carries the pairing as it was (None when there is none), so
-        the caller knows why without reading it again.
-        """
-        try:
-            answer: dict[str, Any] = self._db.update_item(
-                TableName=self._table,
-                Key={"tenant": {"S": tenant}},
-                UpdateExpression="SET lease_owner = :owner, lease_until = :until",
-                ConditionExpression="#status = :active AND refresh_token_expires_epoch <= :due AND "
-                "attribute_exists(sealed_tokens) AND "
-                "(attribute_not_exists(lease_until) OR lease_until <= :now)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":owner": {"S": owner},
-                    ":until": {"N": repr(until)},
-                    ":now": {"N": repr(now)},
-                    ":due": {"N": repr(due_before)},
-                    ":active": {"S": ACTIVE},
-                },
-                ReturnValues="ALL_OLD",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except self._conditional_failed as refused:
-            item = getattr(refused, "response", {}).get("Item")
-            return Lease(taken=False, before=_pairing(item) if item and _is_pairing(item) else None)
-        return _leased(answer.get("Attributes", {}), owner)
-
-    def release_lease(
-        self, tenant: str, owner: str, failed_at: float, *, maybe_applied: bool, failed: bool = True
-    ) -> None:
-        """Give the lease back after a failed refresh, noting the failure so waiters don't pile on Sage
-        (`failed` False: nothing was tried, as when the breaker held it).
-
-        `maybe_applied`: the token call was sent and its answer never came, so Sage may have rotated the
-        token; the refusal that follows is then judged as that loss, not as the customer's doing.
-        """
-        timed_out = ", refresh_timed_out_at = :failed" if maybe_applied else ""
-        noted = f"SET refresh_failed_at = :failed{timed_out} " if failed else ""
-        self._update(
-            tenant,
-            UpdateExpression=f"{noted}REMOVE lease_owner, lease_until",
-            ConditionExpression="lease_owner = :owner",
-            ExpressionAttributeValues={
-                ":owner": {"S": owner},
-                **({":failed": {"N": repr(failed_at)}} if failed else {}),
-            },
-        )
-
     def commit_refresh(
         self, pairing: Pairing, tokens: TokenSet, now: float, *, reason: str | None = None
     ) -> Pairing | None:
@@ -507,9 +161,9 @@ class TokenStore:
         that is a change of status.
         """
         tenant = pairing.tenant
-        fence, values = _fence(pairing.generation, pairing.version)
+        fence, values = version_fence(pairing.generation, pairing.version)
         names = {"#version": "version", "#status": "status"}
-        updates = f"SET {_SET_TOKENS}, refreshed_at = :now, #version = #version + :one, #status = :active"
+        updates = f"SET {SET_TOKENS}, refreshed_at = :now, #version = #version + :one, #status = :active"
         values.update(
             {
                 ":now": {"N": repr(now)},
@@ -527,7 +181,7 @@ class TokenStore:
             values[":reason"] = {"S": reason}
         item = self._update(
             tenant,
-            UpdateExpression=f"{updates} REMOVE {_TROUBLE}",
+            UpdateExpression=f"{updates} REMOVE {TROUBLE}",
             ConditionExpression=fence,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
@@ -548,19 +202,19 @@ class TokenStore:
 
         `credentials_version` is the secret it was refused under: a new one makes it due again at once.
         """
-        fence, values = _fence(pairing.generation, pairing.version)
+        fence, values = version_fence(pairing.generation, pairing.version)
         return (
             self._update(
                 pairing.tenant,
-                UpdateExpression=f"SET #status = :suspended, reason = :reason, {_SET_REFUSAL}, "
+                UpdateExpression=f"SET #status = :suspended, reason = :reason, {SET_REFUSAL}, "
                 "suspended_at = if_not_exists(suspended_at, :refused_at), next_attempt_at = :next, "
                 "refusal_count = if_not_exists(refusal_count, :zero) + :one, suspended_version = :cv "
                 "REMOVE lease_owner, lease_until, refresh_timed_out_at, held_at",
                 ConditionExpression=f"{fence} AND #status <> :expired AND lease_owner = :owner",
-                ExpressionAttributeNames=_NAMES,
+                ExpressionAttributeNames=NAMES,
                 ExpressionAttributeValues={
                     **values,
-                    **_refusal_values(refusal),
+                    **refusal_values(refusal),
                     ":suspended": {"S": SUSPENDED},
                     ":expired": {"S": EXPIRED},
                     ":reason": {"S": reason},
@@ -577,33 +231,33 @@ class TokenStore:
     def hold(self, pairing: Pairing, refusal: Refusal, owner: str) -> bool:
         """A refusal with no evidence yet of what it means: note it (and when the first such one came), give
         the lease back, and change nothing else: the pairing keeps its status."""
-        fence, values = _fence(pairing.generation, pairing.version)
+        fence, values = version_fence(pairing.generation, pairing.version)
         return (
             self._update(
                 pairing.tenant,
-                UpdateExpression=f"SET held_at = if_not_exists(held_at, :refused_at), {_SET_REFUSAL} "
+                UpdateExpression=f"SET held_at = if_not_exists(held_at, :refused_at), {SET_REFUSAL} "
                 "REMOVE lease_owner, lease_until",
                 ConditionExpression=f"{fence} AND lease_owner = :owner",
                 ExpressionAttributeNames={"#version": "version"},
-                ExpressionAttributeValues={**values, **_refusal_values(refusal), ":owner": {"S": owner}},
+                ExpressionAttributeValues={**values, **refusal_values(refusal), ":owner": {"S": owner}},
             )
             is not None
         )
 
     def mark_expired(self, pairing: Pairing, refusal: Refusal, reason: str, owner: str) -> bool:
         """Flip to expired, keeping the last refresh token; True only for the caller that flipped it."""
-        fence, values = _fence(pairing.generation, pairing.version)
+        fence, values = version_fence(pairing.generation, pairing.version)
         return (
             self._update(
                 pairing.tenant,
                 UpdateExpression=f"SET #status = :expired, expired_at = :refused_at, reason = :reason, "
-                f"{_SET_REFUSAL} REMOVE lease_owner, lease_until, next_attempt_at, refresh_timed_out_at, "
+                f"{SET_REFUSAL} REMOVE lease_owner, lease_until, next_attempt_at, refresh_timed_out_at, "
                 "held_at",
                 ConditionExpression=f"{fence} AND #status <> :expired AND lease_owner = :owner",
-                ExpressionAttributeNames=_NAMES,
+                ExpressionAttributeNames=NAMES,
                 ExpressionAttributeValues={
                     **values,
-                    **_refusal_values(refusal),
+                    **refusal_values(refusal),
                     ":expired": {"S": EXPIRED},
                     ":reason": {"S": reason},
                     ":owner": {"S": owner},
@@ -614,133 +268,11 @@ class TokenStore:
 
     def note_refusal(self, pairing: Pairing, refusal: Refusal, owner: str) -> None:
         """An expired pairing that an operator retried was refused again: record it, change nothing else."""
-        fence, values = _fence(pairing.generation, pairing.version)
+        fence, values = version_fence(pairing.generation, pairing.version)
         self._update(
             pairing.tenant,
-            UpdateExpression=f"SET {_SET_REFUSAL} REMOVE lease_owner, lease_until",
+            UpdateExpression=f"SET {SET_REFUSAL} REMOVE lease_owner, lease_until",
             ConditionExpression=f"{fence} AND lease_owner = :owner",
             ExpressionAttributeNames={"#version": "version"},
-            ExpressionAttributeValues={**values, **_refusal_values(refusal), ":owner": {"S": owner}},
+            ExpressionAttributeValues={**values, **refusal_values(refusal), ":owner": {"S": owner}},
         )
-
-    def delete(self, tenant: str) -> bool:
-        old = self._db.delete_item(
-            TableName=self._table, Key={"tenant": {"S": tenant}}, ReturnValues="ALL_OLD"
-        )
-        return "Attributes" in old
-
-    def tenants_with_status(self, status: str, refresh_expires_before: float | None = None) -> Iterator[str]:
-        """Tenants in one status, through the index (never a scan); optionally only those due for refresh."""
-        condition = "#status = :status"
-        values: dict[str, dict[str, str]] = {":status": {"S": status}}
-        if refresh_expires_before is not None:
-            condition += " AND refresh_token_expires_epoch <= :cutoff"
-            values[":cutoff"] = {"N": repr(refresh_expires_before)}
-        paginator = self._db.get_paginator("query")
-        for page in paginator.paginate(
-            TableName=self._table,
-            IndexName=EXPIRY_INDEX,
-            KeyConditionExpression=condition,
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues=values,
-        ):
-            for item in page.get("Items", []):
-                yield item["tenant"]["S"]
-
-    def pairings_of(self, customers: Iterable[str]) -> list[PairingRef]:
-        """Every pairing whose `customer` is spelled as one of `customers`, through the index."""
-        found: dict[str, PairingRef] = {}
-        paginator = self._db.get_paginator("query")
-        for customer in dict.fromkeys(customers):
-            for page in paginator.paginate(
-                TableName=self._table,
-                IndexName=CUSTOMER_INDEX,
-                KeyConditionExpression="customer = :customer",
-                ExpressionAttributeValues={":customer": {"S": customer}},
-            ):
-                for item in page.get("Items", []):
-                    ref = PairingRef(
-                        tenant=item["tenant"]["S"],
-                        customer=item["customer"]["S"],
-                        endpoint=_str(item, "endpoint") or "",
-                        status=_str(item, "status") or "",
-                    )
-                    found[ref.tenant] = ref
-        return list(found.values())
-
-    # ------------------------------------------------------------------ listing (metadata only)
-    def scan_pairings(
-        self, limit: int, start: dict[str, Any] | None = None
-    ) -> tuple[list[Pairing], dict[str, Any] | None]:
-        """Up to `limit` items of the table, as pairings without their tokens (other items skipped), and
-        where the scan stopped (None at the end)."""
-        answer = self._db.scan(
-            TableName=self._table,
-            Limit=limit,
-            ConsistentRead=True,
-            **_METADATA_READ,
-            **({"ExclusiveStartKey": start} if start else {}),
-        )
-        pairings = [_pairing(item) for item in answer.get("Items", []) if _is_pairing(item)]
-        return pairings, answer.get("LastEvaluatedKey")
-
-    def tenants_page(
-        self,
-        status: str,
-        limit: int,
-        start: dict[str, Any] | None = None,
-        refresh_expires_before: float | None = None,
-    ) -> tuple[list[str], dict[str, Any] | None]:
-        """Up to `limit` tenants in one status, from the index (keys only), and where the query stopped."""
-        condition = "#status = :status"
-        values: dict[str, dict[str, str]] = {":status": {"S": status}}
-        if refresh_expires_before is not None:
-            condition += " AND refresh_token_expires_epoch <= :cutoff"
-            values[":cutoff"] = {"N": repr(refresh_expires_before)}
-        answer = self._db.query(
-            TableName=self._table,
-            IndexName=EXPIRY_INDEX,
-            KeyConditionExpression=condition,
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues=values,
-            Limit=limit,
-            **({"ExclusiveStartKey": start} if start else {}),
-        )
-        return [item["tenant"]["S"] for item in answer.get("Items", [])], answer.get("LastEvaluatedKey")
-
-    def get_pairings(self, tenants: list[str]) -> list[Pairing]:
-        """The pairings of these tenants (100 at most), without their tokens, in order; gone ones left out."""
-        if not tenants:
-            return []
-        found: dict[str, Pairing] = {}
-        keys: list[dict[str, Any]] = [{"tenant": {"S": tenant}} for tenant in dict.fromkeys(tenants)]
-        for _ in range(_BATCH_ROUNDS):
-            answer = self._db.batch_get_item(
-                RequestItems={self._table: {"Keys": keys, "ConsistentRead": True, **_METADATA_READ}}
-            )
-            for item in answer.get("Responses", {}).get(self._table, []):
-                if _is_pairing(item):
-                    found[item["tenant"]["S"]] = _pairing(item)
-            keys = answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
-            if not keys:
-                break
-        for key in keys:  # still throttled after the rounds: one at a time
-            item = self._db.get_item(
-                TableName=self._table, Key=key, ConsistentRead=True, **_METADATA_READ
-            ).get("Item")
-            if item and _is_pairing(item):
-                found[item["tenant"]["S"]] = _pairing(item)
-        return [found[tenant] for tenant in dict.fromkeys(tenants) if tenant in found]
-
-    def active_on_gateway(self, endpoint: str, *, exclude: str, candidates: int = 25) -> str | None:
-        """Another active pairing whose calls go to `endpoint`, from one page of the index (never a scan):
-        a witness for whether Sage accepts the app there. None when that page holds none."""
-        tenants, _ = self.tenants_page(ACTIVE, candidates)
-        for pairing in self.get_pairings([tenant for tenant in tenants if tenant != exclude]):
-            if pairing.endpoint == endpoint and pairing.status == ACTIVE:
-                return pairing.tenant
-        return None
-
-    def due_for_refresh(self, cutoff: float) -> Iterator[str]:
-        """Tenants of active pairings whose refresh token expires before `cutoff`."""
-        return self.tenants_with_status(ACTIVE, cutoff)

@@ -30,11 +30,12 @@ if TYPE_CHECKING:  # imported where they are built: a cold start loads only what
     from x3link.pairing import PairingService
     from x3link.pairing_events import EventPublisher
     from x3link.pairing_states import PairingStates
+    from x3link.refresh_lease import KeeperTiming
     from x3link.refresh_runs import RunLedger
     from x3link.rescue import TokenRescue
     from x3link.sage_client import SageX3Client
     from x3link.sealing import TokenSealer
-    from x3link.token_keeper import KeeperTiming, TokenKeeper
+    from x3link.token_keeper import TokenKeeper
     from x3link.token_store import TokenStore
     from x3link.uploads import UploadLog
 
@@ -188,23 +189,38 @@ def notification_inbox() -> NotificationInbox:
 
 @cache
 def keeper_timing() -> KeeperTiming:
-    from x3link.token_keeper import KeeperTiming
+    from x3link.refresh_lease import KeeperTiming
 
     return KeeperTiming(grace_seconds=settings().grace_period_seconds)
 
 
 @cache
 def token_keeper() -> TokenKeeper:
+    """The keeper and its parts (x3link/token_keeper.py), over one store, one timing and one clock: the
+    lease and its time, admission, the commit, the refusals, the leased refresh."""
+    import time
+
+    from x3link.admission import Admission
+    from x3link.leased_refresh import LeasedRefresh
+    from x3link.refresh_lease import Leases
+    from x3link.refusal_handling import RefusalHandling
+    from x3link.token_commit import TokenCommit
     from x3link.token_keeper import TokenKeeper
 
+    store, timing, breaker, clock = token_store(), keeper_timing(), app_breaker(), time.time
+    leases = Leases(store, timing, clock)
+    admission = Admission(store, credentials_source(), breaker, timing, clock)
+    commit = TokenCommit(store, token_rescue(), leases, admission, timing, clock, time.sleep)
+    refusals = RefusalHandling(store, breaker, leases, commit, admission, timing, clock)
+    spender = LeasedRefresh(sage_client(), leases, admission, commit, refusals, clock)
     return TokenKeeper(
-        token_store(),
-        sage_client(),
-        credentials_source(),
-        app_breaker(),
-        token_rescue(),
+        store,
+        leases,
+        admission,
+        commit,
+        spender,
         refresh_margin=settings().refresh_margin_seconds,
-        timing=keeper_timing(),
+        clock=clock,
     )
 
 
