@@ -152,9 +152,15 @@ def test_every_source_has_the_runtimes_unchecked_hash_bytecode(runtime: Runtime,
     assert not wrong, f"{len(wrong)} pycs are not {tag} unchecked-hash pycs of their source, e.g. {wrong[:3]}"
 
 
+@pytest.fixture(scope="module")
+def environments() -> dict[str, dict[str, str]]:
+    """Importing a handler builds its clients, as Lambda's init does: its settings must be there."""
+    return cold_import.template_environments()
+
+
 @pytest.mark.parametrize("logical_id", sorted(tpl.functions()))
 def test_the_runtime_imports_each_handler_from_bytecode_alone(
-    logical_id: str, runtime: Runtime, built: Built, sdk: Path
+    logical_id: str, runtime: Runtime, built: Built, sdk: Path, environments: dict[str, dict[str, str]]
 ) -> None:
     assert runtime.python is not None
     path = [built.functions[logical_id], built.layer, sdk]
@@ -163,7 +169,7 @@ def test_the_runtime_imports_each_handler_from_bytecode_alone(
         capture_output=True,
         text=True,
         check=True,
-        env={"PATH": "/usr/bin:/bin", **cold_import.HANDLER_ENV},
+        env={"PATH": "/usr/bin:/bin", **environments[logical_id], **cold_import.HANDLER_ENV},
     ).stdout
     imports = json.loads(out)
     assert str(built.functions[logical_id] / "app.py") in imports["loaded"]

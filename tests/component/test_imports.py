@@ -7,14 +7,12 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from moto import mock_aws
 
-from local import aws_resources
 from local import template as tpl
+from tests.support import cold_import
 
 ROOT = Path(__file__).parents[2]
 NEVER_IN_LAMBDA = {"moto", "yaml", "local", "pytest", "aws_xray_sdk", "pydantic"}
@@ -22,12 +20,8 @@ BASE_ENV = {"PATH": "/usr/bin:/bin", "POWERTOOLS_SERVICE_NAME": "probe", "AWS_DE
 
 
 @pytest.fixture(scope="module")
-def environments() -> Iterator[dict[str, dict[str, str]]]:
-    """Each function's environment as the template resolves it (building a client makes no call)."""
-    with mock_aws():
-        credentials = {"client_id": "probe", "client_secret": "probe"}
-        stack = aws_resources.create({"SageX3Url": "https://x3.example/v1"}, client_credentials=credentials)
-        yield {logical_id: stack.function_environment(logical_id) for logical_id in tpl.functions()}
+def environments() -> dict[str, dict[str, str]]:
+    return cold_import.template_environments()
 
 
 def _imported_by(logical_id: str, environment: dict[str, str]) -> set[str]:

@@ -92,7 +92,7 @@ def dump(stack: Stack) -> tuple[str, int]:
     dynamodb, sqs = boto3.client("dynamodb"), boto3.client("sqs")
     parts: list[str] = []
     messages = 0
-    for logical_id, resource in tpl.resources().items():
+    for logical_id, resource in tpl.created_resources(stack.refs).items():
         if resource["Type"] == "AWS::DynamoDB::Table":
             for page in dynamodb.get_paginator("scan").paginate(TableName=stack.refs[logical_id]):
                 for found in page["Items"]:

@@ -24,6 +24,19 @@ HANDLER_ENV = {
 }
 
 
+def template_environments() -> dict[str, dict[str, str]]:
+    """Every function's environment as the template resolves it, on a throwaway moto stack: a handler's
+    import builds its clients, as Lambda's init does, and reads its settings then (building makes no call)."""
+    from moto import mock_aws
+
+    from local import aws_resources
+
+    with mock_aws():
+        credentials = {"client_id": "probe", "client_secret": "probe"}
+        stack = aws_resources.create({"SageX3Url": "https://x3.example/v1"}, client_credentials=credentials)
+        return {logical_id: stack.function_environment(logical_id) for logical_id in tpl.functions()}
+
+
 @dataclass(frozen=True)
 class Runtime:
     version: str  # "3.13", from template.yaml's Runtime (runtime.mk reads it)
@@ -131,14 +144,16 @@ def install_boto3(python: str, target: Path) -> Path:
     return target
 
 
-def import_seconds(python: str, code: str, path: list[Path], runs: int = 7) -> float:
+def import_seconds(
+    python: str, code: str, path: list[Path], runs: int = 7, environment: dict[str, str] | None = None
+) -> float:
     """Median time, over `runs` fresh interpreters, that `code` takes once `path` leads sys.path. The
     interpreter writes no bytecode (-B: Lambda's file system is read-only) and ignores PYTHON* variables."""
     script = (
         "import sys, time; sys.path[:0] = sys.argv[1:]; t = time.perf_counter(); "
         f"{code}; print(time.perf_counter() - t)"
     )
-    env = {"PATH": os.environ.get("PATH", ""), **HANDLER_ENV}
+    env = {"PATH": os.environ.get("PATH", ""), **(environment or {}), **HANDLER_ENV}
     return statistics.median(
         float(
             subprocess.run(
@@ -156,8 +171,12 @@ def import_seconds(python: str, code: str, path: list[Path], runs: int = 7) -> f
 def handler_ratios(python: str, built: Built, boto3: Path, runs: int = 7) -> tuple[float, dict[str, float]]:
     """`import boto3`'s median seconds, and each handler's cold import (`import app`) as a multiple of it."""
     baseline = import_seconds(python, "import boto3", [boto3], runs)
+    environments = template_environments()
     ratios = {
-        logical_id: import_seconds(python, "import app", [path, built.layer, boto3], runs) / baseline
+        logical_id: import_seconds(
+            python, "import app", [path, built.layer, boto3], runs, environments[logical_id]
+        )
+        / baseline
         for logical_id, path in built.functions.items()
     }
     return baseline, ratios

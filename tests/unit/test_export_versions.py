@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from x3link import lifecycle
-from x3link.export_sync import FileOrder, ScanOrder, checksum_matches, parse_order, retry_seconds, version_of
+from x3link.export_orders import (
+    FileOrder,
+    ScanOrder,
+    checksum_matches,
+    parse_order,
+    retry_seconds,
+    version_of,
+)
 
 ORDER = FileOrder(
     "acme", "SEED", "orders.csv", 15, "9e107d9d372bb6826bd81d3542a419d6", "2026-01-01T12:00:00Z"

@@ -54,10 +54,7 @@ class Settings:
         env = os.environ if env is None else env
 
         def required(name: str) -> str:
-            value = env.get(name, "").strip()
-            if not value:
-                raise ConfigurationError(f"{name} is not set")
-            return value
+            return required_env(name, env)
 
         try:
             sage_x3_url = normalise(required("SAGE_X3_URL"))
@@ -104,3 +101,11 @@ class Settings:
 
     def redirect_uri(self, domain_name: str, stage: str) -> str:
         return self.public_url("/callback", domain_name, stage)
+
+
+def required_env(name: str, env: Mapping[str, str] | None = None) -> str:
+    """A setting the function cannot work without: a clear error at init rather than a KeyError later."""
+    value = (os.environ if env is None else env).get(name, "").strip()
+    if not value:
+        raise ConfigurationError(f"{name} is not set")
+    return value

@@ -4,7 +4,7 @@ and a ledger of every file version, claimed under a lease, then stored and deliv
 One table, keyed by the folder (`{tenant}/{folder}`) and an entry:
 - `~sync`: the folder's sync state (`enabled`, `last_run_at`, `files_delivered`, `last_error`); an enabled one
   carries `sync_list`, so the sparse index `by-sync` lists exactly the enabled folders for the schedule.
-- `v#<version>`: one file version (x3link.export_sync.version_of), through `downloading` → `stored`
+- `v#<version>`: one file version (x3link.export_orders.version_of), through `downloading` → `stored`
   (the stream announces FileDelivered) → `delivered`. Every move is a conditional write: two workers never
   both hold a version, a version delivered stays delivered, and a worker that lost its lease writes nothing.
 """

@@ -15,33 +15,39 @@ S3 announces each new object version on the outbox queue; the worker then moves 
 The outcome is written once to the upload's item (its stream publishes `FileIngested` or `FileRejected`)
 and as tags on the object; the bundle never deletes the app's object. A failure that may pass (Sage or AWS
 did not answer, Sage's quota) is tried again later by a delayed message, `max_attempts` times, then the
-file is rejected with `sage_unavailable`. Pure decisions (`objects_of`, `placed`, `vet_*`, `is_text`,
-`judge`, `backoff`) are apart from the worker that reads, calls and writes.
+file is rejected with `sage_unavailable`. This module is the worker that reads, calls and writes; the pure
+decisions (`objects_of`, `placed`, `vet_*`, `is_text`, `judge`, `backoff`) are in x3link/outbox_rules.py,
+the object's reads and tags in x3link/outbox_bucket.py.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import Enum, StrEnum
 from typing import Any
-from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger
 
 from x3link import data_ingestion
-from x3link.config import TENANT_PATTERN
-from x3link.data_integration import FOLDER_PATTERN, file_name
-from x3link.errors import (
-    BadRequest,
-    FileExists,
-    FolderNotGranted,
-    NotPaired,
-    PairingExpired,
-    PairingSuspended,
-    X3LinkError,
+from x3link.errors import X3LinkError
+from x3link.outbox_bucket import OutboxBucket
+from x3link.outbox_rules import (
+    MESSAGES,
+    REFUSALS,
+    OutboxObject,
+    Reason,
+    Verdict,
+    backoff,
+    epoch,
+    is_text,
+    judge,
+    objects_of,
+    placed,
+    tag_value,
+    vet_name,
+    vet_size,
 )
 from x3link.sage_client import SageX3Client
 from x3link.token_keeper import TokenKeeper
@@ -49,183 +55,23 @@ from x3link.uploads import INGESTED, REJECTED, Upload, UploadLog, outbox_upload_
 
 logger = Logger(child=True)
 
-# Sage's limit for an ingested file (docs/sage-x3.md#data-ingestion), counted in decimal megabytes: a file
-# over it by either count is refused before Sage is asked.
-MAX_BYTES = 350 * 1000 * 1000
-SNIFF_BYTES = 64 * 1024
-MAX_DELAY = 900  # SQS's longest DelaySeconds
 RECEIVED, SENDING, UPLOADED = "received", "sending", "uploaded"
-TAG_PREFIX = "x3link-"
-MAX_TAGS = 10  # S3's limit per object
-# Bytes a text file holds seldom: C0 controls but tab, line feed, form feed, carriage return and escape; DEL.
-_CONTROL = frozenset(range(32)) - {9, 10, 12, 13, 27} | {127}
 
 
-class Reason(StrEnum):
-    """Why a file is rejected: the bundle's own checks, the pairing's state, or Sage's verdict."""
-
-    BAD_NAME = "bad_name"
-    OBJECT_GONE = "object_gone"
-    TOO_LARGE = "too_large"
-    NOT_TEXT = "not_text"
-    FILE_EXISTS = "file_exists"
-    FOLDER_NOT_GRANTED = "folder_not_granted"
-    NOT_PAIRED = "not_paired"
-    PAIRING_SUSPENDED = "pairing_suspended"
-    PAIRING_EXPIRED = "pairing_expired"
-    UPLOAD_FAILED = "upload_failed"
-    SAGE_UNAVAILABLE = "sage_unavailable"
-    SAGE_REJECTED = "sage_rejected"
-    TRACKING_TIMEOUT = "tracking_timeout"
-
-
-# Sage's own refusals of the upload request, each a final answer for this file.
-_REFUSALS: dict[type[X3LinkError], Reason] = {
-    FileExists: Reason.FILE_EXISTS,
-    FolderNotGranted: Reason.FOLDER_NOT_GRANTED,
-    NotPaired: Reason.NOT_PAIRED,
-    PairingSuspended: Reason.PAIRING_SUSPENDED,
-    PairingExpired: Reason.PAIRING_EXPIRED,
-}
-
-
-class Verdict(Enum):
-    PENDING = "pending"
-    INGESTED = "ingested"
-    REJECTED = "rejected"
-
-
-# Sage publishes `awaiting_upload` and `awaiting_scan` only [gap]: a status that says it is done is final,
-# one that says it failed is final, anything else (known or not) is followed until `track_hours`.
-_DONE = frozenset(
-    {"integrated", "imported", "processed", "completed", "complete", "success", "succeeded", "done"}
-)
-_FAILED = (
-    "reject",
-    "fail",
-    "error",
-    "virus",
-    "infect",
-    "threat",
-    "quarantin",
-    "invalid",
-    "refused",
-    "denied",
-)
-
-
-# ------------------------------------------------------------------ pure decisions
-@dataclass(frozen=True)
-class OutboxObject:
-    """One object version S3 announced: where it is, its size as the event gives it, and when."""
-
-    bucket: str
-    key: str
-    version: str  # "null" when the bucket does not version
-    size: int | None
-    event_time: str
-    sequencer: str = ""
-
-    @property
-    def identity(self) -> str:
-        """What tells this write of the key from another: its version, else S3's sequencer."""
-        return self.version if self.version != "null" else f"seq:{self.sequencer}"
-
-
-def objects_of(document: Any) -> list[OutboxObject]:
-    """The created objects an S3 event notification names (S3's test event and other events name none)."""
-    found: list[OutboxObject] = []
-    records = document.get("Records") if isinstance(document, dict) else None
-    for record in records if isinstance(records, list) else []:
-        if not isinstance(record, dict) or not str(record.get("eventName", "")).startswith("ObjectCreated"):
-            continue
-        s3 = record.get("s3") or {}
-        bucket, obj = s3.get("bucket") or {}, s3.get("object") or {}
-        size = obj.get("size")
-        found.append(
-            OutboxObject(
-                bucket=str(bucket.get("name", "")),
-                key=unquote_plus(str(obj.get("key", ""))),  # S3 writes the key URL-encoded, spaces as `+`
-                version=str(obj.get("versionId") or "null"),
-                size=size if isinstance(size, int) else None,
-                event_time=str(record.get("eventTime") or stamp(time.time())),
-                sequencer=str(obj.get("sequencer") or ""),
-            )
-        )
-    return found
-
-
-def placed(key: str) -> tuple[str, str, str] | None:
-    """`{tenant}/{folder}/{filename}` of an outbox key, or None for a key of another shape."""
-    parts = key.split("/")
-    if len(parts) != 3 or not TENANT_PATTERN.fullmatch(parts[0]):
-        return None
-    return parts[0], parts[1], parts[2]
-
-
-def vet_name(folder: str, filename: str) -> Reason | None:
-    """A folder name and a file name that Sage's URLs can carry (x3link/data_integration.py)."""
-    if not FOLDER_PATTERN.fullmatch(folder):
-        return Reason.BAD_NAME
-    try:
-        file_name(filename)
-    except BadRequest:
-        return Reason.BAD_NAME
-    return None
-
-
-def vet_size(size: int | None) -> Reason | None:
-    return Reason.TOO_LARGE if size is not None and size > MAX_BYTES else None
-
-
-def is_text(prefix: bytes) -> bool:
-    """Whether a file's first bytes look like text: UTF-16 with its byte order mark, or else no NUL byte
-    and at most 1 % control characters (UTF-8 and the single-byte charsets of CSV exports pass)."""
-    if prefix.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return True
-    if b"\x00" in prefix:
-        return False
-    controls = sum(1 for byte in prefix if byte in _CONTROL)
-    return controls * 100 <= len(prefix)
-
-
-def judge(status: str) -> Verdict:
-    """What Sage's tracking status says of the file: final (integrated or rejected) or not yet."""
-    word = status.strip().lower()
-    if word.startswith("awaiting"):
-        return Verdict.PENDING
-    if word in _DONE:
-        return Verdict.INGESTED
-    if any(part in word for part in _FAILED):
-        return Verdict.REJECTED
-    return Verdict.PENDING
-
-
-def backoff(attempt: int, base: float) -> int:
-    """The delay before follow-up `attempt` (0, 1, ...): `base` doubled each time, at most SQS's 15 min."""
-    return int(min(MAX_DELAY, max(0.0, base) * 2 ** min(attempt, 16)))
-
-
-def tags_with(existing: list[dict[str, str]], outcome: dict[str, str]) -> list[dict[str, str]]:
-    """The object's tags with the outcome's (`x3link-*`) in place of any earlier ones; the app's own tags are
-    kept, as many as S3's ten allow beside ours."""
-    own = [{"Key": f"{TAG_PREFIX}{name}", "Value": value} for name, value in outcome.items()]
-    others = [tag for tag in existing if not tag.get("Key", "").startswith(TAG_PREFIX)]
-    return others[: MAX_TAGS - len(own)] + own
-
-
-def _tag_value(text: str) -> str:
-    """A tag value S3 takes: letters, digits, spaces and `+ - = . _ : / @`, at most 256."""
-    allowed = "".join(ch if ch.isalnum() or ch in " +-=._:/@" else "_" for ch in text)
-    return allowed[:256]
-
-
-# ------------------------------------------------------------------ the worker
 @dataclass(frozen=True)
 class OutboxTiming:
     track_seconds: float = 10.0
     track_hours: float = 24.0
     max_attempts: int = 8
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> OutboxTiming:
+        """OUTBOX_TRACK_SECONDS, OUTBOX_TRACK_HOURS and OUTBOX_MAX_ATTEMPTS (tests shorten them)."""
+        return cls(
+            track_seconds=float(env.get("OUTBOX_TRACK_SECONDS") or cls.track_seconds),
+            track_hours=float(env.get("OUTBOX_TRACK_HOURS") or cls.track_hours),
+            max_attempts=int(env.get("OUTBOX_MAX_ATTEMPTS") or cls.max_attempts),
+        )
 
 
 class FollowUps:
@@ -253,7 +99,7 @@ class OutboxWorker:
         timing: OutboxTiming = OutboxTiming(),
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._s3 = s3
+        self._bucket = OutboxBucket(s3)
         self._uploads = uploads
         self._keeper = keeper
         self._sage = sage
@@ -336,29 +182,22 @@ class OutboxWorker:
         folder, filename = str(f["folder"]), str(f["filename"])
         reason = vet_name(folder, filename) or vet_size(size)
         if reason is None:
-            try:
-                head = self._s3.head_object(Bucket=bucket, Key=key, **_version(version))
-            except self._s3.exceptions.ClientError as error:
-                if error.response.get("Error", {}).get("Code") not in _GONE:
-                    raise
-                self._reject(upload, Reason.OBJECT_GONE, _MESSAGES[Reason.OBJECT_GONE])
+            size = self._bucket.size(bucket, key, version)
+            if size is None:
+                self._reject(upload, Reason.OBJECT_GONE, MESSAGES[Reason.OBJECT_GONE])
                 return
-            size = int(head["ContentLength"])
             reason = vet_size(size)
         if reason is None:
-            prefix = self._s3.get_object(
-                Bucket=bucket, Key=key, Range=f"bytes=0-{SNIFF_BYTES - 1}", **_version(version)
-            )["Body"].read()
-            reason = None if is_text(prefix) else Reason.NOT_TEXT
+            reason = None if is_text(self._bucket.prefix(bucket, key, version)) else Reason.NOT_TEXT
         if reason is not None:
-            self._reject(upload, reason, _MESSAGES[reason])
+            self._reject(upload, reason, MESSAGES[reason])
             return
         try:
             link = data_ingestion.request_upload(
                 upload.tenant, folder, {"filename": filename}, self._keeper, self._sage, clock=self._clock
             )
-        except tuple(_REFUSALS) as refused:
-            (reason,) = [r for kind, r in _REFUSALS.items() if isinstance(refused, kind)][:1]
+        except tuple(REFUSALS) as refused:
+            (reason,) = [r for kind, r in REFUSALS.items() if isinstance(refused, kind)][:1]
             self._reject(upload, reason, refused.message)
             return
         except X3LinkError as failure:
@@ -374,7 +213,7 @@ class OutboxWorker:
                 "updated_at": stamp(self._clock()),
             },
         )
-        body = self._s3.get_object(Bucket=bucket, Key=key, **_version(version))["Body"]
+        body = self._bucket.body(bucket, key, version)
         try:
             self._sage.put_file(link["upload_url"], body, int(size or 0))
         except X3LinkError as failure:
@@ -410,7 +249,7 @@ class OutboxWorker:
             self._track_later(upload, attempt, status, message)
 
     def _track_later(self, upload: Upload, attempt: int, status: str, message: str | None) -> None:
-        started = _epoch(str(upload.fields.get("created_at", "")))
+        started = epoch(str(upload.fields.get("created_at", "")))
         if started is not None and self._clock() - started >= self._timing.track_hours * 3600:
             text = f"Sage X3 gave no final status within {self._timing.track_hours:g} hours"
             self._conclude(upload, REJECTED, Reason.TRACKING_TIMEOUT, status or None, message or text)
@@ -451,49 +290,11 @@ class OutboxWorker:
         outcome = {"outcome": str(upload.outcome)}
         for name in ("reason", "status"):
             if f.get(name):
-                outcome[name] = _tag_value(str(f[name]))
+                outcome[name] = tag_value(str(f[name]))
         if f.get("tracking_id"):
             outcome["tracking-id"] = str(f["tracking_id"])
         self._tag(str(f["bucket"]), str(f["key"]), str(f["version_id"]), outcome)
 
     def _tag(self, bucket: str, key: str, version: str, outcome: dict[str, str]) -> None:
-        try:
-            found = self._s3.get_object_tagging(Bucket=bucket, Key=key, **_version(version))
-        except self._s3.exceptions.ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in _GONE:
-                raise
+        if not self._bucket.tag(bucket, key, version, outcome):
             logger.info("Outbox object gone before it was tagged", extra={"outcome": outcome.get("outcome")})
-            return
-        existing = found.get("TagSet", [])
-        self._s3.put_object_tagging(
-            Bucket=bucket, Key=key, Tagging={"TagSet": tags_with(existing, outcome)}, **_version(version)
-        )
-
-
-# What S3 says of an object, version or bucket that is not there (HeadObject's 404 has no body).
-_GONE = frozenset({"404", "NoSuchKey", "NoSuchVersion", "NoSuchBucket"})
-
-_MESSAGES = {
-    Reason.BAD_NAME: "The folder or file name is not one Sage X3 accepts.",
-    Reason.TOO_LARGE: "The file is larger than the 350 MB Sage X3 takes.",
-    Reason.NOT_TEXT: "The file is not text: Sage X3 ingests text files only.",
-    Reason.OBJECT_GONE: "The object was deleted from the outbox before it could be sent.",
-}
-
-
-def _version(version: str) -> dict[str, str]:
-    """The VersionId argument for a versioned object (an unversioned one's events name none)."""
-    return (
-        {}
-        if version in ("", "null") or not version.isprintable() or len(version) > 1024
-        else {"VersionId": version}
-    )
-
-
-def _epoch(text: str) -> float | None:
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None

@@ -1,7 +1,5 @@
-"""Builds each service once per execution environment from the environment's settings.
-
-Handlers ask for what they use, so a cold start only pays for its own clients; tests call `reset()`.
-"""
+"""Builds each service once per execution environment from the environment's settings. Handlers ask for
+what they use (in init, `prime`), so a cold start pays only for its own clients; tests call `reset()`."""
 
 from __future__ import annotations
 
@@ -14,7 +12,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from x3link import snapshot
-from x3link.config import Settings
+from x3link.config import Settings, required_env
 from x3link.logs import pin_sdk_loggers
 
 if TYPE_CHECKING:  # imported where they are built: a cold start loads only what its handler uses
@@ -22,7 +20,8 @@ if TYPE_CHECKING:  # imported where they are built: a cold start loads only what
     from x3link.breaker import AppBreaker
     from x3link.credentials import CredentialsSource
     from x3link.delivery_ledger import DeliveryLedger
-    from x3link.export_sync import DeliveryTiming, ExportPoller, ExportWorker, SyncSwitch
+    from x3link.export_sync import ExportPoller, SyncSwitch
+    from x3link.export_worker import DeliveryTiming, ExportWorker
     from x3link.keep_alive import KeepAliveDispatcher, KeepAliveWorker, RefreshQueue
     from x3link.notification_inbox import NotificationInbox
     from x3link.oauth import ClientCredentials
@@ -213,15 +212,8 @@ def token_keeper() -> TokenKeeper:
     commit = TokenCommit(store, token_rescue(), leases, admission, timing, clock, time.sleep)
     refusals = RefusalHandling(store, breaker, leases, commit, admission, timing, clock)
     spender = LeasedRefresh(sage_client(), leases, admission, commit, refusals, clock)
-    return TokenKeeper(
-        store,
-        leases,
-        admission,
-        commit,
-        spender,
-        refresh_margin=settings().refresh_margin_seconds,
-        clock=clock,
-    )
+    margin = settings().refresh_margin_seconds
+    return TokenKeeper(store, leases, admission, commit, spender, refresh_margin=margin, clock=clock)
 
 
 @cache
@@ -284,7 +276,7 @@ def upload_log() -> UploadLog:
     """Every upload, through POST .../uploads or the outbox (GET /tenants/{tenant}/uploads lists them)."""
     from x3link.uploads import UploadLog
 
-    return UploadLog(os.environ["UPLOADS_TABLE"], aws_client("dynamodb"))
+    return UploadLog(required_env("UPLOADS_TABLE"), aws_client("dynamodb"))
 
 
 @cache
@@ -292,13 +284,8 @@ def outbox_worker() -> OutboxWorker:
     """Sends the outbox's files to Sage X3 and follows them (OutboxWorkerFunction)."""
     from x3link.outbox import FollowUps, OutboxTiming, OutboxWorker
 
-    env = os.environ
-    timing = OutboxTiming(
-        track_seconds=float(env.get("OUTBOX_TRACK_SECONDS") or 10),
-        track_hours=float(env.get("OUTBOX_TRACK_HOURS") or 24),
-        max_attempts=int(env.get("OUTBOX_MAX_ATTEMPTS") or 8),
-    )
-    follow_ups = FollowUps(env["OUTBOX_QUEUE_URL"], aws_client("sqs"))
+    follow_ups = FollowUps(required_env("OUTBOX_QUEUE_URL"), aws_client("sqs"))
+    timing = OutboxTiming.from_env(os.environ)
     return OutboxWorker(aws_client("s3"), upload_log(), token_keeper(), sage_client(), follow_ups, timing)
 
 
@@ -307,46 +294,30 @@ def outbox_worker() -> OutboxWorker:
 def delivery_ledger() -> DeliveryLedger:
     from x3link.delivery_ledger import DeliveryLedger
 
-    return DeliveryLedger(_required_env("DELIVERY_TABLE"), aws_client("dynamodb"))
-
-
-def _required_env(name: str) -> str:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        from x3link.errors import ConfigurationError
-
-        raise ConfigurationError(f"{name} is not set")
-    return value
-
-
-def _sync_default_on() -> bool:
-    return os.environ.get("DELIVERY_SYNC_DEFAULT", "disabled").strip().lower() == "enabled"
+    return DeliveryLedger(required_env("DELIVERY_TABLE"), aws_client("dynamodb"))
 
 
 @cache
 def sync_switch() -> SyncSwitch:
     from x3link.export_sync import SyncSettings, SyncSwitch
 
-    return SyncSwitch(delivery_ledger(), pairing_records(), SyncSettings(default_on=_sync_default_on()))
+    return SyncSwitch(delivery_ledger(), pairing_records(), SyncSettings.from_env(os.environ))
 
 
 @cache
 def export_poller() -> ExportPoller:
-    from x3link.export_sync import DeliveryQueue, ExportPoller, SyncSettings
+    from x3link.delivery_queue import DeliveryQueue
+    from x3link.export_sync import ExportPoller, SyncSettings
 
-    queue = DeliveryQueue(_required_env("DELIVERY_QUEUE_URL"), aws_client("sqs"))
-    settings_ = SyncSettings(default_on=_sync_default_on())
-    return ExportPoller(delivery_ledger(), queue, pairing_records(), settings_)
+    queue = DeliveryQueue(required_env("DELIVERY_QUEUE_URL"), aws_client("sqs"))
+    return ExportPoller(delivery_ledger(), queue, pairing_records(), SyncSettings.from_env(os.environ))
 
 
 @cache
 def delivery_timing() -> DeliveryTiming:
-    from x3link.export_sync import DeliveryTiming
+    from x3link.export_worker import DeliveryTiming
 
-    return DeliveryTiming(
-        retry_base_seconds=float(os.environ.get("DELIVERY_RETRY_SECONDS") or 30),
-        max_receives=int(os.environ.get("DELIVERY_MAX_RECEIVES") or 5),
-    )
+    return DeliveryTiming.from_env(os.environ)
 
 
 @cache
@@ -361,20 +332,15 @@ def s3_client() -> Any:
 
 @cache
 def export_worker() -> ExportWorker:
-    from x3link.export_sync import DeliveryBucket, DeliveryQueue, ExportWorker
+    from x3link.delivery_bucket import DeliveryBucket
+    from x3link.delivery_queue import DeliveryQueue
+    from x3link.export_worker import ExportWorker
 
     timing = delivery_timing()
-    queue = DeliveryQueue(_required_env("DELIVERY_QUEUE_URL"), aws_client("sqs"))
-    bucket = DeliveryBucket(_required_env("DELIVERY_BUCKET"), s3_client(), part_size=timing.part_size)
-    return ExportWorker(
-        delivery_ledger(),
-        queue,
-        bucket,
-        token_keeper(),
-        sage_client(),
-        pairing_records(),
-        timing=timing,
-    )
+    queue = DeliveryQueue(required_env("DELIVERY_QUEUE_URL"), aws_client("sqs"))
+    bucket = DeliveryBucket(required_env("DELIVERY_BUCKET"), s3_client(), part_size=timing.part_size)
+    ledger, keeper, records = delivery_ledger(), token_keeper(), pairing_records()
+    return ExportWorker(ledger, queue, bucket, keeper, sage_client(), records, timing=timing)
 
 
 def prime(*builders: Callable[[], object]) -> None:
@@ -405,37 +371,11 @@ snapshot.hooks.register(before_snapshot=forget_warm_state, after_restore=_after_
 
 
 def reset() -> None:
-    for factory in (
-        settings,
-        aws_client,
-        sage_client,
-        token_sealer,
-        token_store,
-        pairing_records,
-        pairing_states,
-        activity_log,
-        pairing_service,
-        credentials_source,
-        app_breaker,
-        token_rescue,
-        event_publisher,
-        keeper_timing,
-        token_keeper,
-        notification_inbox,
-        refresh_queue,
-        run_ledger,
-        keep_alive_dispatcher,
-        keep_alive_worker,
-        upload_log,
-        outbox_worker,
-        delivery_ledger,
-        sync_switch,
-        export_poller,
-        delivery_timing,
-        s3_client,
-        export_worker,
-    ):
-        factory.cache_clear()
+    """Drop every service built in this environment (each factory here is cached, and only those are)."""
+    for value in list(vars(sys.modules[__name__]).values()):
+        clear = getattr(value, "cache_clear", None)
+        if callable(clear):
+            clear()
 
 
 @contextlib.contextmanager
