@@ -1,4 +1,5 @@
-"""The pairings' and notifications' change streams → the activity table, each record at least once.
+"""The pairings', notifications', uploads' and export ledger's change streams → the activity table, each
+record at least once.
 
 A record whose entries could not be written is reported in `batchItemFailures`, so Lambda hands it back;
 a record written twice rewrites the same items (their keys come from the record).

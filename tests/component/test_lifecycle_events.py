@@ -220,11 +220,13 @@ def test_the_template_stream_is_created_locally_with_its_arn(stack: Stack) -> No
     assert description["StreamViewType"] == "NEW_AND_OLD_IMAGES"
     assert description["TableName"] == stack.refs["PairingsTable"]
     assert "PairingsTable" in stack.created
-    # Both tables' streams (pairings, notifications) feed the one publisher, and the activity's recorder;
-    # the delivery table's (FileDelivered) the publisher only.
+    # Each of the four tables' streams (pairings, notifications, uploads, the export ledger) feeds the one
+    # publisher and the activity's recorder.
     assert sorted(source.function for source in tpl.event_sources() if source.type == "DynamoDB") == [
         "ActivityRecorderFunction",
         "ActivityRecorderFunction",
+        "ActivityRecorderFunction",  # the uploads table's: file_ingested, file_rejected
+        "ActivityRecorderFunction",  # the delivery table's: file_delivered
         "PairingEventsFunction",
         "PairingEventsFunction",
         "PairingEventsFunction",  # the uploads table's: FileIngested, FileRejected

@@ -4,6 +4,7 @@ refreshes with their outcome, Sage's refusals, lifecycle changes, file notificat
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from x3link.activity import entries_for
@@ -116,3 +117,58 @@ def test_leases_rotations_runs_and_the_breaker_add_nothing_and_no_entry_holds_a_
     assert everything
     dumped = json.dumps(everything)
     assert ACCESS not in dumped and REFRESH not in dumped and "EXAMPLE-sealed" not in dumped
+
+
+def _sample(table: str) -> list[dict[str, Any]]:
+    """The sample stream's records of one table (events/pairing_events_stream.json), as Lambda hands them."""
+    records = json.loads((Path(__file__).parents[2] / "events" / "pairing_events_stream.json").read_text())
+    return [r["dynamodb"] for r in records["Records"] if f"-{table}-" in r["eventSourceARN"]]
+
+
+def test_an_export_stored_in_the_bucket_is_file_delivered_once_without_its_lease_or_versions() -> None:
+    (change,) = _sample("DeliveryTable")
+    old, new = change.get("OldImage"), change["NewImage"]
+
+    (delivered,) = _shown(old, new)
+
+    assert delivered == {
+        "at": "2026-01-01T13:00:02Z",  # its stored_at, not the stream record's time
+        "type": "file_delivered",
+        "folder": "SEED",
+        "filename": "orders-2026-01-01.csv",
+        "key": "acme/SEED/orders-2026-01-01.csv",
+        "size": 2048,
+    }
+    assert entries_for("MODIFY", old, new)[0].tenant == "acme"
+    # Its later changes (deleted at Sage, then expired) are not news, as lifecycle.py decides.
+    done = {**new, "stage": {"S": "delivered"}}
+    assert _shown(new, done) == [] and _shown(done, None, "REMOVE") == []
+
+
+def test_an_outbox_files_outcome_is_file_ingested_or_rejected_with_its_reason_once() -> None:
+    ingested_change, rejected_change = _sample("UploadsTable")
+
+    (ingested,) = _shown(ingested_change.get("OldImage"), ingested_change["NewImage"])
+    (rejected,) = _shown(rejected_change.get("OldImage"), rejected_change["NewImage"])
+
+    assert ingested == {
+        "at": "2026-01-01T13:05:20Z",
+        "type": "file_ingested",
+        "folder": "SEED",
+        "filename": "items.csv",
+        "key": "acme/SEED/items.csv",
+        "size": 2048,
+        "message": "The file was integrated into X3",
+    }
+    assert rejected["type"] == "file_rejected" and rejected["reason"] == "not_text"
+    assert (rejected["filename"], rejected["size"], rejected["at"]) == (
+        "photo.png",
+        5120,
+        "2026-01-01T13:06:01Z",
+    )
+    new = rejected_change["NewImage"]
+    assert _shown(new, {**new, "expires_epoch": {"N": "1"}}) == []  # its outcome was already news
+    pending = {name: value for name, value in new.items() if name not in ("outcome", "reason")}
+    assert _shown(None, pending, "INSERT") == []  # no outcome yet
+    posted = {**new, "source": {"S": "api"}}
+    assert _shown(pending, posted) == []  # an upload through POST .../uploads is the app's own to follow

@@ -248,15 +248,16 @@ def test_every_committed_change_of_a_pairing_reaches_the_bus_or_a_dead_letter_qu
         function: {next(iter(_resource_names(t.source))) for t in streamed if t.function == function}
         for function in ("PairingEventsFunction", "ActivityRecorderFunction")
     }
-    assert sources["ActivityRecorderFunction"] == {"PairingsTable", "NotificationsTable"}
     # An outbox file's outcome (FileIngested, FileRejected) is announced from the uploads table's stream, a
-    # file version stored in the delivery bucket (FileDelivered) from the delivery table's.
+    # file version stored in the delivery bucket (FileDelivered) from the delivery table's; the activity
+    # lists them too, so both read the same four streams.
     assert sources["PairingEventsFunction"] == {
         "PairingsTable",
         "NotificationsTable",
         "UploadsTable",
         "DeliveryTable",
     }
+    assert sources["ActivityRecorderFunction"] == sources["PairingEventsFunction"]
     assert {next(iter(_resource_names(t.source))) for t in triggers} == sources["PairingEventsFunction"]
     for name in ("UploadsTable", "DeliveryTable"):
         stream = resources[name]["Properties"]["StreamSpecification"]
@@ -283,6 +284,21 @@ def test_every_committed_change_of_a_pairing_reaches_the_bus_or_a_dead_letter_qu
     assert _may(publisher, "sqs:SendMessage", "EventsDeadLetterQueue")
     assert not _may(publisher, "secretsmanager:GetSecretValue")  # it never calls Sage
     assert not _may(publisher, "dynamodb:DeleteItem") and not _may(publisher, "dynamodb:PutItem")
+
+    # The recorder reads exactly the streams it is triggered by, and writes nowhere but the activity table.
+    recorder = "ActivityRecorderFunction"
+    tables = {name for name in resources if name.endswith("Table")}
+    for action in ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"):
+        readable = {name for name in tables if _may(recorder, action, name)}
+        assert readable == sources[recorder], action
+    assert {name for name in tables if _may(recorder, "dynamodb:PutItem", name)} == {"ActivityTable"}
+    recorder_triggers = [t for t in streamed if t.function == recorder]
+    for trigger in recorder_triggers:
+        props = trigger.properties
+        assert props["StartingPosition"] == "TRIM_HORIZON" and trigger.reports_item_failures
+        assert _resource_names(props["DestinationConfig"]["OnFailure"]["Destination"]) == {
+            "EventsDeadLetterQueue"
+        }
 
 
 def test_data_at_rest_is_encrypted_and_recoverable() -> None:

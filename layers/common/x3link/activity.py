@@ -2,10 +2,13 @@
 
 Each committed change of a pairing gives at most a few entries: its lifecycle change (the events of
 lifecycle.py), a refresh and its outcome, a refusal by Sage as `last_refusal` shows it; each notification
-recorded for a tenant gives one `files_available`. Entries are built from named, non-secret attributes of
-the stream images only (never the tokens, sealed or not, nor a lease), so the activity table holds no token
-whatever the images carry. An entry's key is the change's own time and its stream record's sequence
-number, so a redelivered record rewrites the same items. Items expire by TTL after `ACTIVITY_RETENTION_DAYS`.
+recorded for a tenant gives one `files_available`; each file outcome the file pipelines' tables record (an
+export stored in the delivery bucket, an outbox file ingested or rejected) gives one `file_delivered`,
+`file_ingested` or `file_rejected`, when lifecycle.py finds it news. Entries are built from named,
+non-secret attributes of the stream images only (never the tokens, sealed or not, nor a lease), so the
+activity table holds no token whatever the images carry. An entry's key is the change's own time and its
+stream record's sequence number, so a redelivered record rewrites the same items. Items expire by TTL
+after `ACTIVITY_RETENTION_DAYS`.
 
 The listing is newest first, a page at a time; the cursor is base64url JSON of DynamoDB's LastEvaluatedKey,
 checked on its way back in (it must be of the same tenant).
@@ -47,6 +50,15 @@ _DETAIL_FIELDS = (
     "files",
 )
 
+# A file's outcome, as lifecycle.py announces it, and what its event's detail adds to the entry: not the
+# bucket, versions or checksum (the app's own to look up), never more than the pipelines' named attributes.
+_FILE_TYPES = {
+    lifecycle.FILE_DELIVERED: "file_delivered",
+    lifecycle.FILE_INGESTED: "file_ingested",
+    lifecycle.FILE_REJECTED: "file_rejected",
+}
+_FILE_FIELDS = ("folder", "filename", "key", "size", "message")
+
 # The times a pairing's item names, each of a change already recorded.
 _TIMES = ("paired_at", "refreshed_at", "refresh_failed_at", "last_refusal_at", "suspended_at", "expired_at")
 
@@ -87,6 +99,8 @@ def entries_for(
 ) -> list[Entry]:
     """What one stream record adds to its tenant's activity (nothing for a run's report or the breaker)."""
     image = new or old
+    if lifecycle.of_files(image):
+        return _file_entries(event_name, old, new, at_epoch)
     tenant = s_or_none(image, "tenant")
     if image is None or not tenant or tenant.startswith("~"):
         return []
@@ -118,6 +132,25 @@ def entries_for(
     if refused is not None:
         refusal: dict[str, Any] = {"type": "refusal", "last_refusal": _refusal(new)}
         found.append(Entry(tenant, refused, _with_reason(refusal, reason)))
+    return found
+
+
+def _file_entries(
+    event_name: str, old: Image | None, new: Image | None, at_epoch: float | None
+) -> list[Entry]:
+    """A file's outcome, when lifecycle.py finds it news (one source of truth): at the event's own time."""
+    found: list[Entry] = []
+    for event in lifecycle.events_for(event_name, old, new, at_epoch=at_epoch):
+        detail, tenant = event.detail, event.detail.get("tenant")
+        if event.detail_type not in _FILE_TYPES or not tenant:
+            continue
+        # An outbox upload's event names no size: its item does.
+        size = detail.get("size") if detail.get("size") is not None else n_or_none(new, "size")
+        shown = {**detail, "size": int(size) if size is not None else None}
+        fields: dict[str, Any] = {"type": _FILE_TYPES[event.detail_type]}
+        fields |= {name: shown[name] for name in _FILE_FIELDS if shown.get(name) is not None}
+        at = _event_time(detail.get("at")) or at_epoch or 0.0
+        found.append(Entry(tenant, at, _with_reason(fields, detail.get("reason"))))
     return found
 
 

@@ -65,6 +65,12 @@ class LifecycleEvent:
         return str(self.detail["id"])
 
 
+def of_files(image: Image | None) -> bool:
+    """An item of the file pipelines' tables: an upload's (`upload_id`) or an export ledger entry
+    (`folder_key`), whose only news is a file's outcome (FileIngested, FileRejected, FileDelivered)."""
+    return s_or_none(image, "upload_id") is not None or s_or_none(image, "folder_key") is not None
+
+
 def _is_pairing(image: Image | None) -> bool:
     """Items keyed `~...` (the app breaker) share the table but are not pairings."""
     return image is not None and not (s_or_none(image, "tenant") or "~").startswith("~")
