@@ -4,6 +4,8 @@ ActivityRecorderFunction, newest first, a page at a time; never a token in the t
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -13,14 +15,24 @@ from local import template as tpl
 from local.aws_resources import Stack
 from local.sagex3_emulator import Emulator
 from local.triggers import Triggers
-from tests.support.api import call
+from tests.support.api import call, invoke
 from tests.support.keeper import stored
 from tests.support.sage import CLIENT_SECRET, pair
 from x3link import cursors
 
 ACME = "https://x3.acme.example"
+SCHEDULED = json.loads((Path(__file__).parents[2] / "events" / "scheduled.json").read_text())
 
-for _function in ("PairingStartFunction", "CallbackFunction", "TenantsFunction", "ActivityFunction"):
+for _function in (
+    "PairingStartFunction",
+    "CallbackFunction",
+    "TenantsFunction",
+    "ActivityFunction",
+    "FoldersFunction",
+    "ExportPollFunction",
+    "ExportWorkerFunction",
+    "OutboxWorkerFunction",
+):
     tpl.load_handler(_function)
 
 
@@ -64,6 +76,58 @@ def test_a_pairings_history_is_listed_newest_first_and_holds_no_token(sage: Emul
     for secret in secrets:
         assert secret not in dumped
     for name in ("access_token", "refresh_token", "sealed_tokens", "lease_owner"):
+        assert name not in dumped
+
+
+def _worked(stack: Stack, function: str) -> None:
+    """Hand a file pipeline's queue to its worker until none is left, as Lambda's queue trigger would."""
+    deliveries = Triggers(stack, types=("SQS",), functions=(function,)).pump(max_rounds=50)
+    assert deliveries and all(delivery.ok for delivery in deliveries), [d.error for d in deliveries]
+
+
+def test_an_export_delivered_then_an_outbox_file_rejected_are_listed_newest_first(
+    sage: Emulator, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for function in ("ExportWorkerFunction", "OutboxWorkerFunction"):
+        for key, value in stack.function_environment(function).items():
+            monkeypatch.setenv(key, value)
+    pair(sage, "acme", ACME, folders=["SEED"])
+    tokens = {stored("acme").access_token, stored("acme").refresh_token}
+    assert call("PUT", "/tenants/acme/folders/SEED/sync", json_body={"enabled": True}).status == 200
+    sage.put_delivery_file(ACME, "SEED", "orders.csv", b"order;1\n")
+    invoke("ExportPollFunction", SCHEDULED)
+    _worked(stack, "ExportWorkerFunction")
+    assert sage.delivery_files(ACME, "SEED") == {}  # stored in the bucket, then deleted at Sage
+    time.sleep(0.2)  # the outbox's times are whole milliseconds: the rejection comes clearly after
+    binary = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    boto3.client("s3").put_object(Bucket=stack.refs["OutboxBucket"], Key="acme/SEED/photo.png", Body=binary)
+    _worked(stack, "OutboxWorkerFunction")
+
+    _recorded(stack)
+    _recorded(stack)  # every stream record delivered again: the same entries, no more
+    activity = _activity("acme")["activity"]
+
+    assert [entry["type"] for entry in activity] == ["file_rejected", "file_delivered", "paired"]
+    rejected, delivered = activity[0], activity[1]
+    assert {k: rejected.get(k) for k in ("folder", "filename", "key", "reason", "size")} == {
+        "folder": "SEED",
+        "filename": "photo.png",
+        "key": "acme/SEED/photo.png",
+        "reason": "not_text",
+        "size": len(binary),
+    }
+    assert {k: delivered.get(k) for k in ("folder", "filename", "key", "size")} == {
+        "folder": "SEED",
+        "filename": "orders.csv",
+        "key": "acme/SEED/orders.csv",
+        "size": len(b"order;1\n"),
+    }
+    assert "reason" not in delivered
+    assert _activity("globex") == {"activity": []}
+    dumped = json.dumps(_table(stack))
+    for secret in {token for token in tokens if token} | {CLIENT_SECRET}:
+        assert secret not in dumped
+    for name in ("access_token", "refresh_token", "sealed_tokens", "lease_owner", "checksum"):
         assert name not in dumped
 
 
