@@ -49,6 +49,13 @@ def delivered_lines(stack: RunningStack, tenant: str) -> list[str]:
     return [line for line in printed if line.startswith(prefix)]
 
 
+def delivered_entries(stack: RunningStack, tenant: str) -> list[tuple[str, str, int]]:
+    answer = stack.call("GET", f"/tenants/{tenant}/activity")
+    assert answer.status == 200, answer.body
+    entries = answer.json()["activity"]
+    return [(e["filename"], e["key"], e["size"]) for e in entries if e["type"] == "file_delivered"]
+
+
 def test_a_notified_export_lands_in_the_bucket_once_and_is_deleted_at_sage(
     stack: RunningStack, notifying: Emulator
 ) -> None:
@@ -76,3 +83,9 @@ def test_a_notified_export_lands_in_the_bucket_once_and_is_deleted_at_sage(
     )
     sync = stack.call("GET", f"/tenants/{tenant}/folders/SEED/sync").json()
     assert (sync["enabled"], sync["files_delivered"], sync["last_error"]) == (True, 2, None)
+    # The tenant's activity lists each file once, written from the delivery table's stream within seconds.
+    deadline = time.monotonic() + WAIT
+    while len(listed := delivered_entries(stack, tenant)) < len(files):
+        assert time.monotonic() < deadline, f"the activity never listed the files: {listed}"
+        time.sleep(0.5)
+    assert sorted(listed) == sorted((name, f"{tenant}/SEED/{name}", len(c)) for name, c in files.items())

@@ -1,6 +1,6 @@
 """The outbox over the wire, on a stack started as `make run` starts it: a person drops files into the only
 bucket of the embedded AWS whose name says `outbox`, and `make run` prints one line per FileIngested and
-FileRejected; `GET /tenants/{tenant}/uploads` lists them."""
+FileRejected; `GET /tenants/{tenant}/uploads` lists them, and the tenant's activity their outcomes."""
 
 from __future__ import annotations
 
@@ -60,3 +60,16 @@ def test_files_dropped_into_the_outbox_are_sent_or_refused_and_announced(
     # The app's objects stay where it wrote them.
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"{tenant}/")["Contents"]}
     assert keys == {f"{tenant}/SEED/prices.csv", f"{tenant}/SEED/logo.png"}
+    # The tenant's activity lists both outcomes, written from the uploads table's stream within seconds.
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while len(files := _file_entries(stack, tenant)) < 2:
+        assert time.monotonic() < deadline, f"the activity never listed both files: {files}"
+        time.sleep(0.5)
+    assert files == {"prices.csv": ("file_ingested", None), "logo.png": ("file_rejected", "not_text")}
+
+
+def _file_entries(stack: RunningStack, tenant: str) -> dict[str, tuple[str, str | None]]:
+    answer = stack.call("GET", f"/tenants/{tenant}/activity")
+    assert answer.status == 200, answer.body
+    entries = answer.json()["activity"]
+    return {e["filename"]: (e["type"], e.get("reason")) for e in entries if e["type"].startswith("file_")}
