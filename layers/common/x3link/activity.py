@@ -25,7 +25,6 @@ from typing import Any
 
 from x3link import cursors, lifecycle
 from x3link.dynamo_attrs import n_or_none, s_or_none
-from x3link.errors import BadRequest
 from x3link.pairings import iso
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 100
@@ -203,14 +202,7 @@ def page_limit(raw: str | None) -> int:
 
 
 def _start_key(cursor: str, tenant: str) -> dict[str, Any]:
-    key = cursors.decode(cursor, _BAD_CURSOR)
-    if not isinstance(key, dict) or key.get("tenant") != {"S": tenant} or set(key) != {"tenant", "at_id"}:
-        raise BadRequest(_BAD_CURSOR)
-    at_id = key["at_id"]
-    if not (isinstance(at_id, dict) and set(at_id) == {"S"} and isinstance(at_id["S"], str)):
-        raise BadRequest(_BAD_CURSOR)
-    if not _AT_ID.fullmatch(at_id["S"]):
-        raise BadRequest(_BAD_CURSOR)
+    key: dict[str, Any] = cursors.tenant_start_key(cursor, tenant, "at_id", _AT_ID, _BAD_CURSOR)
     return key
 
 

@@ -32,6 +32,20 @@ def decode(cursor: str, refusal: str) -> Any:
         raise BadRequest(refusal) from None
 
 
+def tenant_start_key(cursor: str, tenant: str, sort_key: str, pattern: re.Pattern[str], refusal: str) -> Any:
+    """A cursor that is exactly a key of the tenant's own partition, `{"tenant", sort_key}`, whose sort key
+    matches `pattern`: another tenant's key, or any other shape, is BadRequest(refusal)."""
+    key = decode(cursor, refusal)
+    if not isinstance(key, dict) or key.get("tenant") != {"S": tenant} or set(key) != {"tenant", sort_key}:
+        raise BadRequest(refusal)
+    value = key[sort_key]
+    if not (isinstance(value, dict) and set(value) == {"S"} and isinstance(value["S"], str)):
+        raise BadRequest(refusal)
+    if not pattern.fullmatch(value["S"]):
+        raise BadRequest(refusal)
+    return key
+
+
 def page_limit(raw: str | None, *, default: int, maximum: int) -> int:
     """A listing's `?limit=`: `default` when absent, else a whole number from 1 to `maximum`."""
     if raw is None:

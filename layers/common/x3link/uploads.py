@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from x3link import cursors
-from x3link.errors import BadRequest
 
 API, OUTBOX = "api", "outbox"
 INGESTED, REJECTED = "ingested", "rejected"
@@ -196,14 +195,7 @@ def page_limit(raw: str | None) -> int:
 
 
 def _start_key(cursor: str, tenant: str) -> dict[str, Any]:
-    key = cursors.decode(cursor, _BAD_CURSOR)
-    if not isinstance(key, dict) or key.get("tenant") != {"S": tenant} or set(key) != {"tenant", "upload_id"}:
-        raise BadRequest(_BAD_CURSOR)
-    upload_id = key["upload_id"]
-    if not (isinstance(upload_id, dict) and set(upload_id) == {"S"} and isinstance(upload_id["S"], str)):
-        raise BadRequest(_BAD_CURSOR)
-    if not _UPLOAD_ID.fullmatch(upload_id["S"]):
-        raise BadRequest(_BAD_CURSOR)
+    key: dict[str, Any] = cursors.tenant_start_key(cursor, tenant, "upload_id", _UPLOAD_ID, _BAD_CURSOR)
     return key
 
 
