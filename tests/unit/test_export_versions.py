@@ -16,9 +16,9 @@ from x3link.export_orders import (
     ScanOrder,
     checksum_matches,
     parse_order,
-    retry_seconds,
     version_of,
 )
+from x3link.sqs_delays import retry_after_seconds
 
 ORDER = FileOrder(
     "acme", "SEED", "orders.csv", 15, "9e107d9d372bb6826bd81d3542a419d6", "2026-01-01T12:00:00Z"
@@ -65,10 +65,10 @@ def test_messages_read_back_as_written_and_anything_else_is_poison() -> None:
 
 
 def test_retry_after_is_seconds_or_a_date_within_sqs_delay() -> None:
-    assert retry_seconds("30", 0) == 30
-    assert retry_seconds("86400", 0) == 900  # a day's quota: asked again every 15 minutes
-    assert retry_seconds("Thu, 01 Jan 1970 00:01:00 GMT", 0) == 60
-    assert retry_seconds(None, 0) is None and retry_seconds("soon", 0) is None
+    assert retry_after_seconds("30", 0) == 30
+    assert retry_after_seconds("86400", 0) == 900  # a day's quota: asked again every 15 minutes
+    assert retry_after_seconds("Thu, 01 Jan 1970 00:01:00 GMT", 0) == 60
+    assert retry_after_seconds(None, 0) is None and retry_after_seconds("soon", 0) is None
 
 
 def _entry(stage: str, **extra: Any) -> dict[str, Any]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from x3link.export_orders import Order, sqs_delay
+from x3link.export_orders import Order
+from x3link.sqs_delays import sqs_delay
 
 SQS_BATCH = 10
 

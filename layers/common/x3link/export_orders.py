@@ -14,16 +14,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import math
 import re
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from x3link.data_integration import file_name, folder_name
 from x3link.errors import X3LinkError
 
-SQS_MAX_DELAY = 900
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -124,22 +121,3 @@ def checksum_matches(given: str | None, md5: bytes, sha256: bytes) -> bool | Non
         if text == base64.b64encode(digest).decode():
             return True
     return None
-
-
-def retry_seconds(retry_after: str | None, now: float) -> float | None:
-    """Sage's Retry-After (delta-seconds or an HTTP date) as seconds from now, within SQS's delay limit."""
-    if not retry_after:
-        return None
-    if retry_after.isdigit():
-        seconds = float(retry_after)
-    else:
-        try:
-            seconds = parsedate_to_datetime(retry_after).timestamp() - now
-        except (TypeError, ValueError, IndexError):
-            return None
-    return float(min(SQS_MAX_DELAY, max(1.0, seconds)))
-
-
-def sqs_delay(seconds: float) -> int:
-    """A delay or a visibility timeout as SQS takes it: whole seconds, 0 to 900."""
-    return max(0, min(SQS_MAX_DELAY, math.ceil(seconds)))

@@ -35,9 +35,8 @@ from x3link.export_orders import (
     ScanOrder,
     checksum_matches,
     parse_order,
-    retry_seconds,
-    sqs_delay,
 )
+from x3link.sqs_delays import retry_after_seconds, sqs_delay
 
 if TYPE_CHECKING:
     from x3link.delivery_queue import DeliveryQueue
@@ -116,7 +115,7 @@ class ExportWorker:
                 return self._scan(order)
             return self._deliver(order)
         except QuotaExceeded as throttled:
-            wait = retry_seconds(throttled.retry_after, self._clock()) or self._timing.throttle_seconds
+            wait = retry_after_seconds(throttled.retry_after, self._clock()) or self._timing.throttle_seconds
             self._paused[order.tenant] = self._clock() + wait
             logger.warning("Sage X3 asks to slow down", extra={"tenant": order.tenant, "seconds": wait})
             return self._requeue(order, wait, "throttled")

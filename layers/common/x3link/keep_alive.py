@@ -10,13 +10,11 @@ needs to be sure it saw a message once; it re-reads the pairing and does only wh
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -25,6 +23,7 @@ from x3link.budget import Budget
 from x3link.errors import QuotaExceeded, X3LinkError
 from x3link.outcomes import Outcome
 from x3link.refresh_runs import RunReport
+from x3link.sqs_delays import retry_after_seconds, sqs_delay
 
 if TYPE_CHECKING:
     from x3link.refresh_runs import RunLedger
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 
-SQS_MAX_DELAY = 900  # SQS delays a message, or hides a received one, for at most this long via DelaySeconds
 SQS_BATCH = 10
 
 
@@ -88,17 +86,13 @@ class RefreshQueue:
         return len(orders) - len(pending)
 
     def later(self, order: RefreshOrder, delay: float) -> None:
-        self._sqs.send_message(QueueUrl=self._url, MessageBody=order.body(), DelaySeconds=_delay(delay))
+        self._sqs.send_message(QueueUrl=self._url, MessageBody=order.body(), DelaySeconds=sqs_delay(delay))
 
     def hide(self, receipt_handle: str, seconds: float) -> None:
         """Keep a received message out of sight this long: its retry's backoff."""
         self._sqs.change_message_visibility(
-            QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=_delay(seconds)
+            QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=sqs_delay(seconds)
         )
-
-
-def _delay(seconds: float) -> int:
-    return max(0, min(SQS_MAX_DELAY, math.ceil(seconds)))
 
 
 def _run_id(now: float, rng: random.Random) -> str:
@@ -121,7 +115,7 @@ class KeepAliveDispatcher:
     ) -> None:
         self._keeper, self._queue, self._ledger = keeper, queue, ledger
         self._keep_alive = keep_alive_seconds
-        self._spread = _delay(spread_seconds)
+        self._spread = sqs_delay(spread_seconds)
         self._clock = clock
         self._random = rng or random.Random()  # noqa: S311  # nosec B311  # jitter, not a secret
 
@@ -217,7 +211,7 @@ class KeepAliveWorker:
             budget = Budget(finish_by=self._finish_by)
             outcome = self._keeper.keep_alive(order.tenant, self._keep_alive, budget)
         except QuotaExceeded as throttled:
-            wait = _seconds(throttled.retry_after, self._clock()) or self._timing.throttle_seconds
+            wait = retry_after_seconds(throttled.retry_after, self._clock()) or self._timing.throttle_seconds
             self._paused_until = self._clock() + wait
             logger.warning("Sage X3 asks to slow down", extra={"tenant": order.tenant, "seconds": wait})
             return self._requeue(order, wait, "throttled")
@@ -236,7 +230,7 @@ class KeepAliveWorker:
         self._queue.later(order, delay)  # if SQS refuses, this raises: the message stays and comes back
         self._requeued += 1
         logger.info(
-            "Refresh queued again", extra={"tenant": order.tenant, "why": why, "delay": _delay(delay)}
+            "Refresh queued again", extra={"tenant": order.tenant, "why": why, "delay": sqs_delay(delay)}
         )
         return Outcome.REQUEUED
 
@@ -276,17 +270,3 @@ class KeepAliveWorker:
                 )
         self._counts, self._failures, self._requeued = {}, {}, 0
         return total
-
-
-def _seconds(retry_after: str | None, now: float) -> float | None:
-    """Sage's Retry-After (delta-seconds or an HTTP date) as seconds from now, within SQS's delay limit."""
-    if not retry_after:
-        return None
-    if retry_after.isdigit():
-        seconds = float(retry_after)
-    else:
-        try:
-            seconds = parsedate_to_datetime(retry_after).timestamp() - now
-        except (TypeError, ValueError, IndexError):
-            return None
-    return float(min(SQS_MAX_DELAY, max(1.0, seconds)))
