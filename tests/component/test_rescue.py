@@ -25,10 +25,10 @@ from local.sagex3_emulator import Emulator
 from tests.support.api import invoke
 from tests.support.keeper import stored, sweep
 from tests.support.sage import pair
-from x3link import rescue as rescue_module
 from x3link import wiring
-from x3link.oauth import TokenSet
-from x3link.rescue import DrainResult, PoisonMessage, RescuedTokens, RescueTooLarge, TokenRescue
+from x3link.refresh import rescue as rescue_module
+from x3link.refresh.rescue import DrainResult, PoisonMessage, RescuedTokens, RescueTooLarge, TokenRescue
+from x3link.sage.oauth import TokenSet
 
 GENERATION = "4f9c2a7e0b1d4c3e8a6f5b2d9e0c1a7b"
 OTHER_GENERATION = "0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a"

@@ -216,7 +216,7 @@ class Received:
 
 def watch_token_answers(monkeypatch: pytest.MonkeyPatch) -> Received:
     """Record every refresh token the functions' Sage client receives from a token call."""
-    from x3link.sage_client import SageX3Client
+    from x3link.sage.client import SageX3Client
 
     received = Received()
     original = SageX3Client.token

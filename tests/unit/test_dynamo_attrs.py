@@ -1,4 +1,4 @@
-"""The DynamoDB attribute readers every store and stream reader shares (x3link/dynamo_attrs.py)."""
+"""The DynamoDB attribute readers every store and stream reader shares (x3link/aws/dynamo_attrs.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from x3link.dynamo_attrs import b_or_none, n, n_or_none, s, s_or_none
+from x3link.aws.dynamo_attrs import b_or_none, n, n_or_none, s, s_or_none
 
 ITEM: dict[str, Any] = {
     "tenant": {"S": "acme"},
