@@ -14,14 +14,12 @@ Sage X3 is the emulator over loopback; AWS is moto, with the table's stream deli
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
 import pytest
-from botocore.client import BaseClient
 
 from local.aws_resources import Stack
 from local.sagex3_emulator import Customer, Emulator
@@ -33,7 +31,6 @@ from x3link import wiring
 from x3link.endpoints import normalise
 from x3link.errors import AppUnavailable, PairingSuspended
 from x3link.refresh.breaker import AppBreaker
-from x3link.tokens.model import Pairing
 
 PAIRINGS = 20
 NEW_SECRET = "regenerated-in-the-app-registry-0123456789"
@@ -206,7 +203,7 @@ def test_a_new_secret_version_makes_a_pairing_suspended_under_the_old_one_due_at
 
 @pytest.mark.serial  # timed races: alone on the machine, so a stalled thread cannot stand in for slow KMS
 def test_kms_slowed_by_two_seconds_never_lets_two_workers_spend_one_refresh_token(
-    sage: Emulator, stack: Stack, atomic_moto_dynamodb: None, monkeypatch: pytest.MonkeyPatch
+    sage: Emulator, stack: Stack, atomic_moto_dynamodb: None
 ) -> None:
     """Two workers race on each pairing, the first slowed by 2 s of KMS before its lease: the lease's end is
     reckoned from its write, after the slow data key, so the second never finds it lapsed mid-refresh."""
@@ -219,19 +216,13 @@ def test_kms_slowed_by_two_seconds_never_lets_two_workers_spend_one_refresh_toke
     short |= {"wait_seconds": 30.0}
     short |= {"store_call_seconds": 0.1, "commit_seconds": 0.15, "park_seconds": 0.15, "margin_seconds": 0.0}
     befores = {tenant: stored(tenant) for tenant in tenants}
-    real_call = getattr(BaseClient, "_make_api_call")  # noqa: B009  # botocore's one door for every call
-    slowed = threading.local()
 
-    def slow_kms(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        if client.meta.service_model.service_name == "kms" and getattr(slowed, "on", False):
-            time.sleep(2.0)
-        return real_call(client, operation, params)
+    def slow_kms(client: Any) -> Any:
+        """The slow worker's KMS client: each call (opening the tokens, the data key) takes 2 s, through
+        botocore's own hook; nothing of the client is replaced."""
+        client.meta.events.register("before-call.kms", lambda **_: time.sleep(2.0))
+        return client
 
-    def slowed_by_kms(refresh: Callable[[Pairing], object], pairing: Pairing) -> object:
-        slowed.on = True  # this worker's KMS calls (opening the tokens, the data key) take 2 s each
-        return refresh(pairing)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", slow_kms)
     sage.configure(latency=0.8)  # the slow worker's token call is still out when the other one arrives
     sage.clear_requests()
     errors: list[BaseException] = []
@@ -239,9 +230,9 @@ def test_kms_slowed_by_two_seconds_never_lets_two_workers_spend_one_refresh_toke
         works: list[Callable[[], object]] = []
         for tenant in tenants[batch : batch + 10]:
             # Each worker its own execution environment (lease owner, cold data keys), built up front.
-            slow, fast = keeper(**short), keeper(**short)
+            slow, fast = keeper(kms=slow_kms, **short), keeper(**short)
             works += [
-                partial(slowed_by_kms, slow.refresh, befores[tenant]),
+                partial(slow.refresh, befores[tenant]),
                 # Arrives just after the slow worker's lease write (2 s of KMS), during its token call.
                 partial(_after, 2.25, fast.refresh, befores[tenant]),
             ]

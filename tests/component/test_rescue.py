@@ -12,7 +12,6 @@ import time
 import zlib
 from collections.abc import Iterator
 from contextlib import suppress
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from botocore.exceptions import ClientError
 from local.aws_resources import Stack
 from local.sagex3_emulator import Emulator
 from tests.support.api import invoke
-from tests.support.keeper import stored, sweep
+from tests.support.keeper import rewire, stored, sweep
 from tests.support.sage import pair
 from x3link import wiring
 from x3link.refresh import rescue_messages
@@ -495,12 +494,11 @@ def test_the_trigger_stores_good_records_sets_poison_aside_and_reports_only_tran
     rescue: TokenRescue,
     sqs: Any,
     stack: Stack,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     keeper = FakeKeeper()
-    monkeypatch.setattr(wiring, "token_keeper", cache(lambda: keeper))
+    rewire(token_keeper=lambda: keeper)
     queue = stack.refs["TokenRescueQueue"]
     acme = sealed_for(rescue, sqs, stack, "acme")
     rescue.save("flaky", GENERATION, 5, token_set())
@@ -528,11 +526,10 @@ def test_the_trigger_stores_good_records_sets_poison_aside_and_reports_only_tran
 
 
 def test_the_trigger_reports_a_transient_kms_failure_and_a_whole_failed_batch_without_raising(
-    rescue: TokenRescue, sqs: Any, stack: Stack, monkeypatch: pytest.MonkeyPatch
+    rescue: TokenRescue, sqs: Any, stack: Stack
 ) -> None:
     keeper = FakeKeeper()
-    monkeypatch.setattr(wiring, "token_keeper", cache(lambda: keeper))
-    monkeypatch.setattr(wiring, "token_rescue", cache(lambda: rescue_with(kms=FlakyKms())))
+    rewire(token_keeper=lambda: keeper, token_rescue=lambda: rescue_with(kms=FlakyKms()))
     rescue.save("acme", GENERATION, 3, token_set())
     messages = bodies(sqs, stack.refs["TokenRescueQueue"])
 
@@ -543,9 +540,9 @@ def test_the_trigger_reports_a_transient_kms_failure_and_a_whole_failed_batch_wi
     assert bodies(sqs, stack.refs["TokenRescueDeadLetterQueue"]) == []
 
 
-def test_the_sample_event_is_handled(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_sample_event_is_handled(stack: Stack) -> None:
     event = json.loads((Path(__file__).parents[2] / "events" / "token_rescue_sqs.json").read_text())
-    monkeypatch.setattr(wiring, "token_keeper", cache(FakeKeeper))
+    rewire(token_keeper=FakeKeeper)
     answer = invoke("TokenRescueFunction", event)
     # The sample's ciphertext is no key's: set aside, or (KMS's verdict depending) left for a retry.
     failed = [item["itemIdentifier"] for item in answer["batchItemFailures"]]

@@ -62,19 +62,20 @@ def keeper(
     *,
     dynamodb: Callable[[Any], Any] | None = None,
     sqs: Callable[[Any], Any] | None = None,
+    kms: Callable[[Any], Any] | None = None,
     sage: Callable[[Any], Any] | None = None,
     **timing: Any,
 ) -> TokenKeeper:
     """A keeper as the functions build it, in an execution environment of its own: its own lease owner,
     clients and caches, so a test can break its table or queue without breaking everyone else's.
 
-    `timing` changes its KeeperTiming; `dynamodb` and `sqs` wrap the AWS clients it is built with (a table
-    that fails, an answer that is lost, a queue that is down) and `sage` its Sage X3 client (a spy on the
-    token call). All go in through the wiring, as a function's environment builds them.
+    `timing` changes its KeeperTiming; `dynamodb`, `sqs` and `kms` wrap the AWS clients it is built with (a
+    table that fails, an answer that is lost, a queue that is down, a slow key) and `sage` its Sage X3 client
+    (a spy on the token call). All go in through the wiring, as a function's environment builds them.
     """
     real_client, real_sage = wiring.aws_client, wiring.sage_client
     timing_now = wiring.keeper_timing()
-    wrappers = {"dynamodb": dynamodb, "sqs": sqs}
+    wrappers = {"dynamodb": dynamodb, "sqs": sqs, "kms": kms}
 
     def client(service: str) -> Any:
         made, wrap = real_client(service), wrappers.get(service)

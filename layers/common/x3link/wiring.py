@@ -8,7 +8,7 @@ import os
 import random
 import sys
 from collections.abc import Callable, Iterator
-from functools import cache
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 from x3link import snapshot
@@ -77,7 +77,7 @@ def sage_client() -> SageX3Client:
 def credentials_source() -> CredentialsSource:
     from x3link.sage.credentials import CredentialsSource
 
-    return CredentialsSource(settings().credentials_secret, lambda: aws_client("secretsmanager"))
+    return CredentialsSource(settings().credentials_secret, partial(aws_client, "secretsmanager"))
 
 
 def client_credentials() -> ClientCredentials:
@@ -96,11 +96,12 @@ def app_breaker() -> AppBreaker:
 
 @cache
 def token_sealer() -> TokenSealer:
-    """Seals and opens pairing tokens; its KMS client is built on the first seal or open, not before."""
+    """Seals and opens pairing tokens; its KMS client is built on the first seal or open, not before, by the
+    client factory in force now (an override's, for a keeper a test builds)."""
     from x3link.tokens.sealing import TokenSealer
 
     s = settings()
-    return TokenSealer(lambda: aws_client("kms"), s.data_key_id, s.pairings_table)
+    return TokenSealer(partial(aws_client, "kms"), s.data_key_id, s.pairings_table)
 
 
 @cache
@@ -161,7 +162,7 @@ def token_rescue() -> TokenRescue:
 
     s = settings()
     # Parked with the table's own sealer: the data key the keeper prepared serves the park too.
-    queues, kms = (s.rescue_queue_url, s.rescue_dead_letter_queue_url), (lambda: aws_client("kms"))
+    queues, kms = (s.rescue_queue_url, s.rescue_dead_letter_queue_url), partial(aws_client, "kms")
     return TokenRescue(*queues, token_sealer(), aws_client("sqs"), kms=kms, key_id=s.data_key_id)
 
 
