@@ -88,6 +88,7 @@ NETWORK_FACTORIES = {"client_credentials": "credentials_source"}
 # The settings every function's environment holds (template.yaml), with made-up values; and credentials
 # in the environment, as Lambda gives them, so no client looks for others (no metadata endpoint).
 INIT_ENV = {
+    "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",  # as Lambda sets it: wiring.prime freezes what init built
     "AWS_ACCESS_KEY_ID": "ASIABENCH",
     "AWS_SECRET_ACCESS_KEY": "bench",
     "AWS_SESSION_TOKEN": "bench",
