@@ -228,6 +228,11 @@ def main() -> None:
         f"{'keep-alive refresh / Authlib + cond. write':44} {model['ratio']:>30.3f}   "
         f"<= {model['goal']}{_missed(model['met'])} (modelled: {latencies})"
     )
+    over = ", ".join(f"{part} {ms:+g} ms" for part, ms in model["over_authlib_ms"].items() if ms)
+    print(
+        f"{'  over the anchor, part by part':44} {over:>30}   report "
+        f"(the calls alone, no CPU either side: {model['ratio_calls_only']:.3f})"
+    )
     # The 10,000-pairing fan-out takes over five minutes here: only when asked (BENCH_PAIRINGS=10000).
     asked = os.environ.get("BENCH_PAIRINGS")
     pairings = int(asked or "10000")
