@@ -79,3 +79,42 @@ def test_the_floors_config_is_the_wirings() -> None:
 
     wiring_source = inspect.getsource(wiring.aws_client)
     assert bench_init.CLIENT_CONFIG.replace("'", '"') in wiring_source
+
+
+def test_each_handler_runs_beside_its_floor_and_the_order_alternates_by_round() -> None:
+    calls: list[str] = []
+
+    def run(code: str) -> bench_init.Timing:
+        calls.append(code)
+        return bench_init.Timing(wall_s=len(calls) * 2.0, cpu_s=len(calls) * 1.0)
+
+    paired = bench_init.paired_runs({"A": ("a", "floor-a"), "B": ("b", "floor-b")}, 3, run)
+    assert calls == [
+        *("a", "floor-a", "b", "floor-b"),
+        *("floor-a", "a", "floor-b", "b"),
+        *("a", "floor-a", "b", "floor-b"),
+    ]
+    cpu, wall = paired["A"]
+    assert cpu == bench_init.Paired(handler_s=(1.0, 6.0, 9.0), floor_s=(2.0, 5.0, 10.0))
+    assert wall == bench_init.Paired(handler_s=(2.0, 12.0, 18.0), floor_s=(4.0, 10.0, 20.0))
+
+
+def test_the_figure_is_the_median_of_per_pair_ratios_so_a_burst_on_one_side_does_not_move_it() -> None:
+    """Three rounds at 1.0; in two others a burst slowed everything (both sides alike, ratio still 1.0) or
+    only the handler (2.0): the median ratio stays 1.0, where the ratio of the medians would not."""
+    paired = bench_init.Paired(
+        handler_s=(0.30, 0.31, 0.30, 0.90, 0.60),
+        floor_s=(0.30, 0.31, 0.30, 0.90, 0.30),
+    )
+    row = paired.summary()
+    assert row["ratio"] == 1.0
+    assert (row["ratio_least"], row["ratio_most"]) == (1.0, 2.0)
+    assert row["ratio_p25"] == 1.0 and row["ratio_p75"] == 1.0
+    assert row["ratio_of_minimums"] == 1.0
+    assert (row["init_ms"], row["floor_ms"]) == (310.0, 300.0)
+
+
+def test_the_spread_shows_when_the_pairs_disagree() -> None:
+    row = bench_init.Paired(handler_s=(1.0, 1.1, 1.2, 1.3), floor_s=(1.0, 1.0, 1.0, 1.0)).summary()
+    assert row["ratio"] == 1.15
+    assert row["ratio_p25"] == pytest.approx(1.075) and row["ratio_p75"] == pytest.approx(1.225)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from x3link import snapshot
 from x3link.config import Settings, required_env
 from x3link.logs import pin_sdk_loggers
+from x3link.long_lived import long_lived
 
 if TYPE_CHECKING:  # imported where they are built: a cold start loads only what its handler uses
     from x3link.data.notification_inbox import NotificationInbox
@@ -341,11 +342,11 @@ def export_worker() -> ExportWorker:
 
 
 def prime(*builders: Callable[[], object]) -> None:
-    """A handler's import builds the services it uses, so that Lambda's init phase does that work: once per
-    environment on demand (the first request would pay it anyway), and never again after a SnapStart restore.
-    Building makes no call: no secret is read, no token opened, no connection made."""
-    for build in builders:
-        build()
+    """A handler's import builds what it uses: Lambda's init does it once, never after a SnapStart restore,
+    and calls nothing (no secret read, no token opened); on Lambda it is frozen out of GC (long_lived)."""
+    with long_lived():
+        for build in builders:
+            build()
 
 
 def forget_warm_state() -> None:
