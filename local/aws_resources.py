@@ -98,6 +98,14 @@ def create(
     `client_credentials` becomes the secret's value in place of the template's generated placeholder.
     """
     session = session or boto3.Session()
+    clients: dict[str, Any] = {}
+
+    def client(service: str) -> Any:
+        """One client per service for the whole stack: each new one loads and parses botocore's models."""
+        if service not in clients:
+            clients[service] = session.client(service)  # type: ignore[call-overload]
+        return clients[service]
+
     stack = Stack(refs={**tpl.parameter_defaults(), **parameters, "AWS::StackName": stack_name})
     stack.refs.setdefault("AWS::Region", session.region_name or "us-east-1")
     stack.refs.setdefault("AWS::AccountId", "123456789012")
@@ -124,34 +132,34 @@ def create(
             if type_ == "AWS::CloudWatch::Alarm":
                 # Alarms name functions and a topic that do not exist locally: those resolve to local names.
                 stack.refs[logical_id] = _alarm(
-                    session.client("cloudwatch"), name, resource.get("Properties", {}), stack
+                    client("cloudwatch"), name, resource.get("Properties", {}), stack
                 )
                 continue
             props = tpl.resolve(resource.get("Properties", {}), stack.refs, stack.attrs)
             if type_ == "AWS::KMS::Key":
-                meta = _key(session.client("kms"), name, props)
+                meta = _key(client("kms"), name, props)
                 stack.refs[logical_id], stack.attrs[(logical_id, "Arn")] = meta["KeyId"], meta["Arn"]
             elif type_ == "AWS::DynamoDB::Table":
                 stack.refs[logical_id] = name
-                attrs, created = _table(session.client("dynamodb"), name, props)
+                attrs, created = _table(client("dynamodb"), name, props)
                 stack.attrs.update({(logical_id, attr): value for attr, value in attrs.items()})
                 if created:
                     stack.created.add(logical_id)
             elif type_ == "AWS::SecretsManager::Secret":
                 value = dict(client_credentials) if client_credentials else _placeholder_secret(props)
-                stack.refs[logical_id] = _secret(session.client("secretsmanager"), name, json.dumps(value))
+                stack.refs[logical_id] = _secret(client("secretsmanager"), name, json.dumps(value))
             elif type_ == "AWS::SQS::Queue":
-                url, arn = _queue(session.client("sqs"), name, props)
+                url, arn = _queue(client("sqs"), name, props)
                 stack.refs[logical_id], stack.attrs[(logical_id, "Arn")] = url, arn
                 stack.attrs[(logical_id, "QueueName")] = name
             elif type_ == "AWS::Events::EventBus":
                 bus_name = props.get("Name", name)
-                arn = _event_bus(session.client("events"), bus_name)
+                arn = _event_bus(client("events"), bus_name)
                 stack.refs[logical_id], stack.attrs[(logical_id, "Arn")] = bus_name, arn
             elif type_ == "AWS::S3::Bucket":
                 bucket = str(props.get("BucketName") or _bucket_name(name, stack.refs["AWS::AccountId"]))
-                _bucket(session.client("s3"), bucket, props)
-                _drop_test_events(session.client("sqs"), props)
+                _bucket(client("s3"), bucket, props)
+                _drop_test_events(client("sqs"), props)
                 stack.refs[logical_id] = bucket
                 stack.attrs[(logical_id, "Arn")] = f"arn:aws:s3:::{bucket}"
     return stack

@@ -17,20 +17,25 @@ from local import template as tpl
 from local.aws_resources import Stack
 from local.sagex3_emulator import Emulator
 from tests.support.aws_faults import AwsCalls
+from tests.support.botocore_models import share_parsed_models
 from tests.support.keeper import untune
 from tests.support.sage import CLIENT_ID, CLIENT_SECRET
 from x3link import wiring
 
 LOAD_HANDLER = tpl.load_handler
+_MODELS = pytest.MonkeyPatch()  # botocore's parsed models, shared for the whole run; undone at its end
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Test modules import handlers as they are collected (Powertools binds its log stream at import), and a
     handler's import builds its clients as Lambda's init does, which reads the function's environment. So
     every function's environment, as the template resolves it, is there before collection; the `stack`
-    fixture sets it again, for its own resources, in each test."""
+    fixture sets it again, for its own resources, in each test.
+
+    From here on, botocore's model files are parsed once per process (tests/support/botocore_models.py)."""
     import os
 
+    share_parsed_models(_MODELS)
     with mock_aws():
         collected = aws_resources.create(
             {"SageX3Url": "http://127.0.0.1:9/v1"},
@@ -39,6 +44,10 @@ def pytest_configure(config: pytest.Config) -> None:
         for function in tpl.functions():
             for key, value in collected.function_environment(function).items():
                 os.environ.setdefault(key, value)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _MODELS.undo()
 
 
 @pytest.fixture
