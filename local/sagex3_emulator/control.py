@@ -30,11 +30,12 @@ from typing import Any
 
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from .emulator import Emulator
 from .faults import FAULT_ROUTES
+from .server import bind
 from .web import METHODS, unsupported_method, with_reason
 
 MAX_BODY = 64 * 1024
@@ -304,9 +305,7 @@ class ControlServer:
         if not is_loopback(host):
             raise ValueError("the emulator's control API listens on a loopback address only")
         self.control = Control(emulator)
-        self._server = make_server(
-            host, port, ControlApp(self.control), threaded=True, request_handler=QuietControlHandler
-        )
+        self._server = bind(host, port, ControlApp(self.control), QuietControlHandler)
         self._thread: threading.Thread | None = None
 
     @property

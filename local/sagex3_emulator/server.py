@@ -181,10 +181,15 @@ def _read_body(environ: dict[str, Any], limit: int) -> bool:
 
 
 def serve(state: State, region: str, host: str, port: int) -> BaseWSGIServer:
-    """A threaded werkzeug server for `region`'s gateway, bound but not yet serving. OSError when it cannot
-    bind (werkzeug prints why on stderr and exits; the emulator's caller wants an error it can handle)."""
+    """A threaded werkzeug server for `region`'s gateway, bound but not yet serving."""
+    return bind(host, port, RegionApp(state, region), QuietHandler)
+
+
+def bind(host: str, port: int, app: Any, handler: type[WSGIRequestHandler]) -> BaseWSGIServer:
+    """werkzeug's threaded server, bound; OSError when it cannot bind (werkzeug prints why on stderr and
+    exits the process; the emulator's caller wants an error it can handle)."""
     try:
-        return make_server(host, port, RegionApp(state, region), threaded=True, request_handler=QuietHandler)
+        return make_server(host, port, app, threaded=True, request_handler=handler)
     except SystemExit:
         raise OSError(f"the Sage X3 emulator cannot listen on {host}:{port}") from None
 

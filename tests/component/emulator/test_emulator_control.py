@@ -38,6 +38,13 @@ def test_it_listens_on_loopback_only(sage: Sage) -> None:
         ControlServer(sage.emu, host="0.0.0.0")  # noqa: S104  # nosec B104  # what is refused
 
 
+def test_a_port_in_use_is_an_oserror_not_an_exit(sage: Sage, control: str) -> None:
+    taken = int(control.rsplit(":", 1)[1].split("/")[0])
+
+    with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{taken}"):
+        ControlServer(sage.emu, port=taken)
+
+
 def test_show_names_the_gateways_knobs_and_apps(sage: Sage, control: str) -> None:
     answer = _control(control, "GET")
 
