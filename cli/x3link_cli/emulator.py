@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import click
 import urllib3
+from click.shell_completion import CompletionItem
 
 from x3link_cli import locate, render
 from x3link_cli.client import Answer, path
@@ -27,17 +28,6 @@ EXIT_CODES = (
 TIMEOUT = urllib3.Timeout(connect=5.0, read=60.0)
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-FAULT_ROUTES = (
-    "token",
-    "refresh",
-    "code",
-    "folders",
-    "datadelivery",
-    "dataingestion",
-    "root",
-    "notification",
-    "graphql",
-)
 
 
 class _Session(Protocol):
@@ -246,19 +236,75 @@ def app(refuse: bool, as_json: bool) -> None:
     _print(answer, as_json, f"Sage X3 now {state} the app {answer['client_id']}.")
 
 
-@emulator.command("fail", epilog=EXIT_CODES)
-@click.argument("route", type=click.Choice(FAULT_ROUTES))
+def _fault_routes(control: Control) -> list[str]:
+    """The routes a failure can be set on: the emulator's own list (`GET /control/faults`)."""
+    routes = control.call("GET", "/faults").get("routes")
+    if not isinstance(routes, list):
+        raise CliError("The emulator named no fault routes: is `make run` older than this x3link?")
+    return [str(route) for route in routes]
+
+
+def _complete_routes(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """Shell completion of ROUTE from the running emulator; nothing when none runs."""
+    try:
+        routes = _fault_routes(_control())
+    except (CliError, urllib3.exceptions.HTTPError):
+        return []
+    return [CompletionItem(route) for route in routes if route.startswith(incomplete)]
+
+
+@emulator.command("faults", epilog=EXIT_CODES)
+@json_option
+def faults(as_json: bool) -> None:
+    """The routes `fail` takes, and the failures set that have not happened yet."""
+    answer = _control().call("GET", "/faults")
+    if as_json:
+        click.echo(render.as_json(answer))
+        return
+    click.echo(f"routes    {', '.join(answer['routes'])}")
+    if not answer["pending"]:
+        click.echo("No failures pending.")
+    for fault in answer["pending"]:
+        click.echo(f"pending   {_pending(fault)}")
+
+
+def _pending(fault: dict[str, Any]) -> str:
+    if fault["timeout"]:
+        how = "time out"
+    elif fault["drop_after_apply"]:
+        how = "are applied, then the connection drops"
+    else:
+        how = f"answer {fault['status']}"
+        if fault["retry_after"] is not None:
+            how += f" (Retry-After {fault['retry_after']})"
+    where = f" at {fault['region']}" if fault.get("region") else ""
+    return f"the next {fault['count']} {fault['route']} request(s){where} {how}"
+
+
+@emulator.command(
+    "fail", epilog=EXIT_CODES, short_help="The next requests of ROUTE fail (e.g. 429, a timeout)."
+)
+@click.argument("route", metavar="ROUTE", shell_complete=_complete_routes)
 @click.option("--status", type=click.IntRange(400, 599), default=500, show_default=True)
 @click.option("--count", type=click.IntRange(1), default=1, show_default=True, help="How many requests fail.")
 @click.option("--retry-after", type=click.IntRange(0), help="Seconds in a Retry-After header.")
 @click.option("--timeout", is_flag=True, help="Never answer (instead of --status).")
 @json_option
 def fail(route: str, status: int, count: int, retry_after: int | None, timeout: bool, as_json: bool) -> None:
-    """The next requests of ROUTE fail: e.g. `fail folders --status 429 --retry-after 3600`."""
+    """The next requests of ROUTE fail: e.g. `fail folders --status 429 --retry-after 3600`.
+
+    ROUTE is one the emulator names (folders, datadelivery, graphql, refresh, ...): `x3link emulator faults`
+    lists them all.
+    """
+    control = _control()
+    routes = _fault_routes(control)
+    if route not in routes:
+        choices = ", ".join(repr(name) for name in routes)
+        raise click.BadParameter(f"{route!r} is not one of {choices}.", param_hint="'ROUTE'")
     body: dict[str, Any] = {"route": route, "status": status, "count": count, "timeout": timeout}
     if retry_after is not None:
         body["retry_after"] = retry_after
-    answer = _control().call("POST", "/faults", body)
+    answer = control.call("POST", "/faults", body)
     how = "time out" if timeout else f"answer {status}"
     _print(answer, as_json, f"The next {count} {route} request(s) {how}.")
 

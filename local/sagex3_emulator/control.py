@@ -15,6 +15,7 @@ Every route takes and answers JSON; a mistake is 400 `{"error": "bad_request", "
   `{"customer", "folder", "files"?}`;
 - `POST /control/revoke`: the customer deletes the app: `{"customer"}`;
 - `PUT /control/app`: Sage disables or re-enables the app: `{"enabled": bool, "client_id"?}`;
+- `GET /control/faults`: the routes a fault can be set on, and the faults not yet consumed;
 - `POST /control/faults`: the next requests of a route fail: `{"route", "status"?, "count"?, "retry_after"?,
   "timeout"?}`; `DELETE /control/faults` forgets those not yet consumed.
 """
@@ -25,12 +26,17 @@ import ipaddress
 import json
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import WSGIRequestHandler
+from werkzeug.wrappers import Request, Response
 
 from .emulator import Emulator
 from .faults import FAULT_ROUTES
+from .server import bind
+from .web import METHODS, unsupported_method, with_reason
 
 MAX_BODY = 64 * 1024
 MAX_FILES = 1000
@@ -141,6 +147,7 @@ class Control:
             ("POST", "/control/notifications"): self.notify,
             ("POST", "/control/revoke"): self.revoke,
             ("PUT", "/control/app"): self.app,
+            ("GET", "/control/faults"): self.faults,
             ("POST", "/control/faults"): self.fail,
             ("DELETE", "/control/faults"): self.clear_faults,
         }
@@ -227,6 +234,10 @@ class Control:
         self.emulator.set_client_enabled(client_id, enabled)
         return {"client_id": client_id, "enabled": enabled}
 
+    def faults(self, _: dict[str, Any]) -> dict[str, Any]:
+        """The routes a fault can be set on (the CLI's list: it keeps none of its own), and those pending."""
+        return {"routes": list(FAULT_ROUTES), "pending": self.emulator.pending_faults()}
+
     def fail(self, body: dict[str, Any]) -> dict[str, Any]:
         route = _text(body, "route")
         if route not in FAULT_ROUTES:
@@ -254,27 +265,58 @@ class Control:
 
 
 # ------------------------------------------------------------------ the server
-class ControlServer(ThreadingHTTPServer):
-    """`Control` over HTTP on a loopback address; `start()` serves it in a daemon thread."""
+class ControlApp:
+    """The WSGI app: loopback peers only, one werkzeug rule per route, JSON in and out."""
 
-    daemon_threads = True
+    def __init__(self, control: Control) -> None:
+        self.control = control
+        self.routes = Map(
+            [
+                Rule(path, methods=[method], endpoint=function)
+                for (method, path), function in control.routes().items()
+            ],
+            strict_slashes=False,
+        )
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["REQUEST_METHOD"] not in METHODS:
+            return unsupported_method(environ["REQUEST_METHOD"])(environ, start_response)
+        return with_reason(self._answer(Request(environ)))(environ, start_response)
+
+    def _answer(self, request: Request) -> Response:
+        if not is_loopback(request.remote_addr or ""):
+            return _json(403, {"error": "forbidden", "message": "The control API answers this machine only."})
+        try:
+            try:
+                route, _ = self.routes.bind_to_environ(request.environ).match()
+            except HTTPException:  # no such path, or not with this method
+                path = request.path.rstrip("/") or "/"
+                raise ControlError(f"No control route {request.method} {path}.", 404) from None
+            return _json(200, route(_body(request)))
+        except ControlError as error:
+            return _json(error.status, {"error": _code(error.status), "message": error.message})
+
+
+class ControlServer:
+    """`Control` over HTTP on a loopback address (a threaded werkzeug server); `start()` serves it in a
+    daemon thread."""
 
     def __init__(self, emulator: Emulator, host: str = "127.0.0.1", port: int = 0) -> None:
         if not is_loopback(host):
             raise ValueError("the emulator's control API listens on a loopback address only")
         self.control = Control(emulator)
+        self._server = bind(host, port, ControlApp(self.control), QuietControlHandler)
         self._thread: threading.Thread | None = None
-        super().__init__((host, port), ControlHandler)
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
+        host, port = self._server.server_address[:2]
         assert isinstance(host, str)
         return f"http://{host}:{port}/control"
 
     def start(self) -> ControlServer:
         self._thread = threading.Thread(
-            target=self.serve_forever,
+            target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
             name="sagex3-emulator-control",
             daemon=True,
@@ -283,72 +325,46 @@ class ControlServer(ThreadingHTTPServer):
         return self
 
     def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
+        self._server.shutdown()
+        self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
 
-class ControlHandler(BaseHTTPRequestHandler):
-    server: ControlServer
-    protocol_version = "HTTP/1.1"
+class QuietControlHandler(WSGIRequestHandler):
+    """Quiet: `make run`'s terminal shows what the stack does, not each control call."""
+
     timeout = 60
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: `make run`'s terminal shows what the stack does, not each control call."""
+    def log(self, type: str, message: str, *args: Any) -> None:
+        """No access lines."""
 
-    def do_GET(self) -> None:
-        self._handle()
 
-    def do_POST(self) -> None:
-        self._handle()
+def _body(request: Request) -> dict[str, Any]:
+    try:
+        length = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        raise ControlError("Content-Length is not a number.") from None
+    if length > MAX_BODY:
+        raise ControlError(f"The body is larger than {MAX_BODY // 1024} KiB.", 413)
+    request.max_content_length = MAX_BODY  # a chunked body says its length only by ending
+    try:
+        raw = request.get_data()
+    except RequestEntityTooLarge:
+        raise ControlError(f"The body is larger than {MAX_BODY // 1024} KiB.", 413) from None
+    if not raw:
+        return {}
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        raise ControlError("The body is not JSON.") from None
+    if not isinstance(document, dict):
+        raise ControlError("The body must be a JSON object.")
+    return document
 
-    def do_PUT(self) -> None:
-        self._handle()
 
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def _answer(self, status: int, document: Any) -> None:
-        body = json.dumps(document).encode("utf-8")
-        self.close_connection = True
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _handle(self) -> None:
-        if not is_loopback(str(self.client_address[0])):
-            self._answer(403, {"error": "forbidden", "message": "The control API answers this machine only."})
-            return
-        path = urlsplit(self.path).path.rstrip("/") or "/"
-        try:
-            route = self.server.control.routes().get((self.command, path))
-            if route is None:
-                raise ControlError(f"No control route {self.command} {path}.", 404)
-            self._answer(200, route(self._body()))
-        except ControlError as error:
-            self._answer(error.status, {"error": _code(error.status), "message": error.message})
-
-    def _body(self) -> dict[str, Any]:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            raise ControlError("Content-Length is not a number.") from None
-        if length > MAX_BODY:
-            raise ControlError(f"The body is larger than {MAX_BODY // 1024} KiB.", 413)
-        raw = self.rfile.read(length) if length else b""
-        if not raw:
-            return {}
-        try:
-            document = json.loads(raw)
-        except ValueError:
-            raise ControlError("The body is not JSON.") from None
-        if not isinstance(document, dict):
-            raise ControlError("The body must be a JSON object.")
-        return document
+def _json(status: int, document: Any) -> Response:
+    return Response(json.dumps(document).encode("utf-8"), status, content_type="application/json")
 
 
 def _code(status: int) -> str:

@@ -12,11 +12,13 @@ import time
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
-from . import messages
-from .http_types import ApiError, Request, Response
+from werkzeug.wrappers import Response
+
+from . import messages, web
 from .models import DownloadLink, Grant, customer_key, iso_time
 from .state import State
 from .tokens import authenticate
+from .web import ApiError, GatewayRequest
 
 PAGE_SIZE = 50
 
@@ -36,7 +38,7 @@ def presigned_url(origin: str, path: str, now: float, lifetime: float) -> str:
     return f"{origin}{path}?{query}"
 
 
-def data_grant(state: State, req: Request) -> Grant:
+def data_grant(state: State, req: GatewayRequest) -> Grant:
     """The caller's grant, with this data request counted against its customer's daily quota (429 past it,
     with Retry-After up to the next UTC day)."""
     grant = authenticate(state, req)
@@ -55,7 +57,7 @@ def data_grant(state: State, req: Request) -> Grant:
     return grant
 
 
-def granted_folder(req: Request, grant: Grant) -> str:
+def granted_folder(req: GatewayRequest, grant: Grant) -> str:
     """The folder named in the path, when the token was granted it; else 403."""
     folder = unquote(req.params["folder"])
     if folder not in grant.folders:
@@ -63,18 +65,18 @@ def granted_folder(req: Request, grant: Grant) -> str:
     return folder
 
 
-def named_file(state: State, req: Request) -> tuple[Grant, str, str]:
+def named_file(state: State, req: GatewayRequest) -> tuple[Grant, str, str]:
     """The caller's grant, the granted folder and the required `filename` of a per-file request."""
     grant = data_grant(state, req)
     folder = granted_folder(req, grant)
-    filename = req.arg("filename")
+    filename = req.args.get("filename")
     if not filename:
         raise ApiError(400, messages.MISSING_PARAMETERS)
     return grant, folder, filename
 
 
-def _page_number(req: Request) -> int:
-    raw = req.arg("page")
+def _page_number(req: GatewayRequest) -> int:
+    raw = req.args.get("page")
     if raw is None:
         return 1
     if not raw.isdigit() or int(raw) < 1:
@@ -82,11 +84,11 @@ def _page_number(req: Request) -> int:
     return int(raw)
 
 
-def delivery_get(state: State, req: Request) -> Response:
+def delivery_get(state: State, req: GatewayRequest) -> Response:
     """`GET /v1/datadelivery/{FOLDER}/`: the listing, or with `?filename=` a redirect to the file."""
     grant = data_grant(state, req)
     folder = granted_folder(req, grant)
-    filename = req.arg("filename")
+    filename = req.args.get("filename")
     if filename is not None:
         return _download_redirect(state, req, grant, folder, filename)
     page = _page_number(req)
@@ -116,10 +118,12 @@ def delivery_get(state: State, req: Request) -> Response:
         document["$next"] = f"{folder}?page={page + 1}"
     if page > 1:
         document["$previous"] = f"{folder}?page={page - 1}"
-    return Response.json(200, document)
+    return web.json_answer(200, document)
 
 
-def _download_redirect(state: State, req: Request, grant: Grant, folder: str, filename: str) -> Response:
+def _download_redirect(
+    state: State, req: GatewayRequest, grant: Grant, folder: str, filename: str
+) -> Response:
     if not filename:
         raise ApiError(400, messages.MISSING_PARAMETERS)
     with state.lock:
@@ -128,30 +132,30 @@ def _download_redirect(state: State, req: Request, grant: Grant, folder: str, fi
         opaque = secrets.token_urlsafe(24)
         now, lifetime = state.now(), state.settings.link_lifetime
         state.links[opaque] = DownloadLink(grant.customer_url, folder, filename, now + lifetime)
-    location = presigned_url(req.origin, f"/_files/{opaque}", now, lifetime)
-    return Response(state.settings.download_redirect_status, headers={"Location": location})
+    location = presigned_url(req.server_origin, f"/_files/{opaque}", now, lifetime)
+    return web.Answer(status=state.settings.download_redirect_status, headers={"Location": location})
 
 
-def delivery_delete(state: State, req: Request) -> Response:
+def delivery_delete(state: State, req: GatewayRequest) -> Response:
     """`DELETE /v1/datadelivery/{FOLDER}/?filename=NAME` → 204."""
     grant, folder, filename = named_file(state, req)
     with state.lock:
         files = state.delivery_folder(grant.customer_url, folder)
         if files.pop(filename, None) is None:
             raise ApiError(404, messages.FILE_NOT_FOUND)
-    return Response(204)
+    return web.Answer(status=204)
 
 
-def serve_file(state: State, req: Request) -> Response:
+def serve_file(state: State, req: GatewayRequest) -> Response:
     """`GET /_files/<opaque>`: the presigned-like download, answering as S3 would."""
     with state.lock:
         link = state.links.get(req.params["link"])
         if link is None:
-            return Response.s3_error(403, "AccessDenied", "Access Denied")
+            return web.s3_error(403, "AccessDenied", "Access Denied")
         if state.now() >= link.expires_at:
-            return Response.s3_error(403, "AccessDenied", "Request has expired")
+            return web.s3_error(403, "AccessDenied", "Request has expired")
         stored = state.delivery_folder(link.customer_url, link.folder).get(link.name)
     if stored is None:
-        return Response.s3_error(404, "NoSuchKey", "The specified key does not exist.")
+        return web.s3_error(404, "NoSuchKey", "The specified key does not exist.")
     headers = {"Content-Type": "application/octet-stream", "ETag": f'"{stored.checksum}"'}
-    return Response(200, stored.content, headers)
+    return web.Answer(stored.content, 200, headers)

@@ -16,14 +16,16 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from werkzeug.serving import BaseWSGIServer
+
 from .faults import ALL_ROUTES, Fault
-from .http_types import ApiError
 from .jwt import Signer
 from .models import Client, Customer, StoredFile, customer_key
 from .notifications import SentNotification, build, post, sign
 from .pairing import CallbackInstead, decide, open_request
-from .server import RegionServer
+from .server import origin, serve
 from .state import PERSISTED, State
+from .web import ApiError
 
 DEFAULT_REGIONS: tuple[str, ...] = ("eu-prod", "us-prod")
 
@@ -50,7 +52,7 @@ class Emulator:
         self._host = host
         self._ports = {region: int((ports or {}).get(region, 0)) for region in regions}
         self._state = State(regions, clock, auto_customers=customers is None)
-        self._servers: dict[str, RegionServer] = {}
+        self._servers: dict[str, BaseWSGIServer] = {}
         self._threads: list[threading.Thread] = []
         self._lifecycle = threading.Lock()
         self.add_client(client_id, client_secret, redirect_uris)
@@ -67,10 +69,10 @@ class Emulator:
             self._state.stop_event.clear()
             try:
                 for region in self._state.regions:
-                    server = RegionServer((self._host, self._ports[region]), self._state, region)
+                    server = serve(self._state, region, self._host, self._ports[region])
                     self._servers[region] = server
                     self._ports[region] = server.server_address[1]
-                    self._state.base_urls[region] = f"{server.origin}/v1"
+                    self._state.base_urls[region] = f"{origin(server)}/v1"
                     thread = threading.Thread(
                         target=server.serve_forever,
                         kwargs={"poll_interval": 0.05},
@@ -304,6 +306,21 @@ class Emulator:
                 region=region,
             )
         )
+
+    def pending_faults(self) -> list[dict[str, Any]]:
+        """The faults not yet consumed, oldest first: `count` is how many requests each still fails."""
+        return [
+            {
+                "route": fault.route,
+                "status": fault.status,
+                "count": fault.remaining,
+                "retry_after": fault.retry_after,
+                "timeout": fault.timeout,
+                "drop_after_apply": fault.drop_after_apply,
+                "region": fault.region,
+            }
+            for fault in self._state.faults.pending()
+        ]
 
     def clear_faults(self) -> None:
         """Forget faults not yet consumed."""

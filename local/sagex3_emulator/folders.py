@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from .http_types import Request, Response
+from werkzeug.wrappers import Response
+
+from . import web
 from .state import State
 from .tokens import authenticate
+from .web import GatewayRequest
 
 
-def root(state: State, req: Request) -> Response:
+def root(state: State, req: GatewayRequest) -> Response:
     """The links document of docs/sage-x3.md#root-and-folders."""
-    base = req.base_url
-    return Response.json(
+    base = req.api_base
+    return web.json_answer(
         200,
         {
             "customerAccess": {"authorise": f"{base}/token/authorise", "token": f"{base}/token"},
@@ -44,7 +47,7 @@ def folder_document(base: str, name: str) -> dict[str, Any]:
     }
 
 
-def list_folders(state: State, req: Request) -> Response:
+def list_folders(state: State, req: GatewayRequest) -> Response:
     """Only the folders granted to the bearer token."""
     grant = authenticate(state, req)
-    return Response.json(200, {"folders": [folder_document(req.base_url, name) for name in grant.folders]})
+    return web.json_answer(200, {"folders": [folder_document(req.api_base, name) for name in grant.folders]})

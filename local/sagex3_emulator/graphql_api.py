@@ -21,10 +21,12 @@ from functools import cache
 from typing import Any
 from urllib.parse import unquote
 
-from . import messages
+from werkzeug.wrappers import Response
+
+from . import messages, web
 from .delivery import data_grant
-from .http_types import ApiError, Request, Response
 from .state import State
+from .web import ApiError, GatewayRequest
 
 SCOPE = "api.graphQL"
 ENDPOINT_PREFIX = "X3CLOUDV2_"
@@ -181,36 +183,36 @@ def execute(body: Any) -> Response:
     from graphql import GraphQLError, execute_sync, parse, validate
 
     if not isinstance(body, dict) or not isinstance(body.get("query"), str):
-        return Response.json(400, {"errors": [{"message": "Must provide query string."}]})
+        return web.json_answer(400, {"errors": [{"message": "Must provide query string."}]})
     variables = body.get("variables")
     operation = body.get("operationName")
     if (variables is not None and not isinstance(variables, dict)) or (
         operation is not None and not isinstance(operation, str)
     ):
-        return Response.json(400, {"errors": [{"message": "Invalid variables or operationName."}]})
+        return web.json_answer(400, {"errors": [{"message": "Invalid variables or operationName."}]})
     try:
         document = parse(body["query"])
     except GraphQLError as error:
-        return Response.json(400, {"errors": _errors([error])})
+        return web.json_answer(400, {"errors": _errors([error])})
     invalid = validate(schema(), document)
     if invalid:
-        return Response.json(400, {"errors": _errors(invalid)})
+        return web.json_answer(400, {"errors": _errors(invalid)})
     result = execute_sync(
         schema(), document, root_value=ROOT, variable_values=variables, operation_name=operation
     )
     if result.data is None and result.errors:  # e.g. bad variables: nothing was executed
-        return Response.json(400, {"errors": _errors(result.errors)})
+        return web.json_answer(400, {"errors": _errors(result.errors)})
     answer: dict[str, Any] = {"data": result.data}
     if result.errors:
         answer["errors"] = _errors(result.errors)
-    return Response.json(200, answer)
+    return web.json_answer(200, answer)
 
 
-def data_service(state: State, req: Request) -> Response:
+def data_service(state: State, req: GatewayRequest) -> Response:
     """The folder's data service, to a bearer token granted `api.graphQL` and the folder."""
     grant = data_grant(state, req)
     endpoint = unquote(req.params["endpoint"])
     folder = endpoint[len(ENDPOINT_PREFIX) :] if endpoint.startswith(ENDPOINT_PREFIX) else ""
     if SCOPE not in grant.scopes or folder not in grant.folders:
         raise ApiError(403, messages.FOLDER_FORBIDDEN)
-    return execute(req.json)
+    return execute(req.json_body)

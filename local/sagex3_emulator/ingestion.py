@@ -12,11 +12,13 @@ from __future__ import annotations
 import secrets
 import uuid
 
-from . import messages
+from werkzeug.wrappers import Response
+
+from . import messages, web
 from .delivery import data_grant, named_file, presigned_url
-from .http_types import ApiError, Request, Response
 from .models import StoredFile, Tracking, UploadSlot
 from .state import State
+from .web import ApiError, GatewayRequest
 
 EICAR_MARKER = b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE"
 
@@ -38,7 +40,7 @@ def _scan_if_due(state: State, record: Tracking) -> None:
         record.last_status_update = scanned_at
 
 
-def request_upload(state: State, req: Request) -> Response:
+def request_upload(state: State, req: GatewayRequest) -> Response:
     """`POST /v1/dataingestion/{FOLDER}?filename=NAME` → `{"uploadUrl", "trackingUrl"}`."""
     grant, folder, filename = named_file(state, req)
     with state.lock:
@@ -46,7 +48,7 @@ def request_upload(state: State, req: Request) -> Response:
             raise ApiError(403, messages.FILE_EXISTS)
         now = state.now()
         tracking_id = str(uuid.uuid4())
-        tracking_url = f"{req.base_url}/dataingestion/tracking/{tracking_id}"
+        tracking_url = f"{req.api_base}/dataingestion/tracking/{tracking_id}"
         state.tracking[tracking_id] = Tracking(
             tracking_id=tracking_id,
             url=tracking_url,
@@ -60,8 +62,8 @@ def request_upload(state: State, req: Request) -> Response:
         opaque = secrets.token_urlsafe(24)
         lifetime = state.settings.link_lifetime
         state.uploads[opaque] = UploadSlot(grant.customer_url, folder, filename, tracking_id, now + lifetime)
-    upload_url = presigned_url(req.origin, f"/_upload/{opaque}", now, lifetime)
-    return Response.json(200, {"uploadUrl": upload_url, "trackingUrl": tracking_url})
+    upload_url = presigned_url(req.server_origin, f"/_upload/{opaque}", now, lifetime)
+    return web.json_answer(200, {"uploadUrl": upload_url, "trackingUrl": tracking_url})
 
 
 def _is_text(content: bytes) -> bool:
@@ -74,28 +76,28 @@ def _is_text(content: bytes) -> bool:
     return True
 
 
-def upload(state: State, req: Request) -> Response:
+def upload(state: State, req: GatewayRequest) -> Response:
     """`PUT /_upload/<opaque>`: store the raw bytes (text only; the size limit is checked earlier)."""
     with state.lock:
         slot = state.uploads.get(req.params["slot"])
         if slot is None:
-            return Response.s3_error(403, "AccessDenied", "Access Denied")
+            return web.s3_error(403, "AccessDenied", "Access Denied")
         if state.now() >= slot.expires_at:
-            return Response.s3_error(403, "AccessDenied", "Request has expired")
-        if not _is_text(req.body):
-            return Response.s3_error(400, "InvalidContent", "Only text files can be ingested")
-        stored = StoredFile(req.body, state.now())
+            return web.s3_error(403, "AccessDenied", "Request has expired")
+        if not _is_text(req.get_data()):
+            return web.s3_error(400, "InvalidContent", "Only text files can be ingested")
+        stored = StoredFile(req.get_data(), state.now())
         state.ingestion_folder(slot.customer_url, slot.folder)[slot.name] = stored
         tracking = state.tracking.get(slot.tracking_id)
         if tracking is not None:
             tracking.status = "awaiting_scan"
             tracking.status_message = "The file was received and is waiting for the virus scan"
             tracking.last_status_update = state.now()
-            tracking.scan_verdict = scan_verdict(slot.name, req.body)
-    return Response(200, headers={"ETag": f'"{stored.checksum}"'})
+            tracking.scan_verdict = scan_verdict(slot.name, req.get_data())
+    return web.Answer(status=200, headers={"ETag": f'"{stored.checksum}"'})
 
 
-def tracking(state: State, req: Request) -> Response:
+def tracking(state: State, req: GatewayRequest) -> Response:
     """`GET /v1/dataingestion/tracking/{uuid}`: the tracking document, for its own customer only."""
     grant = data_grant(state, req)
     with state.lock:
@@ -103,4 +105,4 @@ def tracking(state: State, req: Request) -> Response:
         if record is None or record.customer_url != grant.customer_url:
             raise ApiError(404, messages.NOT_FOUND)
         _scan_if_due(state, record)
-        return Response.json(200, record.to_json())
+        return web.json_answer(200, record.to_json())

@@ -26,10 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from .http_types import ApiError, Request, Response
+from werkzeug.wrappers import Response
+
+from . import web
 from .models import NotificationRecord, customer_key, iso_time
 from .state import State
 from .tokens import authenticate
+from .web import ApiError, GatewayRequest
 
 SIGNATURE_HEADER = "HMAC_SHA256"
 SOURCE = "dataDeliveryApi"
@@ -124,7 +127,7 @@ def post(url: str, body: bytes, signature: str | None, timeout: float) -> tuple[
         connection.close()
 
 
-def notification_detail(state: State, req: Request) -> Response:
+def notification_detail(state: State, req: GatewayRequest) -> Response:
     """`GET /v1/notification/{id}`: what was delivered, to a token of the notified customer only."""
     grant = authenticate(state, req)
     with state.lock:
@@ -143,7 +146,7 @@ def notification_detail(state: State, req: Request) -> Response:
                     size=len(stored.content),
                 )
             described.append(entry)
-    return Response.json(
+    return web.json_answer(
         200,
         {
             "notificationID": record.notification_id,

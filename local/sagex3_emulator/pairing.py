@@ -9,11 +9,13 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from . import messages, pages
-from .http_types import ApiError, Request, Response
+from werkzeug.wrappers import Response
+
+from . import messages, pages, web
 from .models import AuthCode, PendingRequest, customer_key
 from .state import State
 from .tokens import new_code
+from .web import ApiError, GatewayRequest
 
 
 @dataclass
@@ -168,28 +170,26 @@ def _consent(state: State, pending: PendingRequest, checked: list[str], error: s
     )
 
 
-def authorise_page(state: State, req: Request) -> Response:
+def authorise_page(state: State, req: GatewayRequest) -> Response:
     """`GET /v1/token/authorise`: the consent page, a JSON error, or an auto-submitted error callback."""
     try:
-        pending = open_request(state, req.region, req.query)
+        pending = open_request(state, req.region, dict(req.args.lists()))
     except CallbackInstead as redirect:
-        return Response.html(
-            200, pages.callback_page(redirect.callback.redirect_uri, redirect.callback.params)
-        )
-    return Response.html(200, _consent(state, pending, [], None))
+        return web.html(200, pages.callback_page(redirect.callback.redirect_uri, redirect.callback.params))
+    return web.html(200, _consent(state, pending, [], None))
 
 
-def decision_page(state: State, req: Request) -> Response:
+def decision_page(state: State, req: GatewayRequest) -> Response:
     """`POST /v1/token/authorise/decision`: the consent form's target."""
-    request_id = (req.form_values("request_id") or [""])[0]
-    decision = (req.form_values("decision") or [""])[0]
+    request_id = req.form.get("request_id", "")
+    decision = req.form.get("decision", "")
     if decision not in ("accept", "reject"):
-        return Response.html(400, pages.notice_page("Invalid decision", "Choose Accept or Reject."))
-    folders = req.form_values("folder")
+        return web.html(400, pages.notice_page("Invalid decision", "Choose Accept or Reject."))
+    folders = req.form.getlist("folder")
     try:
         callback = decide(state, request_id, accept=decision == "accept", folders=folders)
     except DecisionError as error:
         if error.pending is not None:
-            return Response.html(error.status, _consent(state, error.pending, folders, error.message))
-        return Response.html(error.status, pages.notice_page("Pairing request", error.message))
-    return Response.html(200, pages.callback_page(callback.redirect_uri, callback.params))
+            return web.html(error.status, _consent(state, error.pending, folders, error.message))
+        return web.html(error.status, pages.notice_page("Pairing request", error.message))
+    return web.html(200, pages.callback_page(callback.redirect_uri, callback.params))

@@ -12,10 +12,12 @@ import secrets
 import uuid
 from typing import Any
 
-from . import messages
-from .http_types import ApiError, Request, Response, status_phrase
+from werkzeug.wrappers import Response
+
+from . import messages, web
 from .models import AccessRecord, Client, Grant, gateway_host
 from .state import State
+from .web import ApiError, GatewayRequest, status_phrase
 
 _MAX_ACCESS_RECORDS = 10_000
 TOKEN_TYPE = "Bearer"  # nosec B105  # the OAuth token type, not a password
@@ -39,9 +41,9 @@ def _authenticate_client(state: State, client_id: str, secret: str) -> Client:
     return client
 
 
-def token_endpoint(state: State, req: Request) -> Response:
+def token_endpoint(state: State, req: GatewayRequest) -> Response:
     """Dispatch on `grant_type`; errors are `{"message"}` as Sage's, never OAuth's `error`."""
-    body = req.json
+    body = req.json_body
     if not isinstance(body, dict):
         raise ApiError(400, messages.MISSING_PARAMETERS)
     grant_type = _field(body, "grant_type")
@@ -52,7 +54,7 @@ def token_endpoint(state: State, req: Request) -> Response:
     raise ApiError(400, messages.INVALID_GRANT_TYPE)
 
 
-def _code_grant(state: State, req: Request, body: dict[str, Any]) -> Response:
+def _code_grant(state: State, req: GatewayRequest, body: dict[str, Any]) -> Response:
     code = _field(body, "code")
     client_id = _field(body, "client_id")
     secret = _field(body, "client_secret")
@@ -81,10 +83,10 @@ def _code_grant(state: State, req: Request, body: dict[str, Any]) -> Response:
             created_seq=state.grant_seq,
         )
         state.grants[grant.grant_id] = grant
-        return Response.json(200, issue_tokens(state, grant))
+        return web.json_answer(200, issue_tokens(state, grant))
 
 
-def _refresh_grant(state: State, req: Request, body: dict[str, Any]) -> Response:
+def _refresh_grant(state: State, req: GatewayRequest, body: dict[str, Any]) -> Response:
     token = _field(body, "refresh_token")
     client_id = _field(body, "client_id")
     secret = _field(body, "client_secret")
@@ -103,7 +105,7 @@ def _refresh_grant(state: State, req: Request, body: dict[str, Any]) -> Response
             raise dead
         if grant.home_region != req.region:
             raise ApiError(404, messages.NO_ASSOCIATION)
-        return Response.json(200, issue_tokens(state, grant))
+        return web.json_answer(200, issue_tokens(state, grant))
 
 
 def issue_tokens(state: State, grant: Grant) -> dict[str, Any]:
@@ -150,10 +152,10 @@ def _remember_access(state: State, token: str, record: AccessRecord) -> None:
     state.access_tokens[token] = record
 
 
-def authenticate(state: State, req: Request) -> Grant:
+def authenticate(state: State, req: GatewayRequest) -> Grant:
     """The live grant behind the request's bearer access token, or 401 `Unauthorised`."""
     unauthorised = ApiError(401, messages.UNAUTHORISED)
-    scheme, _, token = (req.header("Authorization") or "").partition(" ")
+    scheme, _, token = (req.headers.get("Authorization") or "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise unauthorised

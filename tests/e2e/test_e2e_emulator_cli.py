@@ -145,3 +145,17 @@ def test_a_mistake_is_one_sentence_and_exit_1(stack: RunningStack) -> None:
     line = fails(x3link(stack, "emulator", "files", "https://x3.emu-nobody.example", "NOFOLDER"))
 
     assert "NOFOLDER" in line
+
+
+def test_the_routes_that_can_fail_are_the_emulators_own(stack: RunningStack) -> None:
+    listed = json.loads(succeeds(x3link(stack, "emulator", "faults", "--json")))
+    unknown = x3link(stack, "emulator", "fail", "nowhere")
+    succeeds(x3link(stack, "emulator", "fail", "datadelivery", "--status", "503", "--count", "3"))
+    pending = succeeds(x3link(stack, "emulator", "faults"))
+    succeeds(x3link(stack, "emulator", "clear"))
+    cleared = succeeds(x3link(stack, "emulator", "faults"))
+
+    assert {"folders", "datadelivery", "graphql", "refresh"} <= set(listed["routes"])
+    assert unknown.returncode == 2 and "'nowhere' is not one of 'token'" in unknown.stderr
+    assert "pending   the next 3 datadelivery request(s) answer 503" in pending
+    assert "No failures pending." in cleared

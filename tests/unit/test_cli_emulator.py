@@ -64,7 +64,7 @@ def test_a_stack_with_no_emulator_says_so(tmp_path: Path) -> None:
     [
         ["emulator", "tokens"],
         ["emulator", "tokens", "--refresh-lifetime", "soon"],
-        ["emulator", "fail", "nowhere"],
+        ["emulator", "fail"],  # an unknown ROUTE is one the emulator does not name: test_emulator_cli.py
         ["emulator", "fail", "folders", "--status", "200"],
         ["emulator", "app"],
         ["emulator", "files", "acme"],

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from local.sagex3_emulator.control import ControlServer
+from local.sagex3_emulator.faults import FAULT_ROUTES
 from tests.component.emulator.conftest import CLIENT_ID, Reply, Sage, call
 from tests.component.emulator.test_emulator_notifications import app  # noqa: F401  # the app's receiver
 
@@ -35,6 +36,13 @@ def _control(url: str, method: str, route: str = "", body: Any = None) -> Reply:
 def test_it_listens_on_loopback_only(sage: Sage) -> None:
     with pytest.raises(ValueError, match="loopback"):
         ControlServer(sage.emu, host="0.0.0.0")  # noqa: S104  # nosec B104  # what is refused
+
+
+def test_a_port_in_use_is_an_oserror_not_an_exit(sage: Sage, control: str) -> None:
+    taken = int(control.rsplit(":", 1)[1].split("/")[0])
+
+    with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{taken}"):
+        ControlServer(sage.emu, port=taken)
 
 
 def test_show_names_the_gateways_knobs_and_apps(sage: Sage, control: str) -> None:
@@ -162,6 +170,22 @@ def test_a_429_fault_answers_with_its_retry_after(sage: Sage, control: str) -> N
     assert second.status == 200
 
 
+def test_the_fault_routes_and_the_pending_faults_are_listed(sage: Sage, control: str) -> None:
+    before = _control(control, "GET", "/faults")
+    _control(control, "POST", "/faults", {"route": "refresh", "status": 503, "count": 2, "retry_after": 9})
+    _control(control, "POST", "/faults", {"route": "graphql", "timeout": True})
+    pending = _control(control, "GET", "/faults/").json()["pending"]
+    _control(control, "DELETE", "/faults")
+
+    assert before.status == 200, before.text
+    assert before.json() == {"routes": list(FAULT_ROUTES), "pending": []}
+    assert [(f["route"], f["status"], f["count"], f["retry_after"], f["timeout"]) for f in pending] == [
+        ("refresh", 503, 2, 9, False),
+        ("graphql", None, 1, None, True),
+    ]
+    assert _control(control, "GET", "/faults").json()["pending"] == []
+
+
 def test_faults_are_cleared(sage: Sage, control: str) -> None:
     token = sage.pair()["access_token"]
     _control(control, "POST", "/faults", {"route": "folders", "status": 500, "count": 5})
@@ -181,6 +205,7 @@ def test_faults_are_cleared(sage: Sage, control: str) -> None:
         ("POST", "/files", {"customer": "https://x3.acme.example", "folder": "SEED", "count": 0}, 400),
         ("PUT", "/app", {"enabled": "no"}, 400),
         ("GET", "/nothing", None, 404),
+        ("PUT", "/faults", None, 404),
     ],
 )
 def test_mistakes_are_refused_with_a_sentence(
