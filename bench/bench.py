@@ -144,7 +144,8 @@ REQUEST_GOALS = {
     "folder query (warm, token fresh)": (1, 0, 1),
     "file list (warm, token fresh)": (1, 0, 1),
     "download link (warm)": (1, 0, 1),
-    "upload link (warm)": (1, 0, 1),
+    # The pairing's read, and the upload's row (GET /tenants/{tenant}/uploads lists it from the first).
+    "upload link (warm)": (2, 0, 1),
     "refresh (read, lease, commit)": (3, 0, 1),
     # The lease is also the keep-alive's read ("still due?"); KMS at most once, when the data key is cold.
     "keep-alive refresh (lease, commit)": (2, 1, 1),

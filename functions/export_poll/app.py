@@ -16,7 +16,7 @@ from x3link.counted_metrics import log_counted_metrics
 logger = Logger()
 metrics = Metrics()
 
-# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+# What it uses, built in Lambda's init phase (kept by a SnapStart snapshot): see wiring.prime.
 wiring.prime(wiring.export_poller)
 
 

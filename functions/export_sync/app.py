@@ -18,7 +18,7 @@ logger = Logger()
 metrics = Metrics()
 app = json_api()
 
-# What it uses, built in init when Lambda keeps the init (SnapStart): see wiring.prime.
+# What it uses, built in Lambda's init phase (kept by a SnapStart snapshot): see wiring.prime.
 wiring.prime(wiring.sync_switch)
 
 
