@@ -17,7 +17,7 @@ export SAM_CLI_TELEMETRY := 0
 MAKEFLAGS += --no-print-directory
 
 .PHONY: venv test test-fast pytest pytest-parallel lint lint-fast template checkov unit component e2e browser-deps build
-.PHONY: deploy run invoke bench clean
+.PHONY: deploy run invoke bench clean soak
 
 # Then the bundle itself, editable and without dependencies (requirements-dev.txt pinned them): that puts the
 # operator's CLI at .venv/bin/x3link (pyproject.toml [project.scripts]).
@@ -92,6 +92,16 @@ unit: $(STAMP)
 component: $(STAMP)
 	$(BIN)/python -m pytest $(XDIST) -m "not serial" tests/component
 	$(BIN)/python -m pytest -m serial tests/component || [ $$? -eq 5 ]  # 5: no serial test there
+
+## make soak: the concurrency and fault tests again and again (RUNS, 20 by default), stopping at the first
+## failure: a race that passes 49 runs in 50 is a failing test. Run it alone after touching the keeper, the
+## store, the rescue or the exports' ledger.
+RUNS ?= 20
+soak: $(STAMP)
+	@for run in $$(seq 1 $(RUNS)); do \
+		echo "soak: run $$run of $(RUNS)" >&2; \
+		$(BIN)/python -m pytest -q -n 2 -k "concurrent or fault" tests/unit tests/component || exit 1; \
+	done
 
 e2e: $(STAMP) browser-deps
 	$(BIN)/python -m pytest $(XDIST) -m "not serial" tests/e2e
