@@ -9,7 +9,7 @@ import random
 import time
 from collections import Counter
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import pytest
@@ -28,6 +28,9 @@ from tests.support.keeper import (
 from x3link import wiring
 from x3link.keep_alive import KeepAliveDispatcher, KeepAliveWorker, RefreshOrder, RefreshQueue
 from x3link.refresh_runs import KEPT_FAILURES
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 WORKER = "RefreshWorkerFunction"
 
@@ -70,7 +73,7 @@ def test_the_schedule_queues_only_due_pairings_through_the_index_and_spreads_the
     recording = RecordingSqs()
     dispatcher = KeepAliveDispatcher(
         wiring.token_keeper(),
-        RefreshQueue(stack.refs["RefreshQueue"], recording),
+        RefreshQueue(stack.refs["RefreshQueue"], cast("SQSClient", recording)),
         wiring.run_ledger(),
         keep_alive_seconds=7 * 86400,
         spread_seconds=900,
@@ -92,7 +95,7 @@ def test_the_schedule_queues_only_due_pairings_through_the_index_and_spreads_the
 def test_the_schedule_never_scans_the_table(sage: Emulator, stack: Stack, monkeypatch: Any) -> None:
     sage.configure(refresh_lifetime=3 * 86400)
     pair_many(sage, 3)
-    client = wiring.aws_client("dynamodb")
+    client: Any = wiring.aws_client("dynamodb")  # botocore's one door for every call, below the stubs
     operations: Counter[str] = Counter()
     original = client._make_api_call
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import suppress
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import pytest
@@ -29,6 +29,10 @@ from x3link import rescue as rescue_module
 from x3link import wiring
 from x3link.oauth import TokenSet
 from x3link.rescue import DrainResult, PoisonMessage, RescuedTokens, RescueTooLarge, TokenRescue
+
+if TYPE_CHECKING:
+    from mypy_boto3_kms import KMSClient
+    from mypy_boto3_sqs import SQSClient
 
 GENERATION = "4f9c2a7e0b1d4c3e8a6f5b2d9e0c1a7b"
 OTHER_GENERATION = "0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a"
@@ -180,7 +184,9 @@ def test_a_message_not_sealed_for_the_pairing_it_names_is_poison(
 
 @pytest.mark.parametrize("body", ["", "not json", "[1, 2]", "null", '{"tenant": "acme"}'])
 def test_a_body_that_is_no_rescue_message_is_poison(body: str) -> None:
-    offline = TokenRescue("queue", "dead-letters", "key", sqs=None, kms=None)  # refused before any call
+    offline = TokenRescue(  # refused before any call
+        "queue", "dead-letters", "key", sqs=cast("SQSClient", None), kms=cast("KMSClient", None)
+    )
     with pytest.raises(PoisonMessage):
         offline.open(body)
 

@@ -21,6 +21,7 @@ from local.sagex3_emulator import Emulator
 from local.triggers import QueuePoller
 from tests.support.sage import CLIENT_ID, CLIENT_SECRET, pair
 from x3link import wiring
+from x3link.aws_clients import Service
 from x3link.pairings import Pairing
 from x3link.token_keeper import TokenKeeper
 
@@ -76,7 +77,7 @@ def keeper(
     timing_now = wiring.keeper_timing()
     wrappers = {"dynamodb": dynamodb, "sqs": sqs}
 
-    def client(service: str) -> Any:
+    def client(service: Service) -> Any:
         made, wrap = real_client(service), wrappers.get(service)
         return wrap(made) if wrap is not None else made
 

@@ -21,11 +21,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from x3link import cursors, lifecycle
-from x3link.dynamo_attrs import n_or_none, s_or_none
+from x3link.dynamo_attrs import n_or_none, s, s_or_none
 from x3link.pairings import iso
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 100
 _AT_ID = re.compile(r"\d{10}\.\d{6}#\d{1,64}#\d{1,2}")
@@ -162,7 +165,7 @@ def _event_time(text: Any) -> float | None:
 class ActivityLog:
     """The activity table: entries written once per stream record, read newest first per tenant."""
 
-    def __init__(self, table_name: str, dynamodb: Any, *, kept_seconds: int) -> None:
+    def __init__(self, table_name: str, dynamodb: DynamoDBClient, *, kept_seconds: int) -> None:
         self._table = table_name
         self._db = dynamodb
         self._kept = kept_seconds
@@ -193,7 +196,7 @@ class ActivityLog:
         if start is not None:
             params["ExclusiveStartKey"] = start
         answer = self._db.query(**params)
-        entries = [json.loads(item["entry"]["S"]) for item in answer.get("Items", [])]
+        entries = [json.loads(s(item, "entry")) for item in answer.get("Items", [])]
         return entries, answer.get("LastEvaluatedKey")
 
 

@@ -18,10 +18,13 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from x3link.dynamo_attrs import n_or_none, s_or_none
 from x3link.refusal_policy import GatewayEvidence
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 KEY_PREFIX = "~app"  # tenants start with a letter or digit: these keys are never a pairing
 OPEN, CLOSED = "open", "closed"
@@ -107,7 +110,7 @@ class AppBreaker:
     def __init__(
         self,
         table_name: str,
-        dynamodb: Any,
+        dynamodb: DynamoDBClient,
         *,
         default_gateway: str = "",
         clock: Callable[[], float] = time.time,

@@ -24,7 +24,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -33,6 +33,10 @@ from botocore.exceptions import ClientError
 from x3link.aws_errors import STORE_ERRORS, error_code
 from x3link.errors import ConfigurationError
 from x3link.oauth import TokenSet
+
+if TYPE_CHECKING:
+    from mypy_boto3_kms import KMSClient
+    from mypy_boto3_sqs import SQSClient
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -95,7 +99,9 @@ def encryption_context(tenant: str, generation: str, version: int) -> dict[str, 
 
 
 class TokenRescue:
-    def __init__(self, queue_url: str, dead_letter_queue_url: str, key_id: str, sqs: Any, kms: Any) -> None:
+    def __init__(
+        self, queue_url: str, dead_letter_queue_url: str, key_id: str, sqs: SQSClient, kms: KMSClient
+    ) -> None:
         self._queue = queue_url
         self._dead_letters = dead_letter_queue_url
         self._key_id = key_id

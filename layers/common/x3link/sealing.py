@@ -36,6 +36,7 @@ from x3link.errors import ConfigurationError, SealedTokensUnreadable
 
 if TYPE_CHECKING:  # imported on first use: a function that never seals or opens never loads `cryptography`
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from mypy_boto3_kms import KMSClient
 
 FORMAT_VERSION = 2  # 1: sealed before blobs were bound to their pairing; no longer opened
 PURPOSE = "pairing-tokens"
@@ -157,7 +158,7 @@ class TokenSealer:
     """
 
     def __init__(
-        self, kms: Callable[[], Any], key_id: str, table: str, cache: DataKeyCache | None = None
+        self, kms: Callable[[], KMSClient], key_id: str, table: str, cache: DataKeyCache | None = None
     ) -> None:
         self._kms = kms
         self._key_id = key_id

@@ -35,6 +35,8 @@ from x3link.pairing_records import PairingRecords
 from x3link.pairings import ACTIVE, EXPIRED, SUSPENDED, Pairing, Refusal, seal_binding
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
     from x3link.sealing import TokenSealer
 
 logger = Logger(child=True)
@@ -44,7 +46,7 @@ class TokenStore(PairingRecords):
     """The pairings table with their tokens: sealed writes fenced on generation and version, the refresh
     lease, and the refusals recorded."""
 
-    def __init__(self, table_name: str, dynamodb: Any, sealer: TokenSealer | None = None) -> None:
+    def __init__(self, table_name: str, dynamodb: DynamoDBClient, sealer: TokenSealer | None = None) -> None:
         """`sealer` None: a store that reads and deletes pairings but never opens or stores tokens."""
         super().__init__(table_name, dynamodb)
         self._sealer = sealer

@@ -12,6 +12,8 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from x3link import snapshot
+from x3link.aws_clients import aws_client as aws_client
+from x3link.aws_clients import s3_client as s3_client
 from x3link.config import Settings, required_env
 from x3link.logs import pin_sdk_loggers
 
@@ -49,17 +51,6 @@ _jitter = random.Random()  # noqa: S311  # nosec B311  # jitter and run ids, not
 @cache
 def settings() -> Settings:
     return Settings.from_env()
-
-
-@cache
-def aws_client(service: str) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    # Bounded so that one call's worst case (2 x (1 s + 3 s) plus backoff) fits the keeper's timing: a
-    # commit under a refresh lease must finish, or park the tokens, well inside the lease.
-    config = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=1, read_timeout=3)
-    return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
 
 
 @cache
@@ -318,16 +309,6 @@ def delivery_timing() -> DeliveryTiming:
     from x3link.export_worker import DeliveryTiming
 
     return DeliveryTiming.from_env(os.environ)
-
-
-@cache
-def s3_client() -> Any:
-    """S3 for the delivery bucket: reads of a part may take longer than a table's 3 s."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=60)
-    return boto3.session.Session().client("s3", config=config)
 
 
 @cache
