@@ -102,7 +102,7 @@ def refresh_against_authlib(rounds: int = 41) -> dict[str, Any]:
     from tests.support.sage import CLIENT_ID, CLIENT_SECRET, pair
     from x3link import wiring
     from x3link.budget import Budget
-    from x3link.oauth import token_url
+    from x3link.sage.oauth import token_url
 
     with Emulator(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as sage, mock_aws():
         stack = aws_resources.create(

@@ -27,10 +27,10 @@ BLOCK = bytes(range(256)) * 4096  # 1 MiB
 CHILD = r"""
 import json, resource, sys, time
 from x3link.endpoints import EndpointPolicy
-from x3link.delivery_bucket import DeliveryBucket
-from x3link.export_orders import FileOrder
-from x3link.export_worker import _chunks, _metadata, _verify
-from x3link.sage_client import SageX3Client
+from x3link.exports.bucket import DeliveryBucket
+from x3link.exports.orders import FileOrder
+from x3link.exports.worker import _chunks, _metadata, _verify
+from x3link.sage.client import SageX3Client
 
 
 class Discarding:

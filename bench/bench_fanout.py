@@ -30,10 +30,10 @@ from moto import mock_aws
 
 from local import aws_resources
 from local.sagex3_emulator import Emulator
-from x3link.keep_alive import RefreshOrder
+from x3link.keep_alive.fan_out import RefreshOrder
 
 if TYPE_CHECKING:
-    from x3link.keep_alive import KeepAliveWorker
+    from x3link.keep_alive.fan_out import KeepAliveWorker
 
 DAY = 86400.0
 
@@ -113,8 +113,8 @@ class InMemoryQueue:
 def fan_out(pairings: int = 10_000, concurrency: int = 5, latency: float = 0.05) -> dict[str, Any]:
     from tests.support.sage import CLIENT_ID, CLIENT_SECRET
     from x3link import wiring
-    from x3link.keep_alive import KeepAliveDispatcher
-    from x3link.oauth import parse_token_response
+    from x3link.keep_alive.fan_out import KeepAliveDispatcher
+    from x3link.sage.oauth import parse_token_response
 
     with Emulator(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as sage, mock_aws(), atomic_moto():
         stack = aws_resources.create(
@@ -170,7 +170,7 @@ def fan_out(pairings: int = 10_000, concurrency: int = 5, latency: float = 0.05)
 def _worker(queue: InMemoryQueue, wiring: Any) -> KeepAliveWorker:
     """A worker in an execution environment of its own: its own keeper (lease owner), sharing the clients."""
     from tests.support.keeper import worker as keeper_of_its_own
-    from x3link.keep_alive import KeepAliveWorker
+    from x3link.keep_alive.fan_out import KeepAliveWorker
 
     return KeepAliveWorker(
         keeper_of_its_own(),
@@ -195,7 +195,7 @@ def _one_at_a_time(tenants: list[str], queue: InMemoryQueue, wiring: Any) -> flo
 
 def _drain(queue: InMemoryQueue, concurrency: int, wiring: Any) -> Counter[str]:
     """C execution environments polling the queue as Lambda's event source mapping does, until it is empty."""
-    from x3link.keep_alive import RetryLater
+    from x3link.keep_alive.fan_out import RetryLater
 
     outcomes: Counter[str] = Counter()
     lock = threading.Lock()

@@ -1,5 +1,5 @@
 """GET /tenants/{tenant}/activity: the pairing's recent history, newest first, a page at a time; never a
-token (the activity table holds none: x3link/activity.py).
+token (the activity table holds none: x3link/events/activity.py).
 
 Its role may query the activity table and nothing else.
 """
@@ -13,8 +13,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
-from x3link.activity import list_activity, page_limit
-from x3link.api import json_api, tenant_parameter
+from x3link.events.activity import list_activity, page_limit
+from x3link.web.api import json_api, tenant_parameter
 
 logger = Logger()
 app = json_api()

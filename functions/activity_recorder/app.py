@@ -15,7 +15,8 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from x3link import activity, wiring
+from x3link import wiring
+from x3link.events import activity
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)

@@ -11,12 +11,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
-from x3link.browser_binding import cookies_of
-from x3link.callback_params import parse_callback
 from x3link.counted_metrics import log_counted_metrics
 from x3link.errors import NotFound, X3LinkError
-from x3link.page_routes import html_resolver, page
-from x3link.pages import success_page
+from x3link.pairing.browser_binding import cookies_of
+from x3link.sage.callback_params import parse_callback
+from x3link.web.page_routes import html_resolver, page
+from x3link.web.pages import success_page
 
 logger = Logger()
 metrics = Metrics()

@@ -11,9 +11,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from x3link import data_delivery, wiring
-from x3link.api import json_api, request_budget, tenant_parameter
+from x3link import wiring
 from x3link.counted_metrics import log_counted_metrics
+from x3link.data import delivery
+from x3link.web.api import json_api, request_budget, tenant_parameter
 
 logger = Logger()
 metrics = Metrics()
@@ -34,7 +35,7 @@ def _tenant(tenant: str, folder: str, operation: str) -> str:
 def list_files(tenant: str, folder: str) -> dict[str, Any]:
     tenant = _tenant(tenant, folder, "list")
     cursor = app.current_event.get_query_string_value("cursor")
-    return data_delivery.list_files(
+    return delivery.list_files(
         tenant, folder, cursor, wiring.token_keeper(), wiring.sage_client(), request_budget(app)
     )
 
@@ -43,7 +44,7 @@ def list_files(tenant: str, folder: str) -> dict[str, Any]:
 def download(tenant: str, folder: str, filename: str) -> dict[str, Any]:
     tenant = _tenant(tenant, folder, "download")
     # The answer holds the presigned link: it goes to the app, never to a log line.
-    return data_delivery.download_link(
+    return delivery.download_link(
         tenant, folder, filename, wiring.token_keeper(), wiring.sage_client(), request_budget(app)
     )
 
@@ -51,7 +52,7 @@ def download(tenant: str, folder: str, filename: str) -> dict[str, Any]:
 @app.delete("/tenants/<tenant>/folders/<folder>/files/<filename>")
 def delete(tenant: str, folder: str, filename: str) -> Response[Any]:
     tenant = _tenant(tenant, folder, "delete")
-    data_delivery.delete_file(
+    delivery.delete_file(
         tenant, folder, filename, wiring.token_keeper(), wiring.sage_client(), request_budget(app)
     )
     logger.info("Delivered file deleted at Sage X3")

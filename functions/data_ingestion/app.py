@@ -12,9 +12,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from x3link import data_ingestion, uploads, wiring
-from x3link.api import json_api, json_body, request_budget, tenant_parameter
+from x3link import wiring
 from x3link.counted_metrics import log_counted_metrics
+from x3link.data import ingestion, uploads
+from x3link.web.api import json_api, json_body, request_budget, tenant_parameter
 
 logger = Logger()
 metrics = Metrics()
@@ -31,11 +32,11 @@ def request_upload(tenant: str, folder: str) -> Response[Any]:
     metrics.add_metric(name="DataIngestionRequests", unit=MetricUnit.Count, value=1)
     # The answer holds the presigned upload link: it goes to the app, never to a log line.
     body = json_body(app)
-    upload = data_ingestion.request_upload(
+    upload = ingestion.request_upload(
         tenant, folder, body, wiring.token_keeper(), wiring.sage_client(), request_budget(app)
     )
     logger.info("Upload link issued", extra={"tracking_id": upload["tracking_id"]})
-    data_ingestion.record_upload(wiring.upload_log(), tenant, folder, body["filename"], upload)
+    ingestion.record_upload(wiring.upload_log(), tenant, folder, body["filename"], upload)
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=upload)
 
 
@@ -44,7 +45,7 @@ def upload_status(tenant: str, tracking_id: str) -> dict[str, Any]:
     tenant = tenant_parameter(tenant)
     logger.append_keys(tenant=tenant, operation="tracking")
     metrics.add_metric(name="DataIngestionRequests", unit=MetricUnit.Count, value=1)
-    return data_ingestion.upload_status(
+    return ingestion.upload_status(
         tenant, tracking_id, wiring.token_keeper(), wiring.sage_client(), request_budget(app)
     )
 

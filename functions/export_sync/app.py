@@ -10,9 +10,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
-from x3link.api import json_api, json_body, tenant_parameter
 from x3link.counted_metrics import log_counted_metrics
 from x3link.errors import BadRequest
+from x3link.web.api import json_api, json_body, tenant_parameter
 
 logger = Logger()
 metrics = Metrics()

@@ -12,10 +12,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from x3link import data_service, wiring
-from x3link.api import body_bytes, json_api, request_budget, tenant_parameter
+from x3link import wiring
 from x3link.counted_metrics import log_counted_metrics
-from x3link.folders import list_folders
+from x3link.data import live_api
+from x3link.data.folders import list_folders
+from x3link.web.api import body_bytes, json_api, request_budget, tenant_parameter
 
 logger = Logger()
 metrics = Metrics()
@@ -40,7 +41,7 @@ def graphql(tenant: str, folder: str) -> Response[str]:
     logger.append_keys(tenant=tenant, folder=folder, operation="graphql")
     metrics.add_metric(name="GraphQLQueries", unit=MetricUnit.Count, value=1)
     # The query and Sage's answer are the customer's data: neither goes to a log line.
-    answer = data_service.query(
+    answer = live_api.query(
         tenant, folder, body_bytes(app), wiring.token_keeper(), wiring.sage_client(), request_budget(app)
     )
     logger.info("GraphQL request answered", extra={"status": answer.status})

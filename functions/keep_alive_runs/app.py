@@ -13,9 +13,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
-from x3link.api import json_api
 from x3link.errors import RunNotFound
-from x3link.refresh_runs import list_runs, page_limit, run_id
+from x3link.keep_alive.runs import list_runs, page_limit, run_id
+from x3link.web.api import json_api
 
 logger = Logger()
 app = json_api()

@@ -15,10 +15,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from x3link import notifications, wiring
-from x3link.api import body_bytes, json_api, request_budget
+from x3link import wiring
 from x3link.counted_metrics import log_counted_metrics
 from x3link.errors import BadSignature
+from x3link.sage import notifications
+from x3link.web.api import body_bytes, json_api, request_budget
 
 logger = Logger()
 metrics = Metrics()

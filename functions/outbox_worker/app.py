@@ -1,5 +1,5 @@
 """Outbox queue trigger: each S3 event of a new outbox object, and each of the worker's own follow-ups,
-moves one file a step towards Sage X3 (checked, sent, followed: x3link/outbox.py).
+moves one file a step towards Sage X3 (checked, sent, followed: x3link/outbox/worker.py).
 
 A message whose handling raised is a batch item failure: SQS hands it back, and after three receives sets
 it aside in OutboxDeadLetterQueue (OutboxDeadLetterAlarm). A file Sage would not take for now is not a

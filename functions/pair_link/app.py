@@ -18,8 +18,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from x3link import wiring
 from x3link.counted_metrics import log_counted_metrics
 from x3link.errors import PairingLinkInvalid, X3LinkError
-from x3link.page_routes import html_resolver, page
-from x3link.pairing_states import COMPLETED_KEPT_SECONDS
+from x3link.pairing.states import COMPLETED_KEPT_SECONDS
+from x3link.web.page_routes import html_resolver, page
 
 logger = Logger()
 metrics = Metrics()

@@ -15,8 +15,9 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from x3link import lifecycle, wiring
+from x3link import wiring
 from x3link.counted_metrics import log_counted_metrics
+from x3link.events import lifecycle
 
 logger = Logger()
 metrics = Metrics()

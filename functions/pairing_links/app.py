@@ -15,8 +15,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
-from x3link.api import json_api
-from x3link.pairing_links import list_links, page_limit, status_filter
+from x3link.pairing.links import list_links, page_limit, status_filter
+from x3link.web.api import json_api
 
 logger = Logger()
 app = json_api()

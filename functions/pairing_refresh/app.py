@@ -11,8 +11,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
-from x3link.api import json_api, request_budget, tenant_parameter
 from x3link.counted_metrics import log_counted_metrics
+from x3link.web.api import json_api, request_budget, tenant_parameter
 
 logger = Logger()
 metrics = Metrics()

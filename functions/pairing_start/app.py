@@ -11,9 +11,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
-from x3link.api import json_api, json_body
 from x3link.counted_metrics import log_counted_metrics
-from x3link.pairing import PairingRequest
+from x3link.pairing.flow import PairingRequest
+from x3link.web.api import json_api, json_body
 
 logger = Logger()
 metrics = Metrics()

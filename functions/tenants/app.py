@@ -15,9 +15,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
-from x3link.api import json_api, tenant_parameter
 from x3link.errors import NotPaired
-from x3link.tenant_listing import list_tenants, page_limit, status_filter
+from x3link.pairing.tenants import list_tenants, page_limit, status_filter
+from x3link.web.api import json_api, tenant_parameter
 
 logger = Logger()
 app = json_api()

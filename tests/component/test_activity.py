@@ -18,7 +18,7 @@ from local.triggers import Triggers
 from tests.support.api import call, invoke
 from tests.support.keeper import stored
 from tests.support.sage import CLIENT_SECRET, pair
-from x3link import cursors
+from x3link.web import cursors
 
 ACME = "https://x3.acme.example"
 SCHEDULED = json.loads((Path(__file__).parents[2] / "events" / "scheduled.json").read_text())

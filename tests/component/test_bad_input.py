@@ -25,9 +25,9 @@ from local.lambda_context import for_function
 from local.sagex3_emulator import Emulator
 from tests.support.api import SIGNED, STAGE, call
 from tests.support.sage import pair
-from x3link import request_json
 from x3link.config import TENANT_PATTERN
 from x3link.errors import CallbackError
+from x3link.web import request_json
 
 ROUTES = tpl.routes()
 EXAMPLES_PER_ROUTE = 100
@@ -278,7 +278,7 @@ def test_json_nested_within_the_limit_is_read_and_brackets_in_strings_do_not_cou
 
 
 def test_a_callback_body_nested_too_deep_is_a_callback_error() -> None:
-    from x3link.callback_params import parse_callback
+    from x3link.sage.callback_params import parse_callback
 
     with pytest.raises(CallbackError, match="nested"):
         parse_callback({"body": _nested(100, "object"), "headers": {"Content-Type": "application/json"}})

@@ -28,7 +28,7 @@ from local.sagex3_emulator import Customer, Emulator
 from tests.support.api import SIGNED, STAGE, Answer, call
 from tests.support.sage import open_link, start_pairing
 from x3link import wiring
-from x3link.pages import FAILURE_SENTENCES
+from x3link.web.pages import FAILURE_SENTENCES
 
 ACME = "https://x3.acme.example"
 GLOBEX = "https://x3.globex.example"  # homed in us-prod where a test registers it

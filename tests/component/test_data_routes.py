@@ -26,11 +26,11 @@ from tests.support.api import Answer, call
 from tests.support.contract import TENANT_FIELDS
 from tests.support.keeper import stored, tune
 from tests.support.sage import pair
-from x3link import data_delivery, data_ingestion
-from x3link.breaker import gateway_key
-from x3link.data_integration import PRESIGNED_LIFETIME, file_name, link_expiry
+from x3link.data import delivery, ingestion
+from x3link.data.integration import PRESIGNED_LIFETIME, file_name, link_expiry
 from x3link.endpoints import normalise
 from x3link.errors import BadRequest
+from x3link.refresh.breaker import gateway_key
 
 ACME = "https://x3.acme.example"
 FILES = "/tenants/acme/folders/SEED/files"
@@ -439,11 +439,11 @@ def test_names_reach_sage_encoded_and_whole() -> None:
     """Validated, then percent-encoded as one path segment or query value: nothing is read as syntax."""
     name = "a b&c=d?e#f%25+ü.csv"
     assert file_name(name) == name
-    url = data_delivery.file_url("https://api.eu-prod-sagex3.com/v1", "SEED", name)
+    url = delivery.file_url("https://api.eu-prod-sagex3.com/v1", "SEED", name)
     assert url == (
         "https://api.eu-prod-sagex3.com/v1/datadelivery/SEED/?filename=a%20b%26c%3Dd%3Fe%23f%2525%2B%C3%BC.csv"
     )
-    upload = data_ingestion.upload_request_url("https://api.eu-prod-sagex3.com/v1", "X3", "a&b")
+    upload = ingestion.upload_request_url("https://api.eu-prod-sagex3.com/v1", "X3", "a&b")
     assert upload == "https://api.eu-prod-sagex3.com/v1/dataingestion/X3?filename=a%26b"
     with pytest.raises(BadRequest):
         file_name("a/../../b")

@@ -28,7 +28,7 @@ from tests.support.api import Answer, call
 from tests.support.keeper import sweep
 from tests.support.sage import pair
 from x3link import wiring
-from x3link.sage_client import REFUSED_METRIC
+from x3link.sage.client import REFUSED_METRIC
 
 ACME = "https://x3.acme.example"
 GLOBEX = "https://x3.globex.example"  # homed in us-prod, the allowed other region

@@ -29,7 +29,7 @@ from tests.support.keeper import Spy, rewire
 from tests.support.sage import pair
 from x3link import wiring
 from x3link.errors import UpstreamTimeout
-from x3link.export_worker import DeliveryTiming
+from x3link.exports.worker import DeliveryTiming
 
 CUSTOMER = "https://x3.acme.example"
 SYNC = "/tenants/acme/folders/SEED/sync"

@@ -13,9 +13,9 @@ from tests.support.api import Answer, call
 from tests.support.keeper import stored
 from tests.support.sage import pair
 from x3link import wiring
-from x3link.data_service import MAX_BODY
+from x3link.data.live_api import MAX_BODY
 from x3link.endpoints import EndpointPolicy
-from x3link.sage_client import SageX3Client
+from x3link.sage.client import SageX3Client
 
 ACME = "https://x3.acme.example"
 SCOPE = "api.dataDelivery api.graphQL"

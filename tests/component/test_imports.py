@@ -51,7 +51,7 @@ def test_handlers_that_never_call_sage_do_not_load_the_sage_client(
     logical_id: str, environments: dict[str, dict[str, str]]
 ) -> None:
     imported = _imported_by(logical_id, environments[logical_id])
-    assert {"x3link.sage_client", "x3link.sage_session"} & imported == set()
+    assert {"x3link.sage.client", "x3link.data.session"} & imported == set()
 
 
 @pytest.mark.parametrize("logical_id", sorted(tpl.functions()))

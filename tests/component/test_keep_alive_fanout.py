@@ -26,8 +26,8 @@ from tests.support.keeper import (
     sweep,
 )
 from x3link import wiring
-from x3link.keep_alive import KeepAliveDispatcher, KeepAliveWorker, RefreshOrder, RefreshQueue
-from x3link.refresh_runs import KEPT_FAILURES
+from x3link.keep_alive.fan_out import KeepAliveDispatcher, KeepAliveWorker, RefreshOrder, RefreshQueue
+from x3link.keep_alive.runs import KEPT_FAILURES
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

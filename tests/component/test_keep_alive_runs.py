@@ -14,7 +14,8 @@ from tests.support.api import call
 from tests.support.aws_faults import AwsCalls
 from tests.support.keeper import sweep
 from tests.support.sage import pair
-from x3link import cursors, wiring
+from x3link import wiring
+from x3link.web import cursors
 
 ACME = "https://x3.acme.example"
 DAY = 86400.0

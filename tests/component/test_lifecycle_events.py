@@ -27,7 +27,8 @@ from tests.support.stream_images import (
     Image,
     image,
 )
-from x3link import lifecycle, wiring
+from x3link import wiring
+from x3link.events import lifecycle
 
 
 def types(event_name: str, old: Image | None, new: Image | None) -> list[str]:

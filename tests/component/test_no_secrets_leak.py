@@ -30,9 +30,9 @@ from tests.support.keeper import put_credentials, sweep, tune
 from tests.support.sage import CLIENT_ID, CLIENT_SECRET, pair, start_browser
 from tests.support.sage import callback as deliver_callback
 from x3link import wiring
-from x3link.callback_params import CallbackParams, parse_callback
-from x3link.oauth import ClientCredentials, TokenSet
-from x3link.pairings import Pairing
+from x3link.sage.callback_params import CallbackParams, parse_callback
+from x3link.sage.oauth import ClientCredentials, TokenSet
+from x3link.tokens.model import Pairing
 
 SERVICE = "sage-x3-link"
 ACME = "https://x3.acme.example"

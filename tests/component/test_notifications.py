@@ -22,7 +22,9 @@ from tests.support.api import Answer, call
 from tests.support.aws_faults import AwsCalls
 from tests.support.events import lifecycle_events
 from tests.support.sage import CLIENT_ID, pair
-from x3link import lifecycle, notifications, request_json
+from x3link.events import lifecycle
+from x3link.sage import notifications
+from x3link.web import request_json
 
 CUSTOMER = "https://x3.acme.example"
 GRANTED = ["SEED", "X3"]

@@ -17,8 +17,8 @@ from local.aws_resources import Stack
 from local.sagex3_emulator import Emulator
 from tests.support.api import Answer, call
 from tests.support.sage import callback, open_link, start_pairing
-from x3link import cursors
-from x3link.pairing_states import LINK_KEPT_SECONDS
+from x3link.pairing.states import LINK_KEPT_SECONDS
+from x3link.web import cursors
 
 ACME = "https://x3.acme.example"
 

@@ -22,7 +22,7 @@ from local.sagex3_emulator import Customer, Emulator
 from tests.support.api import Answer, call
 from tests.support.sage import Browser, callback, open_link, start_browser, start_pairing
 from x3link import wiring
-from x3link.pages import FAILURE_SENTENCES
+from x3link.web.pages import FAILURE_SENTENCES
 
 ACME = "https://x3.acme.example"
 STRANGER = "https://x3.stranger.example"  # another X3 cloud configuration: another JWT `sub`

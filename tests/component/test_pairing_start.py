@@ -20,7 +20,7 @@ from local.sagex3_emulator import Emulator
 from tests.support.api import STAGE, call
 from tests.support.sage import CLIENT_ID, open_link
 from x3link import wiring
-from x3link.pairing_states import LINK_KEPT_SECONDS
+from x3link.pairing.states import LINK_KEPT_SECONDS
 
 CUSTOMER = "https://x3.acme.example"
 

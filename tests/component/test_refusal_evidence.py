@@ -30,10 +30,10 @@ from tests.support.events import lifecycle_events
 from tests.support.keeper import concurrently, keeper, pair_many, put_credentials, rewire, stored, sweep, tune
 from tests.support.sage import CLIENT_ID, pair
 from x3link import wiring
-from x3link.breaker import AppBreaker
 from x3link.endpoints import normalise
 from x3link.errors import AppUnavailable, PairingSuspended
-from x3link.pairings import Pairing
+from x3link.refresh.breaker import AppBreaker
+from x3link.tokens.model import Pairing
 
 PAIRINGS = 20
 NEW_SECRET = "regenerated-in-the-app-registry-0123456789"

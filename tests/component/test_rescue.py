@@ -25,10 +25,10 @@ from local.sagex3_emulator import Emulator
 from tests.support.api import invoke
 from tests.support.keeper import stored, sweep
 from tests.support.sage import pair
-from x3link import rescue as rescue_module
 from x3link import wiring
-from x3link.oauth import TokenSet
-from x3link.rescue import DrainResult, PoisonMessage, RescuedTokens, RescueTooLarge, TokenRescue
+from x3link.refresh import rescue as rescue_module
+from x3link.refresh.rescue import DrainResult, PoisonMessage, RescuedTokens, RescueTooLarge, TokenRescue
+from x3link.sage.oauth import TokenSet
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient

@@ -1,4 +1,4 @@
-"""Pairing tokens sealed per tenant (x3link/sealing.py): a dump of every table and queue shows no token,
+"""Pairing tokens sealed per tenant (tokens/sealing.py): a dump of every table and queue shows no token,
 a blob moved to another tenant does not open (and is never overwritten for it), warm reads and refreshes
 make no KMS call, TenantsFunction never opens tokens, and items from before sealing keep working until
 their next write seals them."""
@@ -24,7 +24,7 @@ from tests.support.keeper import PARKING, keeper, stored, sweep, tune
 from tests.support.sage import callback, pair, start_browser
 from x3link import wiring
 from x3link.errors import ConfigurationError
-from x3link.sealing import PURPOSE, encryption_context
+from x3link.tokens.sealing import PURPOSE, encryption_context
 
 ACME = "https://x3.acme.example"
 GLOBEX = "https://x3.globex.example"
@@ -53,7 +53,7 @@ def kms_by_function(calls: AwsCalls, since: int = 0, purpose: str = PURPOSE) -> 
 @pytest.fixture
 def received(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every access and refresh token that Sage's token answers brought to the bundle."""
-    from x3link.sage_client import SageX3Client
+    from x3link.sage.client import SageX3Client
 
     tokens: list[str] = []
     original = SageX3Client.token

@@ -18,10 +18,10 @@ from local.sagex3_emulator import Emulator
 from tests.support.api import call
 from tests.support.sage import CLIENT_SECRET, pair
 from x3link import snapshot, wiring
-from x3link.breaker import BreakerView
-from x3link.oauth import ClientCredentials, TokenSet
-from x3link.pairings import Pairing
-from x3link.sealing import DataKeyCache
+from x3link.refresh.breaker import BreakerView
+from x3link.sage.oauth import ClientCredentials, TokenSet
+from x3link.tokens.model import Pairing
+from x3link.tokens.sealing import DataKeyCache
 
 # What wiring caches per execution environment, SDK clients aside: the services init may leave behind.
 SERVICES: tuple[Callable[[], Any], ...] = (

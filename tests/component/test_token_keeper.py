@@ -20,7 +20,7 @@ from tests.support.events import lifecycle_events
 from tests.support.keeper import Spy, concurrently, keeper, stored, sweep, worker
 from tests.support.sage import pair
 from x3link import wiring
-from x3link.aws_clients import Service
+from x3link.aws.clients import Service
 from x3link.budget import Budget
 from x3link.errors import UpstreamError, UpstreamTimeout
 

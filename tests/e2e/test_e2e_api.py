@@ -19,7 +19,7 @@ from local.sagex3_emulator import Customer, Emulator
 from tests.e2e.conftest import Reply, RunningStack, names
 from tests.support.contract import TENANT_FIELDS
 from tests.support.sage import CLIENT_ID, CLIENT_SECRET
-from x3link.pages import FAILURE_SENTENCES
+from x3link.web.pages import FAILURE_SENTENCES
 
 pytestmark = pytest.mark.e2e
 

@@ -19,8 +19,8 @@ import pytest
 
 from local.sagex3_emulator import Customer
 from tests.e2e.conftest import HOST, SCREENSHOTS, RunningStack, running_stack
-from x3link.browser_binding import COOKIE_PREFIX
-from x3link.pages import FAILURE_SENTENCES
+from x3link.pairing.browser_binding import COOKIE_PREFIX
+from x3link.web.pages import FAILURE_SENTENCES
 
 pytestmark = pytest.mark.browser
 

@@ -25,7 +25,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from x3link import wiring
-from x3link.aws_clients import Service
+from x3link.aws.clients import Service
 
 ERROR, THROTTLE, TIMEOUT, APPLIED_LOST = "error", "throttle", "timeout", "applied_lost"
 MODES = (ERROR, THROTTLE, TIMEOUT, APPLIED_LOST)
@@ -217,7 +217,7 @@ class Received:
 
 def watch_token_answers(monkeypatch: pytest.MonkeyPatch) -> Received:
     """Record every refresh token the functions' Sage client receives from a token call."""
-    from x3link.sage_client import SageX3Client
+    from x3link.sage.client import SageX3Client
 
     received = Received()
     original = SageX3Client.token

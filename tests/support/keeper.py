@@ -21,9 +21,9 @@ from local.sagex3_emulator import Emulator
 from local.triggers import QueuePoller
 from tests.support.sage import CLIENT_ID, CLIENT_SECRET, pair
 from x3link import wiring
-from x3link.aws_clients import Service
-from x3link.pairings import Pairing
-from x3link.token_keeper import TokenKeeper
+from x3link.aws.clients import Service
+from x3link.refresh.keeper import TokenKeeper
+from x3link.tokens.model import Pairing
 
 SCHEDULED_EVENT = Path(__file__).parents[2] / "events" / "scheduled.json"
 WORKER = "RefreshWorkerFunction"

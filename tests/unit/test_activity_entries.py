@@ -1,4 +1,4 @@
-"""What one change stream record adds to a pairing's activity (x3link/activity.py), as a pure function:
+"""What one change stream record adds to a pairing's activity (x3link/events/activity.py), as a pure function:
 refreshes with their outcome, Sage's refusals, lifecycle changes, file notifications; never a token."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from x3link.activity import entries_for
+from x3link.events.activity import entries_for
 
 T0 = 1_767_225_600.0
 ACCESS, REFRESH = "EXAMPLE-access-token-value", "EXAMPLE-refresh-token-value"

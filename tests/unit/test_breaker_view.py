@@ -3,7 +3,7 @@ pairings a closing breaker makes due again. Pure: the record is a dict as Dynamo
 
 from __future__ import annotations
 
-from x3link.breaker import BreakerView, gateway_key
+from x3link.refresh.breaker import BreakerView, gateway_key
 
 GATEWAY = "https://api.eu-prod-sagex3.com/v1"
 

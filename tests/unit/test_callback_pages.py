@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from x3link.pages import FAILURE_SENTENCES, error_page, failure_page, success_page
+from x3link.web.pages import FAILURE_SENTENCES, error_page, failure_page, success_page
 
 # The X3 a pairing reached, as the callback hands it to the page.
 X3: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""x3link.callback_params as a pure unit: every shape of Sage X3's callback (docs/sage-x3.md#callback)."""
+"""sage/callback_params.py as a pure unit: every shape of Sage X3's callback (docs/sage-x3.md#callback)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from x3link.callback_params import MAX_BODY_BYTES, CallbackParams, parse_callback
 from x3link.errors import CallbackError
+from x3link.sage.callback_params import MAX_BODY_BYTES, CallbackParams, parse_callback
 
 CODE = "c0de-Value_123"
 STATE = "st4te-Value_456"

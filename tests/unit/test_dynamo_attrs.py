@@ -1,4 +1,4 @@
-"""The DynamoDB attribute readers every store and stream reader shares (x3link/dynamo_attrs.py)."""
+"""The DynamoDB attribute readers every store and stream reader shares (x3link/aws/dynamo_attrs.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from x3link.dynamo_attrs import (
+from x3link.aws.dynamo_attrs import (
     b_or_none,
     flag,
     n,
@@ -110,7 +110,7 @@ def _raw_reads(path: Path) -> list[str]:
 
 def test_the_layer_reads_typed_attributes_only_through_dynamo_attrs() -> None:
     """A store that spells `item["x"]["S"]` itself drifts from the others (a missing attribute, another
-    type): every read goes through x3link/dynamo_attrs.py."""
+    type): every read goes through x3link/aws/dynamo_attrs.py."""
     modules = [path for path in sorted(LAYER.rglob("*.py")) if path.name != "dynamo_attrs.py"]
     assert len(modules) > 20, "the layer was not found"
     assert [read for path in modules for read in _raw_reads(path)] == []

@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from x3link import lifecycle
-from x3link.export_orders import (
+from x3link.aws.sqs_delays import retry_after_seconds
+from x3link.events import lifecycle
+from x3link.exports.orders import (
     FileOrder,
     ScanOrder,
     checksum_matches,
     parse_order,
     version_of,
 )
-from x3link.sqs_delays import retry_after_seconds
 
 ORDER = FileOrder(
     "acme", "SEED", "orders.csv", 15, "9e107d9d372bb6826bd81d3542a419d6", "2026-01-01T12:00:00Z"

@@ -13,7 +13,7 @@ from aws_lambda_powertools import Metrics
 
 from x3link.endpoints import EndpointPolicy, origin_of
 from x3link.errors import GatewayNotAllowed
-from x3link.sage_client import REFUSED_METRIC, SageX3Client
+from x3link.sage.client import REFUSED_METRIC, SageX3Client
 
 EU = "https://api.eu-prod-sagex3.com/v1"
 US = "https://api.us-prod-sagex3.com/v1"

@@ -22,8 +22,8 @@ from tests.support.stream_images import (
     app,
     image,
 )
-from x3link import lifecycle
-from x3link.pairing_events import EventPublisher
+from x3link.events import lifecycle
+from x3link.events.bus import EventPublisher
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient

@@ -1,4 +1,4 @@
-"""x3link.oauth as a pure unit: requests built for Sage X3, and token responses read robustly."""
+"""x3link.sage.oauth as a pure unit: requests built for Sage X3, and token responses read robustly."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from x3link.errors import UpstreamError
-from x3link.oauth import (
+from x3link.sage.oauth import (
     ACCESS_TOKEN_LIFETIME,
     AMBIGUOUS,
     APP,

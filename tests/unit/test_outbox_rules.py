@@ -1,6 +1,6 @@
-"""The outbox's pure decisions (x3link/outbox_rules.py): which objects an S3 event names, where a key points,
+"""The outbox's pure decisions (x3link/outbox/rules.py): which objects an S3 event names, where a key points,
 the rules a file must meet before Sage hears of it, what Sage's tracking status means, and the backoff; and
-the uploads table's change that announces an outcome (x3link/lifecycle.py)."""
+the uploads table's change that announces an outcome (x3link/events/lifecycle.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from x3link import lifecycle
-from x3link.outbox_rules import (
+from x3link.events import lifecycle
+from x3link.outbox.rules import (
     MAX_BYTES,
     Reason,
     Verdict,

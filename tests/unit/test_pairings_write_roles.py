@@ -98,7 +98,7 @@ def test_every_role_that_writes_pairings_is_held_to_named_attributes() -> None:
 
 @pytest.mark.parametrize("function", sorted(KEEPERS))
 def test_a_keeper_writes_tokens_and_refresh_state_but_never_where_a_pairing_goes(function: str) -> None:
-    # What a refresh commits (x3link/token_store.py): the rotated tokens, sealed, fenced on the generation.
+    # What a refresh commits (x3link/tokens/store.py): the rotated tokens, sealed, fenced on the generation.
     commit = (
         "SET sealed_tokens = :sealed, access_token_expires_epoch = :a, refresh_token_expires_epoch = :r, "
         "refreshed_at = :now, #version = #version + :one, #status = :active "

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from x3link.refusal_policy import (
+from x3link.refresh.refusal_policy import (
     GatewayEvidence,
     Judgement,
     Reason,

@@ -13,8 +13,9 @@ import pytest
 
 from local import template as tpl
 from local.template import Intrinsic
-from x3link import rescue, sealing
 from x3link.config import Settings
+from x3link.refresh import rescue
+from x3link.tokens import sealing
 
 ROOT = Path(__file__).parents[2]
 FUNCTIONS = tpl.functions()

@@ -1,4 +1,4 @@
-"""The token sealer on its own (x3link/sealing.py), with a fake KMS: a blob opens for its tenant only, an
+"""The token sealer on its own (tokens/sealing.py), with a fake KMS: a blob opens for its tenant only, an
 altered or moved blob does not open, warm seals make no KMS call, data keys are cached for a bounded time
 (the sealer in the stack: tests/component/test_sealed_tokens.py)."""
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 
 from x3link.errors import SealedTokensUnreadable
-from x3link.sealing import DataKeyCache, TokenSealer, encryption_context
+from x3link.tokens.sealing import DataKeyCache, TokenSealer, encryption_context
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient

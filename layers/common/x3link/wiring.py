@@ -12,33 +12,33 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from x3link import snapshot
-from x3link.aws_clients import aws_client as aws_client
-from x3link.aws_clients import s3_client as s3_client
+from x3link.aws.clients import aws_client as aws_client
+from x3link.aws.clients import s3_client as s3_client
 from x3link.config import Settings, required_env
 from x3link.logs import pin_sdk_loggers
 
 if TYPE_CHECKING:  # imported where they are built: a cold start loads only what its handler uses
-    from x3link.activity import ActivityLog
-    from x3link.breaker import AppBreaker
-    from x3link.credentials import CredentialsSource
-    from x3link.delivery_ledger import DeliveryLedger
-    from x3link.export_sync import ExportPoller, SyncSwitch
-    from x3link.export_worker import DeliveryTiming, ExportWorker
-    from x3link.keep_alive import KeepAliveDispatcher, KeepAliveWorker, RefreshQueue
-    from x3link.notification_inbox import NotificationInbox
-    from x3link.oauth import ClientCredentials
-    from x3link.outbox import OutboxWorker
-    from x3link.pairing import PairingService
-    from x3link.pairing_events import EventPublisher
-    from x3link.pairing_states import PairingStates
-    from x3link.refresh_lease import KeeperTiming
-    from x3link.refresh_runs import RunLedger
-    from x3link.rescue import TokenRescue
-    from x3link.sage_client import SageX3Client
-    from x3link.sealing import TokenSealer
-    from x3link.token_keeper import TokenKeeper
-    from x3link.token_store import TokenStore
-    from x3link.uploads import UploadLog
+    from x3link.data.notification_inbox import NotificationInbox
+    from x3link.data.uploads import UploadLog
+    from x3link.events.activity import ActivityLog
+    from x3link.events.bus import EventPublisher
+    from x3link.exports.ledger import DeliveryLedger
+    from x3link.exports.sync import ExportPoller, SyncSwitch
+    from x3link.exports.worker import DeliveryTiming, ExportWorker
+    from x3link.keep_alive.fan_out import KeepAliveDispatcher, KeepAliveWorker, RefreshQueue
+    from x3link.keep_alive.runs import RunLedger
+    from x3link.outbox.worker import OutboxWorker
+    from x3link.pairing.flow import PairingService
+    from x3link.pairing.states import PairingStates
+    from x3link.refresh.breaker import AppBreaker
+    from x3link.refresh.keeper import TokenKeeper
+    from x3link.refresh.lease import KeeperTiming
+    from x3link.refresh.rescue import TokenRescue
+    from x3link.sage.client import SageX3Client
+    from x3link.sage.credentials import CredentialsSource
+    from x3link.sage.oauth import ClientCredentials
+    from x3link.tokens.sealing import TokenSealer
+    from x3link.tokens.store import TokenStore
 
 # Before any client exists: the SDK never logs a request or an answer, whatever the level is set to.
 pin_sdk_loggers()
@@ -56,7 +56,7 @@ def settings() -> Settings:
 @cache
 def sage_client() -> SageX3Client:
     from x3link.endpoints import EndpointPolicy
-    from x3link.sage_client import SageX3Client
+    from x3link.sage.client import SageX3Client
 
     # Every call it sends is held to the configured gateways, whatever endpoint a pairing's row holds.
     s = settings()
@@ -66,7 +66,7 @@ def sage_client() -> SageX3Client:
 
 @cache
 def credentials_source() -> CredentialsSource:
-    from x3link.credentials import CredentialsSource
+    from x3link.sage.credentials import CredentialsSource
 
     return CredentialsSource(settings().credentials_secret, lambda: aws_client("secretsmanager"))
 
@@ -77,8 +77,8 @@ def client_credentials() -> ClientCredentials:
 
 @cache
 def app_breaker() -> AppBreaker:
-    from x3link.breaker import AppBreaker
     from x3link.endpoints import normalise
+    from x3link.refresh.breaker import AppBreaker
 
     s = settings()
     # The default gateway's record comes with a query's batch read; the others are read when needed.
@@ -88,7 +88,7 @@ def app_breaker() -> AppBreaker:
 @cache
 def token_sealer() -> TokenSealer:
     """Seals and opens pairing tokens; its KMS client is built on the first seal or open, not before."""
-    from x3link.sealing import TokenSealer
+    from x3link.tokens.sealing import TokenSealer
 
     s = settings()
     return TokenSealer(lambda: aws_client("kms"), s.data_key_id, s.pairings_table)
@@ -97,7 +97,7 @@ def token_sealer() -> TokenSealer:
 @cache
 def token_store() -> TokenStore:
     """The pairings and their tokens: for the functions that store or use tokens."""
-    from x3link.token_store import TokenStore
+    from x3link.tokens.store import TokenStore
 
     return TokenStore(settings().pairings_table, aws_client("dynamodb"), token_sealer())
 
@@ -105,7 +105,7 @@ def token_store() -> TokenStore:
 @cache
 def pairing_records() -> TokenStore:
     """The pairings without their tokens: reads and deletes only, never a KMS call (TenantsFunction)."""
-    from x3link.token_store import TokenStore
+    from x3link.tokens.store import TokenStore
 
     return TokenStore(settings().pairings_table, aws_client("dynamodb"))
 
@@ -113,7 +113,7 @@ def pairing_records() -> TokenStore:
 @cache
 def activity_log() -> ActivityLog:
     """The pairings' recent history (ActivityRecorderFunction writes it, ActivityFunction reads it)."""
-    from x3link.activity import ActivityLog
+    from x3link.events.activity import ActivityLog
 
     days = int(os.environ.get("ACTIVITY_RETENTION_DAYS", "30"))
     return ActivityLog(os.environ["ACTIVITY_TABLE"], aws_client("dynamodb"), kept_seconds=days * 86400)
@@ -122,15 +122,15 @@ def activity_log() -> ActivityLog:
 @cache
 def pairing_states() -> PairingStates:
     """The pairing links and states (PairingLinksFunction lists and revokes links with it)."""
-    from x3link.pairing_states import PairingStates
+    from x3link.pairing.states import PairingStates
 
     return PairingStates(settings().states_table, aws_client("dynamodb"))
 
 
 @cache
 def pairing_service() -> PairingService:
-    from x3link.pairing import PairingService
-    from x3link.pairing_states import PairingStates
+    from x3link.pairing.flow import PairingService
+    from x3link.pairing.states import PairingStates
 
     states = PairingStates(settings().states_table, aws_client("dynamodb"))
     # Sage's HTTP client is only needed by the callback: starting a pairing never loads urllib3.
@@ -148,7 +148,7 @@ def _note_app_healthy(at: float, credentials: ClientCredentials, gateway: str, t
 
 @cache
 def token_rescue() -> TokenRescue:
-    from x3link.rescue import TokenRescue
+    from x3link.refresh.rescue import TokenRescue
 
     s = settings()
     return TokenRescue(
@@ -162,7 +162,7 @@ def token_rescue() -> TokenRescue:
 
 @cache
 def event_publisher() -> EventPublisher:
-    from x3link.pairing_events import EventPublisher
+    from x3link.events.bus import EventPublisher
 
     return EventPublisher(settings().events_bus, aws_client("events"))
 
@@ -170,8 +170,8 @@ def event_publisher() -> EventPublisher:
 @cache
 def notification_inbox() -> NotificationInbox:
     """Sage's data delivery notifications: the tenants they are for, their details, each recorded once."""
-    from x3link.notification_inbox import NotificationInbox
-    from x3link.notification_store import NotificationStore
+    from x3link.data.notification_inbox import NotificationInbox
+    from x3link.data.notification_store import NotificationStore
 
     store = NotificationStore(settings().notifications_table, aws_client("dynamodb"))
     return NotificationInbox(token_store(), token_keeper(), sage_client(), store)
@@ -179,23 +179,23 @@ def notification_inbox() -> NotificationInbox:
 
 @cache
 def keeper_timing() -> KeeperTiming:
-    from x3link.refresh_lease import KeeperTiming
+    from x3link.refresh.lease import KeeperTiming
 
     return KeeperTiming(grace_seconds=settings().grace_period_seconds)
 
 
 @cache
 def token_keeper() -> TokenKeeper:
-    """The keeper and its parts (x3link/token_keeper.py), over one store, one timing and one clock: the
+    """The keeper and its parts (x3link/refresh/keeper.py), over one store, one timing and one clock: the
     lease and its time, admission, the commit, the refusals, the leased refresh."""
     import time
 
-    from x3link.admission import Admission
-    from x3link.leased_refresh import LeasedRefresh
-    from x3link.refresh_lease import Leases
-    from x3link.refusal_handling import RefusalHandling
-    from x3link.token_commit import TokenCommit
-    from x3link.token_keeper import TokenKeeper
+    from x3link.refresh.admission import Admission
+    from x3link.refresh.commit import TokenCommit
+    from x3link.refresh.keeper import TokenKeeper
+    from x3link.refresh.lease import Leases
+    from x3link.refresh.leased_refresh import LeasedRefresh
+    from x3link.refresh.refusal_handling import RefusalHandling
 
     store, timing, breaker, clock = token_store(), keeper_timing(), app_breaker(), time.time
     leases = Leases(store, timing, clock)
@@ -209,7 +209,7 @@ def token_keeper() -> TokenKeeper:
 
 @cache
 def refresh_queue() -> RefreshQueue:
-    from x3link.keep_alive import RefreshQueue
+    from x3link.keep_alive.fan_out import RefreshQueue
 
     url = settings().refresh_queue_url
     if not url:
@@ -221,14 +221,14 @@ def refresh_queue() -> RefreshQueue:
 
 @cache
 def run_ledger() -> RunLedger:
-    from x3link.refresh_runs import RunLedger
+    from x3link.keep_alive.runs import RunLedger
 
     return RunLedger(settings().pairings_table, aws_client("dynamodb"))
 
 
 @cache
 def keep_alive_dispatcher() -> KeepAliveDispatcher:
-    from x3link.keep_alive import KeepAliveDispatcher
+    from x3link.keep_alive.fan_out import KeepAliveDispatcher
 
     s = settings()
     return KeepAliveDispatcher(
@@ -243,7 +243,7 @@ def keep_alive_dispatcher() -> KeepAliveDispatcher:
 
 @cache
 def keep_alive_worker() -> KeepAliveWorker:
-    from x3link.keep_alive import KeepAliveWorker, WorkerTiming
+    from x3link.keep_alive.fan_out import KeepAliveWorker, WorkerTiming
 
     s = settings()
     # An ambiguous refusal waits until the run's other refreshes, spread over the window, have been tried.
@@ -265,7 +265,7 @@ def keep_alive_worker() -> KeepAliveWorker:
 @cache
 def upload_log() -> UploadLog:
     """Every upload, through POST .../uploads or the outbox (GET /tenants/{tenant}/uploads lists them)."""
-    from x3link.uploads import UploadLog
+    from x3link.data.uploads import UploadLog
 
     return UploadLog(required_env("UPLOADS_TABLE"), aws_client("dynamodb"))
 
@@ -273,7 +273,7 @@ def upload_log() -> UploadLog:
 @cache
 def outbox_worker() -> OutboxWorker:
     """Sends the outbox's files to Sage X3 and follows them (OutboxWorkerFunction)."""
-    from x3link.outbox import FollowUps, OutboxTiming, OutboxWorker
+    from x3link.outbox.worker import FollowUps, OutboxTiming, OutboxWorker
 
     follow_ups = FollowUps(required_env("OUTBOX_QUEUE_URL"), aws_client("sqs"))
     timing = OutboxTiming.from_env(os.environ)
@@ -283,22 +283,22 @@ def outbox_worker() -> OutboxWorker:
 # ------------------------------------------------------------------ exports delivered to the app's bucket
 @cache
 def delivery_ledger() -> DeliveryLedger:
-    from x3link.delivery_ledger import DeliveryLedger
+    from x3link.exports.ledger import DeliveryLedger
 
     return DeliveryLedger(required_env("DELIVERY_TABLE"), aws_client("dynamodb"))
 
 
 @cache
 def sync_switch() -> SyncSwitch:
-    from x3link.export_sync import SyncSettings, SyncSwitch
+    from x3link.exports.sync import SyncSettings, SyncSwitch
 
     return SyncSwitch(delivery_ledger(), pairing_records(), SyncSettings.from_env(os.environ))
 
 
 @cache
 def export_poller() -> ExportPoller:
-    from x3link.delivery_queue import DeliveryQueue
-    from x3link.export_sync import ExportPoller, SyncSettings
+    from x3link.exports.queue import DeliveryQueue
+    from x3link.exports.sync import ExportPoller, SyncSettings
 
     queue = DeliveryQueue(required_env("DELIVERY_QUEUE_URL"), aws_client("sqs"))
     return ExportPoller(delivery_ledger(), queue, pairing_records(), SyncSettings.from_env(os.environ))
@@ -306,16 +306,16 @@ def export_poller() -> ExportPoller:
 
 @cache
 def delivery_timing() -> DeliveryTiming:
-    from x3link.export_worker import DeliveryTiming
+    from x3link.exports.worker import DeliveryTiming
 
     return DeliveryTiming.from_env(os.environ)
 
 
 @cache
 def export_worker() -> ExportWorker:
-    from x3link.delivery_bucket import DeliveryBucket
-    from x3link.delivery_queue import DeliveryQueue
-    from x3link.export_worker import ExportWorker
+    from x3link.exports.bucket import DeliveryBucket
+    from x3link.exports.queue import DeliveryQueue
+    from x3link.exports.worker import ExportWorker
 
     timing = delivery_timing()
     queue = DeliveryQueue(required_env("DELIVERY_QUEUE_URL"), aws_client("sqs"))
