@@ -9,6 +9,8 @@ import random
 import sys
 from collections.abc import Callable, Iterator
 from functools import cache
+
+# Any: a replacement factory may take and build anything (a fake client, another timing).
 from typing import TYPE_CHECKING, Any
 
 from x3link import snapshot

@@ -10,6 +10,8 @@ must be exactly one attribute of one type.
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+# Any: an item's attribute values differ by source (client, stream image, cursor): each reader checks its own.
 from typing import Any
 
 # An item as the client returns it, a stream image as the event carries it, or a key decoded from a

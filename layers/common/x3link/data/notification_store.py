@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+
+# Any: a DynamoDB item literal whose attributes are of mixed types.
 from typing import TYPE_CHECKING, Any
 
 from x3link.errors import ConfigurationError

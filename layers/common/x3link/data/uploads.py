@@ -16,6 +16,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+# Any: an upload's fields are JSON values of any type, stored as attributes and shown as JSON.
 from typing import TYPE_CHECKING, Any
 
 from x3link.aws.dynamo_attrs import plain

@@ -21,6 +21,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+
+# Any: stream images (DynamoDB JSON) in, the JSON entries GET .../activity shows out.
 from typing import TYPE_CHECKING, Any
 
 from x3link.aws.dynamo_attrs import n_or_none, s, s_or_none

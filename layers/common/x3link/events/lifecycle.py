@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+# Any: stream images (DynamoDB JSON) in, EventBridge details (JSON) out.
 from typing import Any
 
 from x3link.aws.dynamo_attrs import flag, n_or_none, n_text_or_none, s_or_none

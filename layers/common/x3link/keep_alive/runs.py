@@ -16,6 +16,8 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+
+# Any: DynamoDB items, the JSON the runs listing answers, and a cursor's untrusted JSON.
 from typing import TYPE_CHECKING, Any
 
 from x3link.aws.dynamo_attrs import n_or_none, only, s, s_or_none, string_maps

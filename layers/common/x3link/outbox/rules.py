@@ -10,6 +10,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
+
+# Any: an S3 event's JSON body, untrusted: checked field by field.
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 

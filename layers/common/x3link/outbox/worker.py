@@ -26,6 +26,8 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+# Any: an upload's fields and a follow-up message are JSON values of any type.
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger

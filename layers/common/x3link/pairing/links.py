@@ -12,6 +12,8 @@ its way back in.
 from __future__ import annotations
 
 import re
+
+# Any: DynamoDB items, the JSON views, and a cursor's untrusted JSON.
 from typing import Any
 
 from x3link.aws.dynamo_attrs import n, n_or_none, only, s

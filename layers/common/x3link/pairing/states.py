@@ -20,6 +20,8 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+
+# Any: DynamoDB items whose attributes are of mixed types; the listing's JSON.
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError

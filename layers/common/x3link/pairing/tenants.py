@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+# Any: a cursor's untrusted JSON and the DynamoDB keys it holds; the listing's JSON.
 from typing import Any
 
 from x3link.aws.dynamo_attrs import only

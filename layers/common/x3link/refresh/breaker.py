@@ -18,6 +18,8 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+# Any: DynamoDB items and expression values whose attributes are of mixed types.
 from typing import TYPE_CHECKING, Any
 
 from x3link.aws.dynamo_attrs import n_or_none, s_or_none

@@ -24,6 +24,8 @@ import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+# Any: SQS messages as the event carries them (JSON), and a KMS request of mixed types.
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics

@@ -6,6 +6,7 @@ into Pairings here and build their conditions from here, so the shape of a row h
 
 from __future__ import annotations
 
+# Any: a pairing's DynamoDB item, whose attributes are of mixed types.
 from typing import Any, TypedDict
 
 from x3link.aws.dynamo_attrs import b_or_none, n, n_or_none, s, s_or_none

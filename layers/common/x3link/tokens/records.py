@@ -8,6 +8,8 @@ time spends a pairing's refresh token. Nothing here opens or writes a token (sto
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+# Any: DynamoDB keys, and UpdateItem's keyword arguments, of mixed types.
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from x3link.aws.dynamo_attrs import s, s_or_none

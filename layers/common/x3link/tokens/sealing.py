@@ -30,6 +30,8 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+
+# Any: a KMS Decrypt request whose values are of mixed types.
 from typing import TYPE_CHECKING, Any
 
 from x3link.errors import ConfigurationError, SealedTokensUnreadable

@@ -16,6 +16,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import replace as _with_fields
+
+# Any: DynamoDB items and expression values whose attributes are of mixed types.
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger

@@ -7,6 +7,8 @@ import binascii
 import functools
 import re
 from collections.abc import Callable, Mapping
+
+# Any: events and Powertools' Response bodies are JSON; a route handler takes any arguments.
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 

@@ -10,6 +10,8 @@ import base64
 import binascii
 import json
 import re
+
+# Any: a cursor holds untrusted JSON: the listing that reads it back checks its shape.
 from typing import Any
 
 from x3link.aws.dynamo_attrs import only
