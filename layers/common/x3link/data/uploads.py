@@ -25,6 +25,7 @@ from x3link.web import cursors
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import QueryInputTypeDef
 
 API, OUTBOX = "api", "outbox"
 INGESTED, REJECTED = "ingested", "rejected"
@@ -173,7 +174,7 @@ class UploadLog:
     def page(
         self, tenant: str, limit: int, start: dict[str, Any] | None
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        params: dict[str, Any] = {
+        params: QueryInputTypeDef = {
             "TableName": self._table,
             "KeyConditionExpression": "tenant = :tenant",
             "ExpressionAttributeValues": {":tenant": {"S": tenant}},

@@ -32,6 +32,7 @@ from x3link.web import cursors
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import QueryInputTypeDef
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 100
 _AT_ID = re.compile(r"\d{10}\.\d{6}#\d{1,64}#\d{1,2}")
@@ -188,7 +189,7 @@ class ActivityLog:
     def page(
         self, tenant: str, limit: int, start: dict[str, Any] | None
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        params: dict[str, Any] = {
+        params: QueryInputTypeDef = {
             "TableName": self._table,
             "KeyConditionExpression": "tenant = :tenant",
             "ExpressionAttributeValues": {":tenant": {"S": tenant}},

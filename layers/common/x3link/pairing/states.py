@@ -32,6 +32,7 @@ from x3link.pairing import browser_binding
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import QueryInputTypeDef
 
 STATE_BYTES = 32  # 256 random bits
 LINK_BYTES = 32
@@ -205,7 +206,7 @@ class PairingStates:
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """Up to `limit` links' items, newest first, from the index; and where the next page starts."""
         names = (*LINK_ATTRIBUTES, *LINK_MARKS)
-        params: dict[str, Any] = {
+        params: QueryInputTypeDef = {
             "TableName": self._table,
             "IndexName": LINK_INDEX,
             "KeyConditionExpression": "#link_list = :links",

@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-# Any: SQS messages as the event carries them (JSON), and a KMS request of mixed types.
+# Any: SQS messages as the event carries them (JSON), read field by field.
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -38,6 +38,7 @@ from x3link.sage.oauth import TokenSet
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
+    from mypy_boto3_kms.type_defs import DecryptRequestTypeDef
     from mypy_boto3_sqs import SQSClient
 
 logger = Logger(child=True)
@@ -147,7 +148,7 @@ class TokenRescue:
         5xx, network) propagate as they are: the message is fine and must be retried.
         """
         tenant, generation, version, sealed = _read_header(body)
-        decrypt: dict[str, Any] = {
+        decrypt: DecryptRequestTypeDef = {
             "CiphertextBlob": sealed,
             "EncryptionContext": encryption_context(tenant, generation, version),
         }
