@@ -1,17 +1,18 @@
 """openapi.yaml served by the local gateway: the document as JSON at `/openapi.json` (its `servers` the
-gateway's own URL) and a page generated from it at `/docs`.
+gateway's own URL) and Swagger UI at `/docs`, which reads it from there.
 
-Local only: neither path is a route of template.yaml, and neither needs a signature. The page is rendered
-here, from the document, and is self-contained: no script, no stylesheet or font from elsewhere, every text
-of the document escaped.
+Swagger UI's files come from a pinned package (swagger-ui-py, requirements-dev.txt) and the gateway serves
+them itself under `/docs/`: the page loads nothing from elsewhere, so it works offline, and its
+Content-Security-Policy lets it load and call nothing but the gateway. Local only: none of these paths is a
+route of template.yaml, and none needs a signature.
 """
 
 from __future__ import annotations
 
 import copy
-import html
+import functools
+import importlib.util
 import json
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,21 @@ from local.template import ROOT
 
 OPENAPI_PATH = ROOT / "openapi.yaml"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-PAGE_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'"
+# Swagger UI's scripts and styles from the gateway only; its React styles inline; its icons as data: URIs.
+PAGE_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+SWAGGER_UI_PACKAGE = "swagger_ui"  # swagger-ui-py: Swagger UI's release files in swagger_ui/static/
+DOCS_PREFIX = "/docs/"
+# The package's files the page uses, and their types.
+STATIC_FILES = {
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "index.css": "text/css; charset=utf-8",
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+    "favicon-16x16.png": "image/png",
+}
 
 LocalPage = Callable[[str], HttpResponse]
 
@@ -67,171 +82,60 @@ def resolve(document: Mapping[str, Any], node: Any) -> Any:
     return node
 
 
-# --- the page ------------------------------------------------------------------------------------------
+# --- the page -----------------------------------------------------------------------------------------
 
-_STYLE = """
-body { font: 15px/1.5 system-ui, sans-serif; margin: 0 auto; max-width: 72rem; padding: 1rem 2rem; }
-code, pre { font: 13px/1.4 ui-monospace, monospace; }
-pre { background: #f6f8fa; padding: .6rem .8rem; overflow-x: auto; border-radius: 4px; }
-table { border-collapse: collapse; width: 100%; margin: .5rem 0 1rem; }
-th, td { border: 1px solid #d8dee4; padding: .3rem .5rem; text-align: left; vertical-align: top; }
-th { background: #f6f8fa; }
-section.operation { border-top: 2px solid #d8dee4; margin-top: 2rem; }
-.method { display: inline-block; min-width: 4.5rem; font-weight: bold; }
-.get { color: #1a7f37; } .post { color: #0969da; } .delete { color: #cf222e; }
-.put, .patch { color: #9a6700; }
-.auth { color: #57606a; }
-nav li { list-style: none; }
+# The HTML and the start-up script are ours (no inline script, for the CSP); everything else is Swagger UI's.
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sage X3 link: the API of the local stack</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css">
+<link rel="stylesheet" href="/docs/index.css">
+<link rel="icon" type="image/png" href="/docs/favicon-32x32.png" sizes="32x32">
+<link rel="icon" type="image/png" href="/docs/favicon-16x16.png" sizes="16x16">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script src="/docs/swagger-initializer.js"></script>
+</body>
+</html>
 """
 
-_CODE_SPAN = re.compile(r"`([^`\n]+)`")
-_SCHEMA_REF = re.compile(r"&quot;#/components/schemas/([A-Za-z0-9_.-]+)&quot;")
+# No validator badge (it would call swagger.io), the document from the gateway, each operation linkable.
+INITIALIZER = """window.onload = function () {
+  window.ui = SwaggerUIBundle({
+    url: "/openapi.json",
+    dom_id: "#swagger-ui",
+    deepLinking: true,
+    validatorUrl: null,
+    presets: [SwaggerUIBundle.presets.apis],
+    layout: "BaseLayout",
+  });
+};
+"""
 
 
-def _text(value: Any) -> str:
-    """Markdown-ish text (paragraphs, `code`) as HTML, everything escaped first."""
-    paragraphs = [part.strip() for part in str(value or "").split("\n\n") if part.strip()]
-    return "".join(
-        "<p>" + _CODE_SPAN.sub(r"<code>\1</code>", html.escape(part)) + "</p>" for part in paragraphs
-    )
+class SwaggerUiMissing(RuntimeError):
+    """The pinned package is not installed: say how to get it rather than serve a page that cannot load."""
 
 
-def _json(value: Any, *, compact: bool = False) -> str:
-    """A schema or example as escaped JSON; each `$ref` to a component schema links to it."""
-    text = json.dumps(value, ensure_ascii=False, indent=None if compact else 2, sort_keys=False, default=str)
-    escaped = html.escape(text)
-    return _SCHEMA_REF.sub(r'&quot;<a href="#schema-\1">#/components/schemas/\1</a>&quot;', escaped)
-
-
-def _anchor(method: str, path: str, operation: Mapping[str, Any]) -> str:
-    name = str(operation.get("operationId") or f"{method}-{path}")
-    return "op-" + re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")
-
-
-def _security(document: Mapping[str, Any], operation: Mapping[str, Any]) -> str:
-    requirements = operation.get("security", document.get("security", []))
-    names = sorted({name for requirement in requirements for name in requirement})
-    if not names:
-        return "none: public"
-    schemes = document.get("components", {}).get("securitySchemes", {})
-    shown = [f"{name} ({schemes.get(name, {}).get('type', '?')})" for name in names]
-    return "signed: " + ", ".join(shown)
-
-
-def _parameters(
-    document: Mapping[str, Any], path_item: Mapping[str, Any], operation: Mapping[str, Any]
-) -> str:
-    merged: dict[tuple[str, str], dict[str, Any]] = {}
-    for raw in [*path_item.get("parameters", []), *operation.get("parameters", [])]:
-        parameter = resolve(document, raw)
-        merged[(parameter["in"], parameter["name"])] = parameter
-    if not merged:
-        return ""
-    rows = "".join(
-        "<tr>"
-        f"<td><code>{html.escape(p['name'])}</code></td>"
-        f"<td>{html.escape(p['in'])}</td>"
-        f"<td>{'yes' if p.get('required') else 'no'}</td>"
-        f"<td><code>{_json(p.get('schema', {}), compact=True)}</code></td>"
-        f"<td>{_text(p.get('description'))}</td>"
-        "</tr>"
-        for p in merged.values()
-    )
-    return (
-        "<h3>Parameters</h3><table><tr><th>name</th><th>in</th><th>required</th><th>schema</th>"
-        f"<th>description</th></tr>{rows}</table>"
-    )
-
-
-def _content(content: Mapping[str, Any]) -> str:
-    parts = []
-    for media_type, media in content.items():
-        parts.append(f"<p><code>{html.escape(media_type)}</code></p>")
-        if "schema" in media:
-            parts.append(f"<pre>{_json(media['schema'])}</pre>")
-        if "example" in media:
-            parts.append(f"<p>Example:</p><pre>{_json(media['example'])}</pre>")
-    return "".join(parts)
-
-
-def _request_body(document: Mapping[str, Any], operation: Mapping[str, Any]) -> str:
-    if "requestBody" not in operation:
-        return ""
-    body = resolve(document, operation["requestBody"])
-    required = "required" if body.get("required") else "optional"
-    described = _text(body.get("description"))
-    return f"<h3>Request body ({required})</h3>{described}{_content(body.get('content', {}))}"
-
-
-def _responses(document: Mapping[str, Any], operation: Mapping[str, Any]) -> str:
-    rows = []
-    for status, raw in operation.get("responses", {}).items():
-        response = resolve(document, raw)
-        headers = "".join(
-            f"<p><code>{html.escape(name)}</code>{' (required)' if header.get('required') else ''}</p>"
-            f"{_text(header.get('description'))}"
-            for name, header in ((n, resolve(document, h)) for n, h in response.get("headers", {}).items())
+@functools.cache
+def static_dir() -> Path:
+    """Where the installed swagger-ui-py keeps Swagger UI's files (found without importing the package)."""
+    spec = importlib.util.find_spec(SWAGGER_UI_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise SwaggerUiMissing(
+            "swagger-ui-py is not installed: run `make venv` (requirements-dev.txt pins it)"
         )
-        rows.append(
-            f"<tr><td><strong>{html.escape(str(status))}</strong></td>"
-            f"<td>{_text(response.get('description'))}{headers}</td>"
-            f"<td>{_content(response.get('content', {})) or 'no body'}</td></tr>"
-        )
-    return (
-        f"<h3>Responses</h3><table><tr><th>status</th><th>means</th><th>body</th></tr>{''.join(rows)}</table>"
-    )
+    return Path(spec.origin).parent / "static"
 
 
-def render_page(document: Mapping[str, Any]) -> str:
-    """The whole document as one self-contained HTML page: each route, then the schemas."""
-    info = document.get("info", {})
-    title = html.escape(f"{info.get('title', 'API')} {info.get('version', '')}".strip())
-    version = html.escape(str(document.get("openapi", "")))
-    servers = "".join(
-        f"<li><code>{html.escape(str(server.get('url', '')))}</code> {_text(server.get('description'))}</li>"
-        for server in document.get("servers", [])
-    )
-    listed = operations(document)
-    index = "".join(
-        f'<li><a href="#{_anchor(method, path, op)}"><span class="method {method.lower()}">{method}</span>'
-        f"<code>{html.escape(path)}</code></a> {html.escape(str(op.get('summary', '')))}</li>"
-        for method, path, op in listed
-    )
-    sections = []
-    for method, path, op in listed:
-        sections.append(
-            f'<section class="operation" id="{_anchor(method, path, op)}">'
-            f'<h2><span class="method {method.lower()}">{method}</span> <code>{html.escape(path)}</code></h2>'
-            f"<p><strong>{html.escape(str(op.get('summary', '')))}</strong></p>"
-            f'<p class="auth">Auth: {html.escape(_security(document, op))}</p>'
-            f"{_text(op.get('description'))}"
-            f"{_parameters(document, document['paths'][path], op)}"
-            f"{_request_body(document, op)}"
-            f"{_responses(document, op)}"
-            "</section>"
-        )
-    schemas = "".join(
-        f'<h3 id="schema-{html.escape(name)}">{html.escape(name)}</h3><pre>{_json(schema)}</pre>'
-        for name, schema in document.get("components", {}).get("schemas", {}).items()
-    )
-    schemes = "".join(
-        f"<h3>{html.escape(name)}</h3>{_text(scheme.get('description'))}"
-        for name, scheme in document.get("components", {}).get("securitySchemes", {}).items()
-    )
-    return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title}</title><style>{_STYLE}</style></head><body>"
-        f"<header><h1>{title}</h1><p>{html.escape(str(info.get('summary', '')))}</p>"
-        f"{_text(info.get('description'))}"
-        f'<p>The document: <a href="/openapi.json">/openapi.json</a> (OpenAPI {version}).</p>'
-        f"<h2>Servers</h2><ul>{servers}</ul></header>"
-        f"<nav><h2>Routes</h2><ul>{index}</ul></nav>"
-        f"<main>{''.join(sections)}"
-        f'<section id="security"><h2>Security schemes</h2>{schemes}</section>'
-        f'<section id="schemas"><h2>Schemas</h2>{schemas}</section></main>'
-        "</body></html>\n"
-    )
+@functools.cache
+def _static_bytes(name: str) -> bytes:
+    return (static_dir() / name).read_bytes()
 
 
 # --- what the gateway serves ---------------------------------------------------------------------------
@@ -242,10 +146,9 @@ def openapi_json(server_url: str) -> HttpResponse:
     return HttpResponse(200, [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body)
 
 
-def docs_page(server_url: str) -> HttpResponse:
-    body = render_page(for_server(load(), server_url)).encode()
+def _answer(content_type: str, body: bytes) -> HttpResponse:
     headers = [
-        ("Content-Type", "text/html; charset=utf-8"),
+        ("Content-Type", content_type),
         ("Cache-Control", "no-store"),
         ("Content-Security-Policy", PAGE_SECURITY_POLICY),
         ("X-Content-Type-Options", "nosniff"),
@@ -253,5 +156,26 @@ def docs_page(server_url: str) -> HttpResponse:
     return HttpResponse(200, headers, body)
 
 
+def docs_page(server_url: str) -> HttpResponse:
+    static_dir()  # a missing package is a clear error here, not a blank page
+    return _answer("text/html; charset=utf-8", PAGE.encode())
+
+
+def initializer(server_url: str) -> HttpResponse:
+    return _answer("text/javascript; charset=utf-8", INITIALIZER.encode())
+
+
+def _static(name: str) -> LocalPage:
+    def serve(server_url: str) -> HttpResponse:
+        return _answer(STATIC_FILES[name], _static_bytes(name))
+
+    return serve
+
+
 # Path -> page, for GET (and HEAD) only, answered before routing and without a signature.
-PAGES: dict[str, LocalPage] = {"/openapi.json": openapi_json, "/docs": docs_page}
+PAGES: dict[str, LocalPage] = {
+    "/openapi.json": openapi_json,
+    "/docs": docs_page,
+    f"{DOCS_PREFIX}swagger-initializer.js": initializer,
+    **{f"{DOCS_PREFIX}{name}": _static(name) for name in STATIC_FILES},
+}

@@ -5,7 +5,7 @@ What API Gateway itself decides stays here: which route answers, whether a signa
 a failed or malformed function becomes (403 and 502 with API Gateway's JSON `{"message": ...}`).
 
 Besides the routes, and only here: `GET /openapi.json` and `GET /docs`, the API's description
-(openapi.yaml, local/api_docs.py), unsigned and in no route table.
+(openapi.yaml; Swagger UI, its files under `/docs/`: local/api_docs.py), unsigned and in no route table.
 """
 
 from __future__ import annotations

@@ -1,23 +1,27 @@
 """Signature Version 4 as API Gateway checks it on `AWS_IAM` routes, so that locally a request is refused
 exactly when the deployed API would refuse it, with API Gateway's own messages.
 
-The verifier recomputes the signature from the request as received, with the request's own timestamp,
-and compares in constant time. The signer (botocore's) is here too: `make run` and the tests call the
-protected routes with it.
+The verifier checks what API Gateway checks before the signature (the Authorization header's parts, the
+credential scope, the access key, the clock skew), then has botocore's own signer (`SigV4Auth`) sign the
+request again as received, with the request's own timestamp and the headers it says it signed, and compares
+in constant time: the canonical request and the string to sign are botocore's, not ours. The signer is
+here too: `make run` and the tests call the protected routes with it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from http.client import HTTPMessage
 from urllib.parse import quote, unquote
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials as BotoCredentials
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -159,42 +163,53 @@ def _check_clock(moment: datetime, now: datetime) -> None:
         )
 
 
-def _canonical_paths(raw_path: str) -> list[str]:
-    """The path as SigV4 encodes it for every service but S3 (each segment encoded once more), then as
-    sent: older clients (curl 7.88 among them) sign the path unencoded a second time."""
-    path = raw_path or "/"
-    return list(dict.fromkeys([quote(path, safe="/~"), path]))
+class _AsReceived(SigV4Auth):
+    """botocore's signer, made to sign what the client said it signed: exactly the headers its
+    SignedHeaders names (botocore would choose its own), and the query as `query` when given."""
+
+    def __init__(self, credentials: Credentials, service: str, signed: list[str], query: str | None) -> None:
+        super().__init__(
+            BotoCredentials(credentials.access_key, credentials.secret_key), service, credentials.region
+        )
+        self._signed = signed
+        self._query = query
+
+    def headers_to_sign(self, request: AWSRequest) -> HTTPMessage:
+        chosen = HTTPHeaders()
+        for name in self._signed:
+            values = request.headers.get_all(name) or []
+            if not values:
+                raise SignatureRejected(SIGNATURE_MISMATCH, "InvalidSignatureException")
+            for value in values:
+                chosen[name] = value
+        return chosen
+
+    def canonical_query_string(self, request: AWSRequest) -> str:
+        return super().canonical_query_string(request) if self._query is None else self._query
 
 
-def _canonical_queries(raw_query: str) -> list[str]:
-    """The query as the spec wants it (decoded, re-encoded, sorted), as botocore builds it (sorted as
-    sent), and as curl 7.88 sends it (unsorted)."""
-    pairs = [pair.partition("=") for pair in raw_query.split("&") if pair]
-    spec = sorted((quote(unquote(k), safe="-_.~"), quote(unquote(v), safe="-_.~")) for k, _, v in pairs)
-    as_sent = [(k, v) for k, _, v in pairs]
-    candidates = [
-        "&".join(f"{k}={v}" for k, v in spec),
-        "&".join(f"{k}={v}" for k, v in sorted(as_sent)),
-        "&".join(f"{k}={v}" for k, v in as_sent),
-    ]
-    return list(dict.fromkeys(candidates))
+def _readings(request: ReceivedRequest) -> Iterator[tuple[str, str | None]]:
+    """(URL, query) of each way a client may have signed the request, for botocore to sign it again.
 
-
-def _canonical_headers(headers: list[tuple[str, str]], signed: list[str]) -> str:
-    lines = []
-    for name in signed:
-        values = _header_values(headers, name)
-        if not values:
-            raise SignatureRejected(SIGNATURE_MISMATCH, "InvalidSignatureException")
-        lines.append(f"{name}:{','.join(' '.join(value.split()) for value in values)}\n")
-    return "".join(lines)
-
-
-def _signing_key(secret: str, day: str, region: str, service: str) -> bytes:
-    key = hmac.new(f"AWS4{secret}".encode(), day.encode(), hashlib.sha256).digest()
-    for part in (region, service, "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return key
+    The path: as SigV4 encodes it for every service but S3 (botocore encodes the received, encoded path
+    once more), then as sent (curl 7.88 signs it unencoded a second time). The query: as botocore signs it
+    (sorted as sent), as the spec wants it (each name and value decoded and encoded again, then sorted by
+    botocore), and as curl 7.88 sends it (unsorted: given to botocore as is).
+    """
+    host = next(iter(_header_values(request.headers, "host")), "localhost")
+    raw_path = request.raw_path or "/"
+    paths = [raw_path]
+    decoded = unquote(raw_path)
+    if decoded != raw_path and not any(c in decoded for c in "?#"):
+        paths.append(decoded)
+    pairs = [pair.partition("=") for pair in request.raw_query.split("&") if pair]
+    spec = "&".join(f"{quote(unquote(k), safe='-_.~')}={quote(unquote(v), safe='-_.~')}" for k, _, v in pairs)
+    unsorted = "&".join(f"{key}={value}" for key, _, value in pairs)
+    for path in paths:
+        yield f"http://{host}{path}" + (f"?{request.raw_query}" if pairs else ""), None
+        if pairs:
+            yield f"http://{host}{path}?{spec}", None
+            yield f"http://{host}{path}", unsorted
 
 
 def is_signed(headers: list[tuple[str, str]]) -> bool:
@@ -225,21 +240,21 @@ def verify(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
             "InvalidSignatureException",
         )
-    headers_part = _canonical_headers(request.headers, signed)
     payload_hash = hashlib.sha256(request.body).hexdigest()
-    key = _signing_key(credentials.secret_key, scope[1], scope[2], scope[3])
+    # botocore takes a sent X-Amz-Content-Sha256 as the body's hash; API Gateway hashes the body it got.
+    for claimed in _header_values(request.headers, "x-amz-content-sha256"):
+        if not hmac.compare_digest(claimed.strip().lower().encode(), payload_hash.encode()):
+            raise SignatureRejected(SIGNATURE_MISMATCH, "InvalidSignatureException")
     provided = fields["Signature"].encode()
-    for path in _canonical_paths(request.raw_path):
-        for query in _canonical_queries(request.raw_query):
-            canonical = "\n".join(
-                [request.method.upper(), path, query, headers_part, ";".join(signed), payload_hash]
-            )
-            to_sign = "\n".join(
-                [ALGORITHM, amz_date, "/".join(scope[1:]), hashlib.sha256(canonical.encode()).hexdigest()]
-            )
-            expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest().encode()
-            if hmac.compare_digest(expected, provided):
-                return scope[0]
+    for url, query in _readings(request):
+        again = AWSRequest(method=request.method.upper(), url=url, data=request.body)
+        for name, value in request.headers:
+            again.headers[name] = value
+        again.context["timestamp"] = amz_date
+        signer = _AsReceived(credentials, service, signed, query)
+        expected = signer.signature(signer.string_to_sign(again, signer.canonical_request(again)), again)
+        if hmac.compare_digest(expected.encode(), provided):
+            return scope[0]
     raise SignatureRejected(SIGNATURE_MISMATCH, "InvalidSignatureException")
 
 

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from x3link import wiring
 from x3link.counted_metrics import log_counted_metrics
-from x3link.refresh.rescue import PoisonMessage
+from x3link.refresh.rescue_messages import PoisonMessage
 
 logger = Logger()
 metrics = Metrics()

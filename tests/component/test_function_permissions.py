@@ -366,7 +366,7 @@ FLOWS: dict[str, tuple[Flow, dict[str, set[str]]]] = {
     ),
     "folders-commit-refused-parks-tokens": (
         flow_folders_commit_refused_parks_the_tokens,
-        {"FoldersFunction": {"kms:Encrypt", "sqs:SendMessage"}},
+        {"FoldersFunction": {"sqs:SendMessage"}},  # sealed with the data key prepared: no KMS call
     ),
     "folders-app-refused": (flow_folders_app_refused, {"FoldersFunction": {"dynamodb:UpdateItem"}}),
     "operator-retry": (
@@ -400,7 +400,6 @@ FLOWS: dict[str, tuple[Flow, dict[str, set[str]]]] = {
                 "dynamodb:UpdateItem",
                 "sqs:SendMessage",
                 "kms:Decrypt",
-                "kms:Encrypt",
             },
         },
     ),
@@ -419,8 +418,8 @@ FLOWS: dict[str, tuple[Flow, dict[str, set[str]]]] = {
         flow_rescue_trigger,
         {
             "TokenRescueFunction": {
+                # The parked set's data key, opened once, seals the tokens it stores too.
                 "kms:Decrypt",
-                "kms:GenerateDataKey",  # seals the rescued tokens it stores
                 "dynamodb:UpdateItem",
                 "sqs:SendMessage",
             }
@@ -530,9 +529,13 @@ def test_the_judge_refuses_what_a_policy_does_not_allow(stack: Stack) -> None:
     # Right action, wrong resource: the index is not the table, the rescue queue is not the dead letters.
     assert not allowed(folders, request("dynamodb", "Query", TableName=table, IndexName="by-customer"))
     assert not allowed(events, request("sqs", "SendMessage", QueueUrl=dead_letters))
-    # kms:Encrypt only under the rescue's encryption context.
+    # kms:Encrypt under no context at all: parking seals with the tokens' data key; the rescue's own context
+    # only opens what was parked before.
     sealed = {"purpose": "token-rescue", "tenant": "acme", "generation": "g", "version": "1"}
-    assert allowed(folders, request("kms", "Encrypt", KeyId=key, EncryptionContext=sealed))
+    assert not allowed(folders, request("kms", "Encrypt", KeyId=key, EncryptionContext=sealed))
+    assert allowed(
+        folders, request("kms", "Decrypt", CiphertextBlob=b"x", KeyId=key, EncryptionContext=sealed)
+    )
     assert not allowed(folders, request("kms", "Encrypt", KeyId=key, EncryptionContext={"purpose": "other"}))
     assert not allowed(folders, request("kms", "Encrypt", KeyId=key))
     # What the encrypted rescue queue requires of a sender, beyond sqs:SendMessage.
@@ -596,7 +599,8 @@ def test_the_judge_holds_each_key_grant_to_its_service_and_context(stack: Stack)
 
     # The key policy bounds every role: a role that allowed any use of the key gets only what it names.
     everything = [{"Effect": "Allow", "Action": "kms:*", "Resource": resources.arn(key)}]
-    assert resources.allows(everything, kms("Encrypt", rescue))
+    assert not resources.allows(everything, kms("Encrypt", rescue))  # parked sets are opened, never sealed
+    assert resources.allows(everything, kms("Decrypt", rescue))
     assert resources.allows(everything, via_table)
     assert not resources.allows(everything, kms("Encrypt", {"purpose": "anything-else"}))
     assert not resources.allows(everything, kms("Decrypt"))

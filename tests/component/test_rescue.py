@@ -26,9 +26,12 @@ from tests.support.api import invoke
 from tests.support.keeper import stored, sweep
 from tests.support.sage import pair
 from x3link import wiring
-from x3link.refresh import rescue as rescue_module
-from x3link.refresh.rescue import DrainResult, PoisonMessage, RescuedTokens, RescueTooLarge, TokenRescue
+from x3link.refresh import rescue_messages
+from x3link.refresh.rescue import DrainResult, RescuedTokens, RescueTooLarge, TokenRescue
+from x3link.refresh.rescue import metrics as rescue_metrics
+from x3link.refresh.rescue_messages import PoisonMessage
 from x3link.sage.oauth import TokenSet
+from x3link.tokens.sealing import TokenSealer
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
@@ -62,9 +65,9 @@ def rescue(stack: Stack) -> TokenRescue:
 
 @pytest.fixture(autouse=True)
 def clear_metrics() -> Iterator[None]:
-    rescue_module.metrics.clear_metrics()
+    rescue_metrics.clear_metrics()
     yield
-    rescue_module.metrics.clear_metrics()
+    rescue_metrics.clear_metrics()
 
 
 def bodies(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
@@ -99,7 +102,7 @@ def emf_values(stdout: str, name: str) -> list[float]:
 
 
 def metric_values(capsys: pytest.CaptureFixture[str], name: str) -> list[float]:
-    rescue_module.metrics.flush_metrics()
+    rescue_metrics.flush_metrics()
     return emf_values(capsys.readouterr().out, name)
 
 
@@ -132,7 +135,7 @@ def test_a_saved_token_set_opens_for_its_pairing_and_is_never_on_the_queue_in_cl
         assert secret.encode() not in base64.b64decode(json.loads(body)["sealed"])
     header = json.loads(body)
     assert {k: header[k] for k in ("v", "tenant", "generation", "version")} == {
-        "v": 1,
+        "v": 2,
         "tenant": "acme",
         "generation": GENERATION,
         "version": 7,
@@ -141,12 +144,12 @@ def test_a_saved_token_set_opens_for_its_pairing_and_is_never_on_the_queue_in_cl
     assert tokens.refresh_token not in repr(rescue.open(body))
 
 
-def test_a_token_set_too_large_for_kms_is_refused_before_anything_is_sent(
+def test_a_token_set_too_large_for_a_message_is_refused_before_anything_is_sent(
     rescue: TokenRescue, sqs: Any, stack: Stack
 ) -> None:
-    rescue.save("acme", GENERATION, 1, token_set(access_length=3000))  # compression makes a JWT fit
-    with pytest.raises(RescueTooLarge, match="4096"):
-        rescue.save("acme", GENERATION, 2, token_set(access_length=8000))
+    rescue.save("acme", GENERATION, 1, token_set(access_length=8000))  # far past what KMS Encrypt once took
+    with pytest.raises(RescueTooLarge, match="262144"):
+        rescue.save("acme", GENERATION, 2, token_set(access_length=200_000))
     assert len(bodies(sqs, stack.refs["TokenRescueQueue"])) == 1
 
 
@@ -169,7 +172,8 @@ def rewrite(body: str, **header: Any) -> str:
         ({"sealed": "not base64!"}, "bad_header"),
         ({"version": "3"}, "bad_header"),
         ({"tenant": ""}, "bad_header"),
-        ({"v": 2}, "unknown_format"),
+        ({"v": 3}, "unknown_format"),
+        ({"v": True}, "unknown_format"),
     ],
 )
 def test_a_message_not_sealed_for_the_pairing_it_names_is_poison(
@@ -184,15 +188,64 @@ def test_a_message_not_sealed_for_the_pairing_it_names_is_poison(
 
 @pytest.mark.parametrize("body", ["", "not json", "[1, 2]", "null", '{"tenant": "acme"}'])
 def test_a_body_that_is_no_rescue_message_is_poison(body: str) -> None:
-    offline = TokenRescue(  # refused before any call
-        "queue", "dead-letters", "key", sqs=cast("SQSClient", None), kms=cast("KMSClient", None)
+    # Refused before any call: this rescue has no key, no KMS and no queue.
+    offline = TokenRescue(
+        "queue",
+        "dead-letters",
+        TokenSealer(lambda: cast("KMSClient", None), "", "pairings"),
+        sqs=cast("SQSClient", None),
     )
     with pytest.raises(PoisonMessage):
         offline.open(body)
 
 
 def test_a_sealed_content_that_is_no_token_set_is_poison(rescue: TokenRescue, stack: Stack) -> None:
-    context = rescue_module.encryption_context("acme", GENERATION, 3)
+    binding = rescue_messages.binding(GENERATION, 3)
+    for fields in ({"access_token": "a"}, {**fields_of(token_set()), "access_token_expires_at": "nan"}):
+        sealed = wiring.token_sealer().seal("acme", fields, binding)
+        with pytest.raises(PoisonMessage) as refused:
+            rescue.open(message(sealed, version=3))
+        assert refused.value.reason == "bad_token_set"
+
+
+def fields_of(tokens: TokenSet) -> dict[str, str]:
+    return {
+        "access_token": tokens.access_token,
+        "refresh_token": tokens.refresh_token,
+        "scope": tokens.scope,
+        "access_token_expires_at": repr(tokens.access_token_expires_at),
+        "refresh_token_expires_at": repr(tokens.refresh_token_expires_at),
+    }
+
+
+def message(sealed: bytes, *, version: int, form: int = 2, tenant: str = "acme") -> str:
+    header = {"v": form, "tenant": tenant, "generation": GENERATION, "version": version}
+    return json.dumps({**header, "sealed": base64.b64encode(sealed).decode()})
+
+
+def legacy_message(stack: Stack, plaintext: bytes, *, version: int) -> str:
+    """A message as parked before format 2: KMS Encrypt of the zlib'd set, under the rescue's own context."""
+    context = rescue_messages.encryption_context("acme", GENERATION, version)
+    sealed = boto3.client("kms").encrypt(
+        KeyId=stack.refs["DataKey"], Plaintext=plaintext, EncryptionContext=context
+    )
+    return message(sealed["CiphertextBlob"], version=version, form=1)
+
+
+def test_a_message_parked_before_format_2_is_still_opened(rescue: TokenRescue, stack: Stack) -> None:
+    """An upgrade never strands a token set parked by the version before it."""
+    tokens = token_set()
+    legacy = {**fields_of(tokens), "access_token_expires_at": tokens.access_token_expires_at}
+    legacy["refresh_token_expires_at"] = tokens.refresh_token_expires_at
+    body = legacy_message(stack, zlib.compress(json.dumps(legacy).encode()), version=5)
+    assert rescue.open(body) == RescuedTokens("acme", GENERATION, 5, tokens)
+    with pytest.raises(PoisonMessage) as refused:  # relabelled: KMS's context no longer matches
+        rescue.open(rewrite(body, version=6))
+    assert refused.value.reason == "not_sealed_for_pairing"
+
+
+def test_a_legacy_sealed_content_that_is_no_token_set_is_poison(rescue: TokenRescue, stack: Stack) -> None:
+    context = rescue_messages.encryption_context("acme", GENERATION, 3)
     kms = boto3.client("kms")
     for plaintext in (b"not zlib", zlib.compress(b'{"access_token": "a"}')):
         sealed = kms.encrypt(KeyId=stack.refs["DataKey"], Plaintext=plaintext, EncryptionContext=context)
@@ -255,13 +308,17 @@ class SpySqs:
 
 
 def rescue_with(*, sqs: Any = None, kms: Any = None) -> TokenRescue:
+    """A rescue over these clients, with a sealer of its own: its data keys are not cached yet."""
     s = wiring.settings()
+    kms = kms or boto3.client("kms")
+    sealer = TokenSealer(lambda: kms, s.data_key_id, s.pairings_table)
     return TokenRescue(
         s.rescue_queue_url,
         s.rescue_dead_letter_queue_url,
-        s.data_key_id,
+        sealer,
         sqs or boto3.client("sqs"),
-        kms or boto3.client("kms"),
+        kms=lambda: kms,
+        key_id=s.data_key_id,
     )
 
 

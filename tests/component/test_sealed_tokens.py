@@ -222,18 +222,28 @@ def test_warm_folder_queries_and_refreshes_make_no_kms_call(
     assert [made for made in calls.calls[mark:] if made.service == "kms"] == []
 
 
-def test_the_rescue_stores_with_one_data_key_and_opens_nothing_of_the_table(
+def test_parking_asks_kms_nothing_and_the_rescue_stores_with_the_key_it_opened(
     sage: Emulator, stack: Stack, calls: AwsCalls
 ) -> None:
     pair(sage, "acme", ACME)
+    mark = len(calls.calls)
     park_rotated_tokens(calls, "acme")
+    # The data key prepared before the refresh token was spent seals the parked set: once the commit has
+    # failed, parking (which happens just when AWS is failing) makes no KMS call at all.
+    made = calls.calls[mark:]
+    commit = next(
+        i for i, c in enumerate(made) if c.operation == "UpdateItem" and "refreshed_at" in str(c.params)
+    )
+    park = next(i for i, c in enumerate(made) if c.operation == "SendMessage")
+    assert commit < park and [c for c in made[commit:] if c.service == "kms"] == []
     mark = len(calls.calls)
 
     Triggers(stack, types=("SQS",), load_handler=tpl.load_handler).pump()
 
     assert stored("acme").refresh_token == sage.current_refresh_token(ACME)
-    assert kms_by_function(calls, mark) == Counter({"TokenRescueFunction GenerateDataKey": 1})
-    assert kms_by_function(calls, mark, purpose="token-rescue") == Counter({"TokenRescueFunction Decrypt": 1})
+    # A cold trigger opens the parked set's data key once, and seals what it stores with that same key.
+    assert kms_by_function(calls, mark) == Counter({"TokenRescueFunction Decrypt": 1})
+    assert kms_by_function(calls, mark, purpose="token-rescue") == Counter()
 
 
 def test_tenants_function_reads_metadata_only_and_may_not_open_tokens(
@@ -267,8 +277,9 @@ def test_tenants_function_reads_metadata_only_and_may_not_open_tokens(
         for function in ("FoldersFunction", "PairingRefreshFunction", "RefreshWorkerFunction"):
             assert resources.allows(inline_statements(function, stack), request), (function, operation)
     decrypt = Request("kms:Decrypt", key, context)
-    for function in ("CallbackFunction", "TokenRescueFunction", "TokenRefreshFunction"):  # seal, never open
-        assert not resources.allows(inline_statements(function, stack), decrypt), function
+    assert not resources.allows(inline_statements("CallbackFunction", stack), decrypt)  # seals, never opens
+    for function in ("TokenRescueFunction", "TokenRefreshFunction"):  # open what was parked, sealed so
+        assert resources.allows(inline_statements(function, stack), decrypt), function
 
 
 def _refused_everywhere(stack: Stack, tenant: str) -> list[Any]:

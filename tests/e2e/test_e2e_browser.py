@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from local import api_docs
 from local.sagex3_emulator import Customer
 from tests.e2e.conftest import HOST, SCREENSHOTS, RunningStack, running_stack
 from x3link.pairing.browser_binding import COOKIE_PREFIX
@@ -288,3 +289,35 @@ def test_a_person_rejects_in_a_browser(demo_stack: RunningStack, page: Any) -> N
     described = demo_stack.call("GET", "/tenants/rejecting")
     assert described.status == 404, described.body
     assert described.json()["error"] == "not_paired"
+
+
+def test_the_api_docs_page_lists_every_operation_offline(demo_stack: RunningStack, page: Any) -> None:
+    """`make run`'s /docs in a browser: Swagger UI (the pinned package's) reads the gateway's /openapi.json
+    and lists every operation of openapi.yaml, with nothing loaded from anywhere but the gateway."""
+    from playwright.sync_api import expect
+
+    requested: list[str] = []
+    problems: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+
+    answer = page.goto(f"{demo_stack.api_url}/docs")
+    assert answer is not None and answer.status == 200
+    expect(page.locator(".information-container .title")).to_contain_text(api_docs.load()["info"]["title"])
+    expected = {(method, path) for method, path, _ in api_docs.operations(api_docs.load())}
+    expect(page.locator(".opblock-summary").first).to_be_visible()
+    listed = {
+        (
+            block.locator(".opblock-summary-method").inner_text(),
+            block.locator(".opblock-summary-path").inner_text(),
+        )
+        for block in page.locator(".opblock-summary").all()
+    }
+    assert listed == expected
+    expect(page.locator(".servers select")).to_contain_text(demo_stack.api_url)
+    screenshot(page, "api-docs.png")
+
+    assert f"{demo_stack.api_url}/openapi.json" in requested
+    assert all(url.startswith(f"{demo_stack.api_url}/") for url in requested), requested
+    assert problems == []

@@ -172,3 +172,95 @@ def test_signature_without_host_is_refused() -> None:
     headers = [(n, v) for n, v in original.headers if n.lower() != "host"]
     request = sigv4.ReceivedRequest("GET", "/tenants/acme", "", headers, b"")
     assert rejection(request).error_type == "InvalidSignatureException"
+
+
+def _replaced(request: sigv4.ReceivedRequest, name: str, value: str | None) -> sigv4.ReceivedRequest:
+    """`request` with header `name` dropped, then sent as `value` (when given)."""
+    headers = [(n, v) for n, v in request.headers if n.lower() != name.lower()]
+    if value is not None:
+        headers.append((name, value))
+    return sigv4.ReceivedRequest(request.method, request.raw_path, request.raw_query, headers, request.body)
+
+
+def test_tampered_signed_header_is_refused() -> None:
+    original = signed("POST", "/pairings", body=b"{}", headers={"Content-Type": "application/json"})
+    assert sigv4.verify(original, CREDENTIALS) == "testing"
+    tampered = _replaced(original, "Content-Type", "text/plain")
+    assert rejection(tampered).message == sigv4.SIGNATURE_MISMATCH
+
+
+def test_a_signed_header_that_never_arrived_is_refused() -> None:
+    original = signed("POST", "/pairings", body=b"{}", headers={"Content-Type": "application/json"})
+    refused = rejection(_replaced(original, "Content-Type", None))
+    assert (refused.message, refused.error_type) == (sigv4.SIGNATURE_MISMATCH, "InvalidSignatureException")
+
+
+def test_an_unsigned_header_added_on_the_way_does_not_matter() -> None:
+    original = signed("GET", "/tenants/acme")
+    assert sigv4.verify(_replaced(original, "X-Forwarded-For", "203.0.113.9"), CREDENTIALS) == "testing"
+
+
+def test_a_signed_header_is_compared_with_its_spaces_folded_as_sigv4_says() -> None:
+    original = signed("GET", "/tenants/acme", headers={"X-Note": "two  spaces"})
+    assert sigv4.verify(_replaced(original, "X-Note", "  two   spaces "), CREDENTIALS) == "testing"
+    assert rejection(_replaced(original, "X-Note", "twospaces")).message == sigv4.SIGNATURE_MISMATCH
+
+
+def test_tampered_method_is_refused() -> None:
+    original = signed("GET", "/tenants/acme")
+    moved = sigv4.ReceivedRequest("DELETE", original.raw_path, original.raw_query, original.headers, b"")
+    assert rejection(moved).message == sigv4.SIGNATURE_MISMATCH
+
+
+def test_a_body_hash_header_that_lies_is_refused() -> None:
+    body = b'{"tenant": "acme"}'
+    original = signed("POST", "/pairings", body=body, headers={"X-Amz-Content-Sha256": "0" * 64})
+    assert rejection(original).message == sigv4.SIGNATURE_MISMATCH
+
+
+def test_a_request_without_any_date_is_incomplete() -> None:
+    refused = rejection(_replaced(signed("GET", "/tenants/acme"), "X-Amz-Date", None))
+    assert refused.message == (
+        "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
+    )
+    assert refused.error_type == "IncompleteSignatureException"
+
+
+def test_an_authorization_header_missing_its_parts_names_them() -> None:
+    original = signed("GET", "/tenants/acme")
+    authorization = next(v for n, v in original.headers if n.lower() == "authorization")
+    without_signature = authorization.split(", Signature=")[0]
+    refused = rejection(_replaced(original, "Authorization", without_signature))
+    assert refused.message == "Authorization header requires 'Signature' parameter."
+    assert refused.error_type == "IncompleteSignatureException"
+
+
+def test_a_date_outside_the_credential_scope_is_refused() -> None:
+    at = datetime(2026, 3, 1, 23, 59, 0, tzinfo=UTC)
+    original = signed("GET", "/tenants/acme", at=at)
+    next_day = _replaced(original, "X-Amz-Date", "20260302T000100Z")
+    refused = rejection(next_day, now=at)
+    assert refused.message.startswith("Date in Credential scope does not match YYYYMMDD")
+
+
+def test_the_skew_rule_is_five_minutes_either_way() -> None:
+    at = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+    request = signed("GET", "/tenants/acme", at=at)
+    for inside in (timedelta(minutes=-5), timedelta(minutes=4, seconds=59), timedelta(minutes=5)):
+        assert sigv4.verify(request, CREDENTIALS, now=at + inside) == "testing"
+    late = rejection(request, now=at + timedelta(minutes=5, seconds=1))
+    assert late.message == (
+        "Signature expired: 20260301T120000Z is now earlier than 20260301T120001Z (20260301T120501Z - 5 min.)"
+    )
+    early = rejection(request, now=at - timedelta(minutes=5, seconds=1))
+    assert early.message == (
+        "Signature not yet current: 20260301T120000Z is still later than 20260301T115959Z "
+        "(20260301T115459Z + 5 min.)"
+    )
+
+
+def test_repeated_query_names_in_any_order_are_accepted() -> None:
+    original = signed("GET", "/tenants/acme?x=b&x=a&a=1")
+    assert sigv4.verify(original, CREDENTIALS) == "testing"
+    reordered = sigv4.ReceivedRequest("GET", "/tenants/acme", "a=1&x=a&x=b", original.headers, b"")
+    assert sigv4.verify(reordered, CREDENTIALS) == "testing"

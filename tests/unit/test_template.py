@@ -14,7 +14,7 @@ import pytest
 from local import template as tpl
 from local.template import Intrinsic
 from x3link.config import Settings
-from x3link.refresh import rescue
+from x3link.refresh import rescue_messages
 from x3link.tokens import sealing
 
 ROOT = Path(__file__).parents[2]
@@ -153,16 +153,11 @@ def test_every_function_that_judges_a_grant_sees_parked_tokens() -> None:
         assert _may(logical_id, "sqs:SendMessage", "TokenRescueDeadLetterQueue"), logical_id
 
 
-def test_only_the_bundle_seals_rescued_tokens_and_only_for_the_rescue() -> None:
-    sealers = {f for f in FUNCTIONS if _may(f, "kms:Encrypt")}
-    assert sealers == JUDGES
-    for logical_id in sealers:
-        for statement in _statements(logical_id):
-            if "kms:Encrypt" in statement["Action"]:
-                condition = statement["Condition"]["StringEquals"]
-                assert condition == {"kms:EncryptionContext:purpose": rescue.PURPOSE}, logical_id
-    # What may write to the rescue queue may seal; what only drains it (the trigger) may not.
-    assert not _may("TokenRescueFunction", "sqs:SendMessage", "TokenRescueQueue")
+def test_nothing_encrypts_under_the_rescue_and_only_the_queues_writers_may_send_to_it() -> None:
+    """Parking seals with the tokens' data key (the keeper prepared it): no role may call kms:Encrypt."""
+    assert {f for f in FUNCTIONS if _may(f, "kms:Encrypt")} == set()
+    # What may write to the rescue queue parks; what only drains it (the trigger) may not send to it.
+    assert {f for f in FUNCTIONS if _may(f, "sqs:SendMessage", "TokenRescueQueue")} == JUDGES
 
 
 def test_the_keep_alive_fans_out_to_a_capped_worker_with_a_dead_letter_queue() -> None:
@@ -548,9 +543,10 @@ def test_every_key_grant_is_held_to_its_service_or_to_the_codes_context(logical_
             assert _resource_names(tests["kms:EncryptionContext:table"]) == {"PairingsTable"}, statement
             assert set(_listed(statement["Action"])) <= {"kms:GenerateDataKey", "kms:Decrypt"}, statement
         else:
-            # The code's own calls: only under the rescue's context, only to seal and open.
-            assert tests == {"kms:EncryptionContext:purpose": rescue.PURPOSE}, statement
-            assert set(_listed(statement["Action"])) <= {"kms:Encrypt", "kms:Decrypt"}, statement
+            # The code's own calls under the rescue's context: only to open what was parked before format 2
+            # (parking seals with the tokens' data key now, so nothing may encrypt under it any more).
+            assert tests == {"kms:EncryptionContext:purpose": rescue_messages.PURPOSE}, statement
+            assert _listed(statement["Action"]) == ["kms:Decrypt"], statement
 
 
 def _token_grants(logical_id: str) -> set[str]:
@@ -566,7 +562,9 @@ def _token_grants(logical_id: str) -> set[str]:
 def test_only_the_functions_that_use_tokens_may_open_them_and_only_those_that_store_them_may_seal() -> None:
     openers = {f for f in FUNCTIONS if "kms:Decrypt" in _token_grants(f)}
     sealers = {f for f in FUNCTIONS if "kms:GenerateDataKey" in _token_grants(f)}
-    assert openers == JUDGES  # the functions that refresh: they read the refresh token
+    # The functions that refresh (they read the refresh token), and those that drain the rescue queue
+    # without refreshing: a parked set is sealed with a data key under the tokens' context.
+    assert openers == JUDGES | {"TokenRescueFunction", "TokenRefreshFunction"}
     # And those that store new tokens (the schedule stores rescued ones it drains before queuing).
     assert sealers == JUDGES | {"CallbackFunction", "TokenRescueFunction", "TokenRefreshFunction"}
     assert not _token_grants("TenantsFunction")  # metadata only
@@ -600,7 +598,8 @@ def test_the_key_policy_names_what_may_use_the_key() -> None:
             # Envelope keys for the pairings' tokens (each role narrows them to the stack's table).
             assert set(actions) == {"kms:GenerateDataKey", "kms:Decrypt"}, statement
         else:
-            assert tests == {"kms:EncryptionContext:purpose": [rescue.PURPOSE]}, statement
+            assert tests == {"kms:EncryptionContext:purpose": [rescue_messages.PURPOSE]}, statement
+            assert actions == ["kms:Decrypt"], statement  # format-1 rescue messages: opened, never sealed
         if "kms:CreateGrant" in uses:
             assert statement["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": True}, statement
     for statement in services:

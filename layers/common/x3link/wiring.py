@@ -153,13 +153,9 @@ def token_rescue() -> TokenRescue:
     from x3link.refresh.rescue import TokenRescue
 
     s = settings()
-    return TokenRescue(
-        s.rescue_queue_url,
-        s.rescue_dead_letter_queue_url,
-        s.data_key_id,
-        aws_client("sqs"),
-        aws_client("kms"),
-    )
+    # Parked with the table's own sealer: the data key the keeper prepared serves the park too.
+    queues, kms = (s.rescue_queue_url, s.rescue_dead_letter_queue_url), (lambda: aws_client("kms"))
+    return TokenRescue(*queues, token_sealer(), aws_client("sqs"), kms=kms, key_id=s.data_key_id)
 
 
 @cache

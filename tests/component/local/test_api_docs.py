@@ -1,13 +1,13 @@
-"""The local gateway serves openapi.yaml: `GET /openapi.json` (its `servers` the gateway) and `GET /docs`, a
-self-contained page generated from it. Unsigned, local only, and neither is a route of template.yaml."""
+"""The local gateway serves openapi.yaml: `GET /openapi.json` (its `servers` the gateway) and `GET /docs`,
+Swagger UI from its pinned package, every file of it from the gateway. Unsigned, local only, and none is a
+route of template.yaml. (That the page lists every operation in a browser: tests/e2e/test_e2e_browser.py.)"""
 
 from __future__ import annotations
 
-import html
-import json
 import re
 from html.parser import HTMLParser
-from typing import Any
+
+import pytest
 
 from local import api_docs
 from local import template as tpl
@@ -55,7 +55,7 @@ def test_a_signed_request_gets_the_same_document(fake_api: FakeApi) -> None:
 
 
 def test_only_get_serves_them_and_they_are_no_template_route(fake_api: FakeApi) -> None:
-    for path in ("/openapi.json", "/docs"):
+    for path in ("/openapi.json", "/docs", "/docs/swagger-ui-bundle.js", "/docs/swagger-initializer.js"):
         assert all(route.path != path for route in tpl.routes())
         refused = fake_api.request("POST", path, sign_with=CREDENTIALS)
         assert refused.status == 403  # no such route, as API Gateway says it
@@ -63,69 +63,67 @@ def test_only_get_serves_them_and_they_are_no_template_route(fake_api: FakeApi) 
     assert fake_api.request("GET", "/openapi.json/x").status == 403
 
 
-def test_the_page_lists_every_operation_with_its_parameters_body_and_responses(fake_api: FakeApi) -> None:
-    page = _page(fake_api)
-    document = api_docs.load()
-
-    for method, path, operation in api_docs.operations(document):
-        anchor = f'id="op-{operation["operationId"]}"'
-        assert anchor in page, f"{method} {path}"
-        section = page.split(anchor, 1)[1].split("</section>", 1)[0]
-        assert f'<span class="method {method.lower()}">{method}</span> <code>{path}</code>' in section
-        assert html.escape(operation["summary"]) in section, f"{method} {path}"
-        assert ("Auth: signed: sigv4" in section) == bool(operation.get("security", document["security"]))
-        for status in operation["responses"]:
-            assert f"<td><strong>{status}</strong></td>" in section, f"{method} {path} {status}"
-        if "requestBody" in operation:
-            assert "<h3>Request body" in section
-        for name in re.findall(r"\{([^}]+)\}", path):
-            assert f"<td><code>{name}</code></td><td>path</td><td>yes</td>" in section
-    for name in document["components"]["schemas"]:
-        assert f'id="schema-{name}"' in page
-    assert '<a href="#schema-TenantView">#/components/schemas/TenantView</a>' in page
-    assert f"<code>{fake_api.url}</code>" in page  # the server it is served from
-
-
-def test_the_page_is_self_contained(fake_api: FakeApi) -> None:
-    reply = fake_api.request("GET", "/docs")
-
+def test_docs_is_swagger_ui_from_the_pinned_package_served_by_the_gateway(fake_api: FakeApi) -> None:
+    """Every file the page loads answers from the gateway itself (offline: no CDN), and Swagger UI's
+    are the installed package's own, byte for byte."""
+    reply = fake_api.request("GET", "/docs")  # unsigned
+    assert reply.status == 200, reply.body
     assert reply.headers["Content-Type"] == "text/html; charset=utf-8"
-    assert reply.headers["Content-Security-Policy"] == api_docs.PAGE_SECURITY_POLICY
-    assert "script-src" not in api_docs.PAGE_SECURITY_POLICY  # default-src 'none': no script runs
     parsed = _Links()
     parsed.feed(reply.body.decode("utf-8"))
-    assert "script" not in parsed.tags and "link" not in parsed.tags and "iframe" not in parsed.tags
-    assert all(link.startswith("#") or link == "/openapi.json" for link in parsed.links), parsed.links
+    assert "/docs/swagger-ui-bundle.js" in parsed.links and "/docs/swagger-ui.css" in parsed.links
+    assert all(link.startswith("/docs/") for link in parsed.links), parsed.links
+    for link in parsed.links:
+        loaded = fake_api.request("GET", link)
+        assert loaded.status == 200, link
+        assert loaded.body, link
+        name = link.removeprefix("/docs/")
+        if name in api_docs.STATIC_FILES:
+            assert loaded.headers["Content-Type"] == api_docs.STATIC_FILES[name]
+            assert loaded.body == (api_docs.static_dir() / name).read_bytes(), link
+    assert fake_api.events == []  # no function was called
 
 
-def test_everything_the_document_says_is_escaped() -> None:
-    hostile = "<script>alert(1)</script>"
-    document: dict[str, Any] = {
-        "openapi": "3.1.0",
-        "info": {"title": hostile, "version": "1", "description": f"`{hostile}`"},
-        "servers": [{"url": f'http://x/"><img src=x onerror={hostile}>'}],
-        "security": [],
-        "paths": {
-            f"/{hostile}": {
-                "get": {
-                    "operationId": '"><script>',
-                    "summary": hostile,
-                    "description": hostile,
-                    "parameters": [{"name": hostile, "in": "query", "description": hostile}],
-                    "responses": {
-                        "200": {"description": hostile, "content": {"text/html": {"example": hostile}}}
-                    },
-                }
-            }
-        },
-        "components": {"schemas": {"X": {"description": hostile}}},
-    }
-    page = api_docs.render_page(document)
+def test_the_page_reads_the_document_from_the_gateway(fake_api: FakeApi) -> None:
+    script = fake_api.request("GET", "/docs/swagger-initializer.js")
+    assert script.status == 200
+    assert script.headers["Content-Type"] == "text/javascript; charset=utf-8"
+    text = script.body.decode("utf-8")
+    assert 'url: "/openapi.json"' in text
+    assert "validatorUrl: null" in text  # no badge fetched from swagger.io
+    assert "http" not in text
 
-    parsed = _Links()
-    parsed.feed(page)
-    assert "script" not in parsed.tags and "img" not in parsed.tags
-    assert "<script>" not in page and "&lt;script&gt;" in page
+
+def test_the_package_is_swagger_ui_5_which_reads_openapi_3_1() -> None:
+    """openapi.yaml is OpenAPI 3.1: Swagger UI 4 (what swagger-ui-bundle ships) refuses to render it."""
+    assert api_docs.load()["openapi"].startswith("3.1")
+    bundle = (api_docs.static_dir() / "swagger-ui-bundle.js").read_text(encoding="utf-8")
+    assert re.search(r'"5\.\d+\.\d+"', bundle)
+
+
+def test_the_page_may_load_and_call_nothing_but_the_gateway(fake_api: FakeApi) -> None:
+    policy = fake_api.request("GET", "/docs").headers["Content-Security-Policy"]
+    assert policy == api_docs.PAGE_SECURITY_POLICY
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+    assert directives["default-src"] == "'none'"
+    assert directives["script-src"] == "'self'"  # no inline script, nothing from elsewhere
+    assert directives["connect-src"] == "'self'"
+    assert "http" not in policy
     assert (
-        json.loads(json.dumps(api_docs.for_server(document, "http://h")))["servers"][0]["url"] == "http://h"
+        fake_api.request("GET", "/docs/swagger-ui-bundle.js").headers["X-Content-Type-Options"] == "nosniff"
     )
+
+
+def test_only_the_packages_files_the_page_uses_are_served(fake_api: FakeApi) -> None:
+    for path in ("/docs/swagger-editor-bundle.js", "/docs/../openapi.yaml", "/docs/LICENSE"):
+        assert fake_api.request("GET", path).status == 403  # no such route, as API Gateway says it
+
+
+def test_without_the_package_docs_says_what_to_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    api_docs.static_dir.cache_clear()
+    monkeypatch.setattr(api_docs, "SWAGGER_UI_PACKAGE", "no_such_swagger_ui_package")
+    try:
+        with pytest.raises(api_docs.SwaggerUiMissing, match="make venv"):
+            api_docs.docs_page("http://h")
+    finally:
+        api_docs.static_dir.cache_clear()

@@ -34,7 +34,9 @@ class KeeperTiming:
     connect_seconds: float = 10.0  # a token call's connection tries (3 x 3 s, with backoff)
     store_call_seconds: float = 9.0  # one DynamoDB call at worst, as its client is configured
     commit_seconds: float = 10.0  # storing new tokens; past it they are parked instead
-    park_seconds: float = 27.0  # parking them: one try (KMS, then SQS) at worst, a second if it fails fast
+    park_seconds: float = (
+        27.0  # parking them: one SQS send at worst (the key is prepared), a second if it fails fast
+    )
     margin_seconds: float = 2.0
     wait_seconds: float = 15.0  # a waiter gives up on another worker's refresh after this
     poll_seconds: float = 0.05
@@ -99,9 +101,9 @@ class Leases:
         return leased_at + t.connect_seconds + token_timeout + t.after_token_seconds
 
     def seal_window(self, token_timeout: float) -> float:
-        """How long sealing must need no KMS call: until the commit deadline of a refresh starting now."""
+        """How long sealing must need no KMS call: through the commit and the park of a refresh begun now."""
         t = self.timing
-        return t.connect_seconds + token_timeout + t.commit_seconds
+        return t.connect_seconds + token_timeout + t.after_token_seconds
 
     def seconds_needed(self) -> float:
         """The least time a refresh needs, from its start to its last write: with less, do not start one."""

@@ -3,25 +3,25 @@
 Sage rotates refresh tokens with no grace period, so a rotated token that is not stored anywhere loses the
 pairing for good. SQS is a separate service from DynamoDB, so it still answers when the table does not.
 
-A queue is only as trustworthy as what may write to it, so every message is sealed with KMS under an
-encryption context naming the tenant, the pairing's generation and the version the tokens were issued
-over. KMS opens it only under that same context: a message the bundle did not write, or wrote for another
-tenant or another pairing, is refused and moved to the dead-letter queue, never applied. Such a message is
-counted and set aside; it never stops a drain.
+A queue is only as trustworthy as what may write to it, so every token set is sealed by the same sealer as
+the table's tokens (tokens/sealing.py), with the data key prepared before the refresh token was spent: parking
+needs no KMS call, which matters because it happens just when AWS is failing. The sealer binds the blob to
+the tenant (KMS's context) and, in AES-GCM's associated data, to the pairing's generation and the version the
+tokens were issued over. A message the bundle did not write, or wrote for another tenant, pairing or version,
+does not open: it is counted, moved to the dead-letter queue and never applied; it never stops a drain.
 
-The body on the queue: {"v": 1, "tenant", "generation", "version", "sealed": base64 of KMS's ciphertext of
-the zlib-compressed token set}. The header is readable so that the context can be rebuilt; only the
-tokens are sealed.
+The body on the queue: {"v": 2, "tenant", "generation", "version", "sealed": base64 of the sealer's blob}.
+The header is readable so that the binding can be rebuilt; only the tokens are sealed. A message of format 1
+(parked by an earlier version: KMS Encrypt of the zlib-compressed set under the rescue's own context) is
+still opened, so an upgrade never strands a parked token set; none is written any more.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import math
 import time
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -33,7 +33,20 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
 from x3link.aws.error_codes import STORE_ERRORS, error_code
-from x3link.errors import ConfigurationError
+from x3link.errors import ConfigurationError, SealedTokensUnreadable
+from x3link.refresh.rescue_messages import (
+    FORMAT_VERSION,
+    LEGACY_FORMAT,
+    SQS_BODY_LIMIT,
+    PoisonMessage,
+    binding,
+    encryption_context,
+    legacy_fields,
+    load_tokens,
+    not_sealed_for_pairing,
+    read_header,
+    token_fields,
+)
 from x3link.sage.oauth import TokenSet
 
 if TYPE_CHECKING:
@@ -41,26 +54,15 @@ if TYPE_CHECKING:
     from mypy_boto3_kms.type_defs import DecryptRequestTypeDef
     from mypy_boto3_sqs import SQSClient
 
+    from x3link.tokens.sealing import TokenSealer
+
 logger = Logger(child=True)
 metrics = Metrics()
 
-FORMAT_VERSION = 1
-PURPOSE = "token-rescue"
-# KMS Encrypt takes at most 4096 bytes of plaintext; a decrypted ciphertext is never larger.
-KMS_PLAINTEXT_LIMIT = 4096
-# KMS refuses ciphertext blobs over 6144 bytes: a longer one cannot be ours.
-KMS_CIPHERTEXT_LIMIT = 6144
+POISONED_METRIC = "RescueMessagesPoisoned"
 # KMS's own verdicts on a ciphertext: not sealed by this key under this context. Anything else it says
 # (throttling, 5xx, a disabled key, a missing permission) is about KMS or the bundle, not the message.
 _NOT_OURS = frozenset({"InvalidCiphertextException", "IncorrectKeyException", "ValidationException"})
-_TOKEN_FIELDS = (
-    "access_token",
-    "refresh_token",
-    "scope",
-    "access_token_expires_at",
-    "refresh_token_expires_at",
-)
-POISONED_METRIC = "RescueMessagesPoisoned"
 # One receive takes at most this many messages (SQS's maximum).
 _BATCH = 10
 
@@ -85,69 +87,77 @@ class DrainResult:
     complete: bool = False
 
 
-class PoisonMessage(Exception):
-    """A rescue message that can never be applied. Its text names the reason, never the body."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
 class RescueTooLarge(ValueError):
-    """A token set that does not fit in one KMS Encrypt call even compressed."""
-
-
-def encryption_context(tenant: str, generation: str, version: int) -> dict[str, str]:
-    return {"purpose": PURPOSE, "tenant": tenant, "generation": generation, "version": str(version)}
+    """A token set too large for one SQS message once sealed."""
 
 
 class TokenRescue:
+    """The rescue queue: `sealer` seals what is parked (the table's own sealer, whose data key the keeper
+    prepared); `kms` (built on first use) and `key_id` only open format-1 messages."""
+
     def __init__(
-        self, queue_url: str, dead_letter_queue_url: str, key_id: str, sqs: SQSClient, kms: KMSClient
+        self,
+        queue_url: str,
+        dead_letter_queue_url: str,
+        sealer: TokenSealer,
+        sqs: SQSClient,
+        *,
+        kms: Callable[[], KMSClient] | None = None,
+        key_id: str = "",
     ) -> None:
         self._queue = queue_url
         self._dead_letters = dead_letter_queue_url
-        self._key_id = key_id
+        self._sealer = sealer
         self._sqs = sqs
         self._kms = kms
+        self._key_id = key_id
 
     # ------------------------------------------------------------------ writing
     def save(self, tenant: str, generation: str, version: int, tokens: TokenSet) -> None:
-        """Seal `tokens` for this pairing and version and park them: one KMS call and one SQS send.
+        """Seal `tokens` for this pairing and version and park them: one SQS send, and no KMS call when the
+        tenant's data key was prepared (the keeper prepares it before spending a refresh token).
 
-        Raises whatever KMS or SQS raise (the caller decides what a lost rescue means), RescueTooLarge when
-        the token set cannot be sealed, ConfigurationError without a key.
+        Raises whatever the sealer or SQS raise (the caller decides what a lost rescue means), RescueTooLarge
+        when the sealed set does not fit a message, ConfigurationError without a key.
         """
-        if not self._key_id:
-            raise ConfigurationError("DATA_KEY_ID is not set: rescued tokens cannot be sealed.")
-        plaintext = zlib.compress(_dump_tokens(tokens), 9)
-        if len(plaintext) > KMS_PLAINTEXT_LIMIT:
+        sealed = self._sealer.seal(tenant, token_fields(tokens), binding(generation, version))
+        body = json.dumps(
+            {
+                "v": FORMAT_VERSION,
+                "tenant": tenant,
+                "generation": generation,
+                "version": version,
+                "sealed": base64.b64encode(sealed).decode("ascii"),
+            },
+            separators=(",", ":"),
+        )
+        if len(body) > SQS_BODY_LIMIT:
             raise RescueTooLarge(
-                f"The token set takes {len(plaintext)} bytes compressed; KMS seals at most "
-                f"{KMS_PLAINTEXT_LIMIT}."
+                f"The sealed token set takes {len(body)} bytes; SQS takes {SQS_BODY_LIMIT} at most."
             )
-        sealed = self._kms.encrypt(
-            KeyId=self._key_id,
-            Plaintext=plaintext,
-            EncryptionContext=encryption_context(tenant, generation, version),
-        )["CiphertextBlob"]
-        body = {
-            "v": FORMAT_VERSION,
-            "tenant": tenant,
-            "generation": generation,
-            "version": version,
-            "sealed": base64.b64encode(sealed).decode("ascii"),
-        }
-        self._sqs.send_message(QueueUrl=self._queue, MessageBody=json.dumps(body, separators=(",", ":")))
+        self._sqs.send_message(QueueUrl=self._queue, MessageBody=body)
 
     # ------------------------------------------------------------------ reading
     def open(self, body: str) -> RescuedTokens:
-        """The token set in `body`, as KMS vouches it was sealed for the pairing its header names.
+        """The token set in `body`, if it was sealed for the tenant, pairing and version its header names.
 
         Raises PoisonMessage for anything that can never be applied. KMS's transient failures (throttling,
         5xx, network) propagate as they are: the message is fine and must be retried.
         """
-        tenant, generation, version, sealed = _read_header(body)
+        form, tenant, generation, version, sealed = read_header(body)
+        if form == LEGACY_FORMAT:
+            fields = legacy_fields(self._open_legacy(tenant, generation, version, sealed))
+        else:
+            try:
+                fields = self._sealer.open(tenant, sealed, binding(generation, version))
+            except SealedTokensUnreadable:
+                raise not_sealed_for_pairing() from None
+        return RescuedTokens(tenant, generation, version, load_tokens(fields))
+
+    def _open_legacy(self, tenant: str, generation: str, version: int, sealed: bytes) -> bytes:
+        """A format-1 message's plaintext: KMS Decrypt under the context its header names."""
+        if self._kms is None:
+            raise ConfigurationError("No KMS client: a rescue message of format 1 cannot be opened.")
         decrypt: DecryptRequestTypeDef = {
             "CiphertextBlob": sealed,
             "EncryptionContext": encryption_context(tenant, generation, version),
@@ -155,15 +165,11 @@ class TokenRescue:
         if self._key_id:
             decrypt["KeyId"] = self._key_id  # only our key may have sealed it
         try:
-            plaintext = self._kms.decrypt(**decrypt)["Plaintext"]
+            return bytes(self._kms().decrypt(**decrypt)["Plaintext"])
         except ClientError as exc:
             if error_code(exc) in _NOT_OURS:
-                raise PoisonMessage(
-                    "not_sealed_for_pairing",
-                    "KMS would not open the message for the pairing and version its header names.",
-                ) from None
+                raise not_sealed_for_pairing() from None
             raise
-        return RescuedTokens(tenant, generation, version, _load_tokens(plaintext))
 
     def quarantine(self, body: str, reason: str) -> None:
         """Copy a poison message to the dead-letter queue, with the reason as a message attribute, and
@@ -295,66 +301,3 @@ class TokenRescue:
         except (*STORE_ERRORS, KeyError, ValueError) as exc:
             logger.warning("The rescue queue's backlog could not be read", extra={"error": error_code(exc)})
             return None
-
-
-def _dump_tokens(tokens: TokenSet) -> bytes:
-    fields = {name: getattr(tokens, name) for name in _TOKEN_FIELDS}
-    return json.dumps(fields, separators=(",", ":")).encode()
-
-
-def _read_header(body: str) -> tuple[str, str, int, bytes]:
-    try:
-        parsed = json.loads(body)
-    except (TypeError, ValueError):
-        raise PoisonMessage("not_json", "The message body is not JSON.") from None
-    if not isinstance(parsed, dict) or parsed.get("v") != FORMAT_VERSION:
-        raise PoisonMessage("unknown_format", "The message is not a rescue message of a known format.")
-    tenant, generation, version, sealed = (
-        parsed.get(k) for k in ("tenant", "generation", "version", "sealed")
-    )
-    if not (isinstance(tenant, str) and tenant and len(tenant) <= 256):
-        raise PoisonMessage("bad_header", "The message names no valid tenant.")
-    if not (isinstance(generation, str) and generation and len(generation) <= 256):
-        raise PoisonMessage("bad_header", "The message names no valid pairing generation.")
-    if not (isinstance(version, int) and not isinstance(version, bool) and version >= 0):
-        raise PoisonMessage("bad_header", "The message names no valid version.")
-    if not isinstance(sealed, str):
-        raise PoisonMessage("bad_header", "The message carries no sealed token set.")
-    try:
-        blob = base64.b64decode(sealed, validate=True)
-    except (binascii.Error, ValueError):
-        raise PoisonMessage("bad_header", "The sealed token set is not base64.") from None
-    if not 0 < len(blob) <= KMS_CIPHERTEXT_LIMIT:
-        raise PoisonMessage("bad_header", "The sealed token set is not a KMS ciphertext.")
-    return tenant, generation, version, blob
-
-
-def _load_tokens(plaintext: bytes) -> TokenSet:
-    def invalid() -> PoisonMessage:
-        return PoisonMessage("bad_token_set", "The sealed content is not a valid token set.")
-
-    try:
-        inflater = zlib.decompressobj()
-        raw = inflater.decompress(plaintext, 64 * 1024)
-        if inflater.unconsumed_tail or not inflater.eof:
-            raise invalid()
-        fields = json.loads(raw)
-    except (zlib.error, ValueError):
-        raise invalid() from None
-    if not isinstance(fields, dict) or set(fields) != set(_TOKEN_FIELDS):
-        raise invalid()
-    access, refresh, scope = fields["access_token"], fields["refresh_token"], fields["scope"]
-    if not (isinstance(access, str) and access and isinstance(refresh, str) and refresh):
-        raise invalid()
-    if not isinstance(scope, str):
-        raise invalid()
-    expiries = (fields["access_token_expires_at"], fields["refresh_token_expires_at"])
-    if not all(isinstance(e, int | float) and not isinstance(e, bool) and math.isfinite(e) for e in expiries):
-        raise invalid()
-    return TokenSet(
-        access_token=access,
-        refresh_token=refresh,
-        scope=scope,
-        access_token_expires_at=float(expiries[0]),
-        refresh_token_expires_at=float(expiries[1]),
-    )
