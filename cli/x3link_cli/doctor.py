@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import click
@@ -26,6 +26,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from x3link_cli import locate
 from x3link_cli.errors import CliError
 from x3link_cli.locate import aws_reason
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
 
 OK, PROBLEM, WARNING = "ok", "problem", "warning"
 # The code of a token call that no pairing ever had: Sage can only refuse it, and spends nothing on it.
@@ -72,7 +75,7 @@ class StackView:
 # --- finding the stack ---------------------------------------------------------------------------------
 
 
-def from_cloudformation(cloudformation: Any, name: str) -> StackView:
+def from_cloudformation(cloudformation: CloudFormationClient, name: str) -> StackView:
     """A deployed stack, from DescribeStacks (parameters, outputs) and ListStackResources."""
     try:
         (stack,) = cloudformation.describe_stacks(StackName=name)["Stacks"]

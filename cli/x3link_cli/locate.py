@@ -10,11 +10,14 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from x3link_cli.errors import CliError
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
 
 STACK_FILE = Path(".local") / "stack.json"
 _AWS_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
@@ -93,7 +96,7 @@ def api_url_from_outputs(stack: Mapping[str, Any], name: str) -> str:
     raise CliError(f"Stack {name} has no ApiUrl output: is it a Sage X3 link stack, fully deployed?")
 
 
-def api_url_from_stack(cloudformation: Any, name: str, region: str) -> str:
+def api_url_from_stack(cloudformation: CloudFormationClient, name: str, region: str) -> str:
     """Ask CloudFormation (a boto3 client, so tests can stub it) for the stack's `ApiUrl` output."""
     try:
         stacks = cloudformation.describe_stacks(StackName=name)["Stacks"]

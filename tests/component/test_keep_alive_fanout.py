@@ -9,7 +9,7 @@ import random
 import time
 from collections import Counter
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import pytest
@@ -28,6 +28,9 @@ from tests.support.keeper import (
 from x3link import wiring
 from x3link.keep_alive.fan_out import KeepAliveDispatcher, KeepAliveWorker, RefreshOrder, RefreshQueue
 from x3link.keep_alive.runs import KEPT_FAILURES
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 WORKER = "RefreshWorkerFunction"
 
@@ -70,7 +73,7 @@ def test_the_schedule_queues_only_due_pairings_through_the_index_and_spreads_the
     recording = RecordingSqs()
     dispatcher = KeepAliveDispatcher(
         wiring.token_keeper(),
-        RefreshQueue(stack.refs["RefreshQueue"], recording),
+        RefreshQueue(stack.refs["RefreshQueue"], cast("SQSClient", recording)),
         wiring.run_ledger(),
         keep_alive_seconds=7 * 86400,
         spread_seconds=900,

@@ -62,7 +62,7 @@ def refusing(refused: Callable[[dict[str, Any]], bool]) -> Iterator[list[str]]:
     """Within the block EventBridge refuses the entries `refused` picks, as when throttled; yields the ids
     it refused."""
     client = wiring.aws_client("events")
-    real = client.put_events
+    real: Callable[..., Any] = client.put_events  # the fake below answers as it does, in plain dicts
     seen: list[str] = []
 
     def put_events(Entries: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import pytest
@@ -31,6 +31,10 @@ from x3link.refresh.rescue import metrics as rescue_metrics
 from x3link.refresh.rescue_messages import PoisonMessage
 from x3link.sage.oauth import TokenSet
 from x3link.tokens.sealing import TokenSealer
+
+if TYPE_CHECKING:
+    from mypy_boto3_kms import KMSClient
+    from mypy_boto3_sqs import SQSClient
 
 GENERATION = "4f9c2a7e0b1d4c3e8a6f5b2d9e0c1a7b"
 OTHER_GENERATION = "0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a"
@@ -184,7 +188,12 @@ def test_a_message_not_sealed_for_the_pairing_it_names_is_poison(
 @pytest.mark.parametrize("body", ["", "not json", "[1, 2]", "null", '{"tenant": "acme"}'])
 def test_a_body_that_is_no_rescue_message_is_poison(body: str) -> None:
     # Refused before any call: this rescue has no key, no KMS and no queue.
-    offline = TokenRescue("queue", "dead-letters", TokenSealer(lambda: None, "", "pairings"), sqs=None)
+    offline = TokenRescue(
+        "queue",
+        "dead-letters",
+        TokenSealer(lambda: cast("KMSClient", None), "", "pairings"),
+        sqs=cast("SQSClient", None),
+    )
     with pytest.raises(PoisonMessage):
         offline.open(body)
 

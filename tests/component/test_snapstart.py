@@ -47,7 +47,7 @@ SERVICES: tuple[Callable[[], Any], ...] = (
 OPAQUE = {"botocore", "boto3", "urllib3", "s3transfer"}
 
 
-def _cached(build: Callable[[], Any]) -> bool:
+def _cached(build: Callable[..., Any]) -> bool:
     return bool(build.cache_info().currsize)  # type: ignore[attr-defined]
 
 

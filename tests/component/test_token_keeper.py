@@ -20,6 +20,7 @@ from tests.support.events import lifecycle_events
 from tests.support.keeper import Spy, concurrently, keeper, stored, sweep, worker
 from tests.support.sage import pair
 from x3link import wiring
+from x3link.aws.clients import Service
 from x3link.budget import Budget
 from x3link.errors import UpstreamError, UpstreamTimeout
 
@@ -348,8 +349,8 @@ def test_one_pairings_unexpected_failure_never_stops_the_sweep(sage: Emulator, s
         pair(sage, tenant, f"https://x3.{tenant}.example")
     real_client = wiring.aws_client
 
-    def client(service: str) -> Any:
-        made = real_client(service)
+    def client(service: Service) -> Any:
+        made: Any = real_client(service)  # any service's client: only DynamoDB's is spied on
 
         def update_item(**kwargs: Any) -> Any:
             first_touch = "refresh_token_expires_epoch <= :due" in kwargs.get("ConditionExpression", "")

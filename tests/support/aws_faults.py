@@ -25,6 +25,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from x3link import wiring
+from x3link.aws.clients import Service
 
 ERROR, THROTTLE, TIMEOUT, APPLIED_LOST = "error", "throttle", "timeout", "applied_lost"
 MODES = (ERROR, THROTTLE, TIMEOUT, APPLIED_LOST)
@@ -109,7 +110,7 @@ class AwsCalls:
         build = getattr(original, "__wrapped__", original)
 
         @cache
-        def aws_client(service: str) -> Any:
+        def aws_client(service: Service) -> Any:
             return calls.attach(build(service))
 
         wiring.reset()

@@ -21,6 +21,7 @@ from local.sagex3_emulator import Emulator
 from local.triggers import QueuePoller
 from tests.support.sage import CLIENT_ID, CLIENT_SECRET, pair
 from x3link import wiring
+from x3link.aws.clients import Service
 from x3link.refresh.keeper import TokenKeeper
 from x3link.tokens.model import Pairing
 
@@ -77,7 +78,7 @@ def keeper(
     timing_now = wiring.keeper_timing()
     wrappers = {"dynamodb": dynamodb, "sqs": sqs, "kms": kms}
 
-    def client(service: str) -> Any:
+    def client(service: Service) -> Any:
         made, wrap = real_client(service), wrappers.get(service)
         return wrap(made) if wrap is not None else made
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from botocore.exceptions import ClientError
@@ -12,6 +12,9 @@ from botocore.exceptions import ClientError
 from x3link_cli import doctor
 from x3link_cli.doctor import OK, PROBLEM, WARNING, Finding, StackView
 from x3link_cli.errors import CliError
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
 
 SECRET_ID = "arn:aws:secretsmanager:eu-west-1:1:secret:creds"
 
@@ -174,13 +177,17 @@ def test_a_deployed_stack_is_read_from_cloudformation() -> None:
             "PhysicalResourceId": "https://q",
         },
     ]
-    view = doctor.from_cloudformation(FakeCloudFormation({"prod": stack}, resources), "prod")
+    view = doctor.from_cloudformation(_fake_cloudformation({"prod": stack}, resources), "prod")
     assert view.gateways == ("https://api.eu-prod-sagex3.com/v1", "https://api.us-prod-sagex3.com/v1")
     assert view.callback_url == "https://abc.execute-api.eu-west-1.amazonaws.com/prod/callback"
     assert view.of_type("AWS::SQS::Queue") == {"RefreshQueue": "https://q"}
     # Behind a custom domain, the callback URL is the public one.
     stack["Parameters"][2]["ParameterValue"] = "https://x3.example.com/"
-    view = doctor.from_cloudformation(FakeCloudFormation({"prod": stack}, resources), "prod")
+    view = doctor.from_cloudformation(_fake_cloudformation({"prod": stack}, resources), "prod")
     assert view.callback_url == "https://x3.example.com/callback"
     with pytest.raises(CliError, match=r"^There is no stack named nope: check --stack and --region\.$"):
-        doctor.from_cloudformation(FakeCloudFormation({}, []), "nope")
+        doctor.from_cloudformation(_fake_cloudformation({}, []), "nope")
+
+
+def _fake_cloudformation(stacks: dict[str, Any], resources: list[dict[str, str]]) -> CloudFormationClient:
+    return cast("CloudFormationClient", FakeCloudFormation(stacks, resources))

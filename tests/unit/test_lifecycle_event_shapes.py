@@ -5,7 +5,7 @@ tests/component/test_lifecycle_events.py)."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -24,6 +24,9 @@ from tests.support.stream_images import (
 )
 from x3link.events import lifecycle
 from x3link.events.bus import EventPublisher
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
 
 EXPIRED: dict[str, Any] = {
     **SUSPENDED,
@@ -255,7 +258,7 @@ def test_the_publisher_puts_ten_entries_a_call_and_returns_every_refused_id() ->
     ]
     bus = FakeBus(refuse={3, 17})
 
-    refused = EventPublisher("the-bus", bus).publish(events)
+    refused = EventPublisher("the-bus", cast("EventBridgeClient", bus)).publish(events)
 
     assert [len(call) for call in bus.calls] == [10, 10, 3]
     assert refused == ["t3", "t17"]
@@ -266,4 +269,4 @@ def test_the_publisher_puts_ten_entries_a_call_and_returns_every_refused_id() ->
         "the-bus",
     )
     assert json.loads(entry["Detail"]) == {"id": "t0", "tenant": "t0"}
-    assert EventPublisher("the-bus", FakeBus(refuse=set())).publish(events) == []
+    assert EventPublisher("the-bus", cast("EventBridgeClient", FakeBus(refuse=set()))).publish(events) == []

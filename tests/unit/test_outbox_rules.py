@@ -5,7 +5,7 @@ the uploads table's change that announces an outcome (x3link/events/lifecycle.py
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -23,6 +23,9 @@ from x3link.outbox.rules import (
     vet_name,
     vet_size,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import TagTypeDef
 
 
 def _event(key: str, name: str = "ObjectCreated:Put", **obj: Any) -> dict[str, Any]:
@@ -102,8 +105,8 @@ def test_the_backoff_doubles_up_to_sqs_longest_delay() -> None:
 
 
 def test_the_outcome_tags_replace_earlier_ones_and_keep_the_apps() -> None:
-    app = [{"Key": f"app{n}", "Value": "x"} for n in range(9)]
-    earlier = [{"Key": "x3link-outcome", "Value": "rejected"}]
+    app: list[TagTypeDef] = [{"Key": f"app{n}", "Value": "x"} for n in range(9)]
+    earlier: list[TagTypeDef] = [{"Key": "x3link-outcome", "Value": "rejected"}]
     tags = tags_with(app + earlier, {"outcome": "ingested", "status": "integrated"})
     assert len(tags) == 10
     assert tags[-2:] == [

@@ -5,12 +5,15 @@ altered or moved blob does not open, warm seals make no KMS call, data keys are 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
 from x3link.errors import SealedTokensUnreadable
 from x3link.tokens.sealing import DataKeyCache, TokenSealer, encryption_context
+
+if TYPE_CHECKING:
+    from mypy_boto3_kms import KMSClient
 
 TOKENS = {"access_token": "ACCESS-aaaaaaaaaaaaaaaaaaaa", "refresh_token": "REFRESH-rrrrrrrrrrrrrrrrrrrr"}
 BINDING = {
@@ -64,7 +67,7 @@ class Clock:
 def sealer(
     kms: FakeKms, cache: DataKeyCache | None = None, table: str = "local-PairingsTable"
 ) -> TokenSealer:
-    return TokenSealer(lambda: kms, "key-id", table, cache)
+    return TokenSealer(lambda: cast("KMSClient", kms), "key-id", table, cache)
 
 
 # ---------------------------------------------------------------------------------------------- the sealer

@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+# Any: the API Gateway event is JSON of many shapes: only the fields read are checked.
 from typing import Any
 
 API_GATEWAY_TIMEOUT = 29.0  # API Gateway's integration timeout (REST APIs)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import ModuleType
+
+# Any: the SnapStart runtime's hooks module, which has no types.
 from typing import Any
 
 Hook = Callable[[], None]

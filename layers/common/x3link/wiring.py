@@ -8,10 +8,14 @@ import os
 import random
 import sys
 from collections.abc import Callable, Iterator
-from functools import cache, partial
+from functools import cache
+
+# Any: a replacement factory may take and build anything (a fake client, another timing).
 from typing import TYPE_CHECKING, Any
 
 from x3link import snapshot
+from x3link.aws.clients import aws_client as aws_client
+from x3link.aws.clients import s3_client as s3_client
 from x3link.config import Settings, required_env
 from x3link.logs import pin_sdk_loggers
 from x3link.long_lived import long_lived
@@ -53,17 +57,6 @@ def settings() -> Settings:
 
 
 @cache
-def aws_client(service: str) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    # Bounded so that one call's worst case (2 x (1 s + 3 s) plus backoff) fits the keeper's timing: a
-    # commit under a refresh lease must finish, or park the tokens, well inside the lease.
-    config = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=1, read_timeout=3)
-    return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
-
-
-@cache
 def sage_client() -> SageX3Client:
     from x3link.endpoints import EndpointPolicy
     from x3link.sage.client import SageX3Client
@@ -78,7 +71,8 @@ def sage_client() -> SageX3Client:
 def credentials_source() -> CredentialsSource:
     from x3link.sage.credentials import CredentialsSource
 
-    return CredentialsSource(settings().credentials_secret, partial(aws_client, "secretsmanager"))
+    client = aws_client  # the factory in force now, not when the secret is first read
+    return CredentialsSource(settings().credentials_secret, lambda: client("secretsmanager"))
 
 
 def client_credentials() -> ClientCredentials:
@@ -102,7 +96,8 @@ def token_sealer() -> TokenSealer:
     from x3link.tokens.sealing import TokenSealer
 
     s = settings()
-    return TokenSealer(partial(aws_client, "kms"), s.data_key_id, s.pairings_table)
+    client = aws_client  # the factory in force now, not when the first seal comes
+    return TokenSealer(lambda: client("kms"), s.data_key_id, s.pairings_table)
 
 
 @cache
@@ -163,8 +158,10 @@ def token_rescue() -> TokenRescue:
 
     s = settings()
     # Parked with the table's own sealer: the data key the keeper prepared serves the park too.
-    queues, kms = (s.rescue_queue_url, s.rescue_dead_letter_queue_url), partial(aws_client, "kms")
-    return TokenRescue(*queues, token_sealer(), aws_client("sqs"), kms=kms, key_id=s.data_key_id)
+    queues, client = (s.rescue_queue_url, s.rescue_dead_letter_queue_url), aws_client
+    return TokenRescue(
+        *queues, token_sealer(), client("sqs"), kms=lambda: client("kms"), key_id=s.data_key_id
+    )
 
 
 @cache
@@ -316,16 +313,6 @@ def delivery_timing() -> DeliveryTiming:
     from x3link.exports.worker import DeliveryTiming
 
     return DeliveryTiming.from_env(os.environ)
-
-
-@cache
-def s3_client() -> Any:
-    """S3 for the delivery bucket: reads of a part may take longer than a table's 3 s."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=60)
-    return boto3.session.Session().client("s3", config=config)
 
 
 @cache

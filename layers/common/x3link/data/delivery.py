@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+
+# Any: Sage's JSON answers, untrusted: each field is checked as it is read; the page answered is JSON.
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+# Any: the folders as Sage's JSON lists them, checked by their readers.
 from typing import Any
 
 from x3link.budget import Budget

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+
+# Any: Sage's JSON answers and the request's body, untrusted: each field is checked as it is read.
 from typing import Any
 from urllib.parse import urlsplit
 

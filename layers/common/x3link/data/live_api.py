@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+
+# Any: the folders as Sage's JSON lists them, checked by their readers.
 from typing import Any
 
 from x3link.budget import Budget

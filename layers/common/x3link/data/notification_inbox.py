@@ -15,6 +15,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+# Any: Sage's JSON answer, which sage/notifications.py parses.
 from typing import Any
 
 from aws_lambda_powertools import Logger

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+
+# Any: a DynamoDB item literal whose attributes are of mixed types.
+from typing import TYPE_CHECKING, Any
 
 from x3link.errors import ConfigurationError
 from x3link.sage.notifications import Details
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 RETENTION_SECONDS = 7 * 86400
 
@@ -30,7 +35,9 @@ class Delivery:
 
 
 class NotificationStore:
-    def __init__(self, table_name: str, dynamodb: Any, retention_seconds: float = RETENTION_SECONDS) -> None:
+    def __init__(
+        self, table_name: str, dynamodb: DynamoDBClient, retention_seconds: float = RETENTION_SECONDS
+    ) -> None:
         if not table_name:
             raise ConfigurationError("NOTIFICATIONS_TABLE is not set")
         self._table = table_name

@@ -13,11 +13,19 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
+# Any: an upload's fields are JSON values of any type, stored as attributes and shown as JSON.
+from typing import TYPE_CHECKING, Any
+
+from x3link.aws.dynamo_attrs import plain
 from x3link.web import cursors
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import QueryInputTypeDef
 
 API, OUTBOX = "api", "outbox"
 INGESTED, REJECTED = "ingested", "rejected"
@@ -81,17 +89,14 @@ def _attr(value: Any) -> dict[str, Any]:
     return {"S": str(value)}
 
 
-def _plain(value: dict[str, Any]) -> Any:
-    if "N" in value:
-        number = float(value["N"])
-        return int(number) if number.is_integer() else number
-    if "BOOL" in value:
-        return value["BOOL"]
-    return value.get("S")
+def _plain(value: Mapping[str, Any]) -> str | float | bool | None:
+    """An attribute as GET .../uploads shows it: a whole number as an int."""
+    read = plain(value)
+    return int(read) if isinstance(read, float) and read.is_integer() else read
 
 
 class UploadLog:
-    def __init__(self, table_name: str, dynamodb: Any) -> None:
+    def __init__(self, table_name: str, dynamodb: DynamoDBClient) -> None:
         self._table = table_name
         self._db = dynamodb
 
@@ -169,7 +174,7 @@ class UploadLog:
     def page(
         self, tenant: str, limit: int, start: dict[str, Any] | None
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        params: dict[str, Any] = {
+        params: QueryInputTypeDef = {
             "TableName": self._table,
             "KeyConditionExpression": "tenant = :tenant",
             "ExpressionAttributeValues": {":tenant": {"S": tenant}},

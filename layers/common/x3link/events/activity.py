@@ -21,12 +21,18 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from x3link.aws.dynamo_attrs import n_or_none, s_or_none
+# Any: stream images (DynamoDB JSON) in, the JSON entries GET .../activity shows out.
+from typing import TYPE_CHECKING, Any
+
+from x3link.aws.dynamo_attrs import n_or_none, s, s_or_none
 from x3link.events import lifecycle
 from x3link.tokens.model import iso
 from x3link.web import cursors
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import QueryInputTypeDef
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 100
 _AT_ID = re.compile(r"\d{10}\.\d{6}#\d{1,64}#\d{1,2}")
@@ -163,7 +169,7 @@ def _event_time(text: Any) -> float | None:
 class ActivityLog:
     """The activity table: entries written once per stream record, read newest first per tenant."""
 
-    def __init__(self, table_name: str, dynamodb: Any, *, kept_seconds: int) -> None:
+    def __init__(self, table_name: str, dynamodb: DynamoDBClient, *, kept_seconds: int) -> None:
         self._table = table_name
         self._db = dynamodb
         self._kept = kept_seconds
@@ -183,7 +189,7 @@ class ActivityLog:
     def page(
         self, tenant: str, limit: int, start: dict[str, Any] | None
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        params: dict[str, Any] = {
+        params: QueryInputTypeDef = {
             "TableName": self._table,
             "KeyConditionExpression": "tenant = :tenant",
             "ExpressionAttributeValues": {":tenant": {"S": tenant}},
@@ -194,7 +200,7 @@ class ActivityLog:
         if start is not None:
             params["ExclusiveStartKey"] = start
         answer = self._db.query(**params)
-        entries = [json.loads(item["entry"]["S"]) for item in answer.get("Items", [])]
+        entries = [json.loads(s(item, "entry")) for item in answer.get("Items", [])]
         return entries, answer.get("LastEvaluatedKey")
 
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from x3link.events.lifecycle import SOURCE, LifecycleEvent
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
 PUT_EVENTS_LIMIT = 10  # entries per PutEvents call
 
@@ -19,7 +23,7 @@ class EventPublisher:
     been published already, which is harmless since subscribers deduplicate on the detail's `id`.
     """
 
-    def __init__(self, bus_name: str, events_client: Any) -> None:
+    def __init__(self, bus_name: str, events_client: EventBridgeClient) -> None:
         self._bus = bus_name
         self._events = events_client
 
@@ -39,7 +43,7 @@ class EventPublisher:
                     failed.append(event.id)
         return failed
 
-    def _entry(self, event: LifecycleEvent) -> dict[str, Any]:
+    def _entry(self, event: LifecycleEvent) -> PutEventsRequestEntryTypeDef:
         return {
             "Source": SOURCE,
             "DetailType": event.detail_type,

@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+# Any: stream images (DynamoDB JSON) in, EventBridge details (JSON) out.
 from typing import Any
 
-from x3link.aws.dynamo_attrs import n_or_none, s_or_none
+from x3link.aws.dynamo_attrs import flag, n_or_none, n_text_or_none, s_or_none
 from x3link.tokens.model import ACTIVE, EXPIRED, SUSPENDED, iso
 
 SOURCE = "sage-x3-link"
@@ -127,7 +129,7 @@ def _pairing_event(
     reason: str | None = None,
 ) -> LifecycleEvent:
     tenant, generation = s_or_none(image, "tenant"), s_or_none(image, "generation") or ""
-    version = (image.get("version") or {}).get("N", "0")
+    version = n_text_or_none(image, "version") or "0"
     at = n_or_none(image, _AT[detail_type]) if detail_type in _AT else None
     detail: dict[str, Any] = {
         "id": f"{tenant}:{generation}:{version}:{detail_type}",
@@ -190,7 +192,7 @@ def _files_events(event_name: str, new: Image | None) -> list[LifecycleEvent]:
         "notification_id": notification_id,
         "folder": s_or_none(new, "folder"),
         "files": files if isinstance(files, list) else [],
-        "truncated": bool((new.get("truncated") or {}).get("BOOL", False)),
+        "truncated": flag(new, "truncated"),
         "sent_at": s_or_none(new, "sent_at"),
         "at": iso(n_or_none(new, "received_at")),
     }

@@ -7,9 +7,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 logger = Logger(child=True)
 
@@ -31,7 +35,7 @@ class StoredObject:
 class DeliveryBucket:
     """The app's bucket: objects streamed in parts, each one's file version in its metadata."""
 
-    def __init__(self, name: str, s3: Any, part_size: int = PART_SIZE) -> None:
+    def __init__(self, name: str, s3: S3Client, part_size: int = PART_SIZE) -> None:
         self.name = name
         self._s3 = s3
         self._part_size = max(5 * MIB, part_size)
@@ -62,7 +66,7 @@ class DeliveryBucket:
         or the upload's completion); an upload that fails or is refused is aborted: a half file never
         becomes an object."""
         md5, sha256, size = hashlib.md5(usedforsecurity=False), hashlib.sha256(), 0
-        parts: list[dict[str, Any]] = []
+        parts: list[CompletedPartTypeDef] = []
         upload: str | None = None
         buffer = bytearray()
         try:
@@ -89,7 +93,7 @@ class DeliveryBucket:
                 parts.append(self._part(key, upload, len(parts) + 1, bytes(buffer)))
             buffer = bytearray()
             verify(totals)
-            done = self._s3.complete_multipart_upload(
+            completed = self._s3.complete_multipart_upload(
                 Bucket=self.name, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
             )
         except BaseException:
@@ -99,9 +103,9 @@ class DeliveryBucket:
                 except Exception as exc:  # the bucket's lifecycle rule removes what is left
                     logger.warning("An upload could not be aborted", extra={"error": type(exc).__name__})
             raise
-        return StoredObject(size, totals.md5, totals.sha256, done.get("VersionId"))
+        return StoredObject(size, totals.md5, totals.sha256, completed.get("VersionId"))
 
-    def _part(self, key: str, upload: str, number: int, body: bytes) -> dict[str, Any]:
+    def _part(self, key: str, upload: str, number: int, body: bytes) -> CompletedPartTypeDef:
         answer = self._s3.upload_part(
             Bucket=self.name, Key=key, UploadId=upload, PartNumber=number, Body=body
         )

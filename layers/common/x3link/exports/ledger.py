@@ -14,9 +14,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+
+# Any: items deserialised to Python values of any type; expression values of mixed attribute types.
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer
+
+from x3link.aws.dynamo_attrs import s
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import UpdateItemInputTypeDef
 
 SYNC_ENTRY = "~sync"
 SYNC_INDEX = "by-sync"
@@ -67,7 +75,7 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
 
 
 class DeliveryLedger:
-    def __init__(self, table_name: str, dynamodb: Any) -> None:
+    def __init__(self, table_name: str, dynamodb: DynamoDBClient) -> None:
         self._table = table_name
         self._db = dynamodb
 
@@ -121,7 +129,7 @@ class DeliveryLedger:
             ExpressionAttributeValues={":enabled": {"S": ENABLED}},
         ):
             for item in page.get("Items", []):
-                tenant, _, folder = item["folder_key"]["S"].rpartition("/")
+                tenant, _, folder = s(item, "folder_key").rpartition("/")
                 yield tenant, folder
 
     def note_run(self, tenant: str, folder: str, at: float, error: str | None) -> None:
@@ -197,15 +205,17 @@ class DeliveryLedger:
         names = dict(names or {})
         if "#stage" in expression or "#stage" in condition:
             names["#stage"] = "stage"
+        update: UpdateItemInputTypeDef = {
+            "TableName": self._table,
+            "Key": self._version_key(tenant, folder, version),
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": {":owner": {"S": owner}, **values},
+        }
+        if names:
+            update["ExpressionAttributeNames"] = names
         try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=self._version_key(tenant, folder, version),
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeValues={":owner": {"S": owner}, **values},
-                **({"ExpressionAttributeNames": names} if names else {}),
-            )
+            self._db.update_item(**update)
         except self._failed():
             return False
         return True

@@ -16,6 +16,8 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+
+# Any: an SQS message's JSON body, untrusted: checked field by field.
 from typing import Any
 
 from x3link.data.integration import file_name, folder_name

@@ -3,16 +3,19 @@ for later, a failed message's retry backed off. Its own module so the poller loa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from x3link.aws.sqs_delays import sqs_delay
 from x3link.exports.orders import Order
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 SQS_BATCH = 10
 
 
 class DeliveryQueue:
-    def __init__(self, url: str, sqs: Any) -> None:
+    def __init__(self, url: str, sqs: SQSClient) -> None:
         self._url = url
         self._sqs = sqs
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+
+# Any: the JSON GET and PUT .../sync answer.
 from typing import TYPE_CHECKING, Any
 
 from x3link.data.integration import folder_name

@@ -20,6 +20,8 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+
+# Any: urllib3's streamed response (untyped), and a JSON record of the stored file's facts.
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
@@ -26,6 +26,8 @@ from x3link.keep_alive.runs import RunReport
 from x3link.refresh.outcomes import Outcome
 
 if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
     from x3link.keep_alive.runs import RunLedger
     from x3link.refresh.keeper import TokenKeeper
 
@@ -64,7 +66,7 @@ class RefreshOrder:
 class RefreshQueue:
     """The SQS queue between the scheduled run and the workers."""
 
-    def __init__(self, url: str, sqs: Any) -> None:
+    def __init__(self, url: str, sqs: SQSClient) -> None:
         self._url = url
         self._sqs = sqs
 

@@ -16,13 +16,18 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from x3link.aws.dynamo_attrs import n_or_none, s
+# Any: DynamoDB items, the JSON the runs listing answers, and a cursor's untrusted JSON.
+from typing import TYPE_CHECKING, Any
+
+from x3link.aws.dynamo_attrs import n_or_none, only, s, s_or_none, string_maps
 from x3link.errors import BadRequest, RunNotFound
 from x3link.refresh.outcomes import COUNTED
 from x3link.tokens.model import iso
 from x3link.web import cursors
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 RUN_PREFIX = "~run:"
 # What a worker may report of one pairing, each counted once, when the pairing's handling is over.
@@ -75,7 +80,7 @@ class RunReport:
 
 def _report(run: str, item: dict[str, Any]) -> RunReport:
     def number(name: str) -> int:
-        return int(float(item.get(name, {}).get("N", "0")))
+        return int(n_or_none(item, name) or 0)
 
     return RunReport(
         run=run,
@@ -83,10 +88,7 @@ def _report(run: str, item: dict[str, Any]) -> RunReport:
         deferred=number("deferred"),
         rescued=number("rescued"),
         counts={outcome: number(outcome) for outcome in OUTCOMES if outcome in item},
-        failures=[
-            {key: value["S"] for key, value in entry["M"].items()}
-            for entry in item.get("failures", {}).get("L", [])
-        ],
+        failures=string_maps(item, "failures"),
         started_at=n_or_none(item, "started_at"),
     )
 
@@ -99,7 +101,7 @@ def _projection(names: tuple[str, ...]) -> dict[str, Any]:
 
 
 class RunLedger:
-    def __init__(self, table_name: str, dynamodb: Any) -> None:
+    def __init__(self, table_name: str, dynamodb: DynamoDBClient) -> None:
         self._table = table_name
         self._db = dynamodb
 
@@ -183,7 +185,7 @@ class RunLedger:
         reports = [
             _report(s(item, "tenant").removeprefix(RUN_PREFIX), item)
             for item in answer.get("Items", [])
-            if item.get("tenant", {}).get("S", "").startswith(RUN_PREFIX)
+            if (s_or_none(item, "tenant") or "").startswith(RUN_PREFIX)
         ]
         return reports, answer.get("LastEvaluatedKey")
 
@@ -204,14 +206,14 @@ def _start_key(cursor: str) -> dict[str, Any]:
     key = cursors.decode(cursor, _BAD_CURSOR)
     if not isinstance(key, dict) or set(key) != {"tenant", "run_log", "started_at"}:
         raise BadRequest(_BAD_CURSOR)
-    tenant, started = key["tenant"], key["started_at"]
-    if not (isinstance(tenant, dict) and set(tenant) == {"S"} and isinstance(tenant["S"], str)):
+    tenant, started = only(key["tenant"], "S"), only(key["started_at"], "N")
+    if not isinstance(tenant, str):
         raise BadRequest(_BAD_CURSOR)
-    if not (tenant["S"].startswith(RUN_PREFIX) and RUN_ID.fullmatch(tenant["S"].removeprefix(RUN_PREFIX))):
+    if not (tenant.startswith(RUN_PREFIX) and RUN_ID.fullmatch(tenant.removeprefix(RUN_PREFIX))):
         raise BadRequest(_BAD_CURSOR)
     if key["run_log"] != {"S": RUN_LOG}:
         raise BadRequest(_BAD_CURSOR)
-    if not (isinstance(started, dict) and set(started) == {"N"} and _NUMBER.fullmatch(str(started["N"]))):
+    if not (started is not None and _NUMBER.fullmatch(str(started))):
         raise BadRequest(_BAD_CURSOR)
     return key
 

@@ -5,9 +5,13 @@ to sniff, then its body streamed to Sage. An object, version or bucket that is n
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from x3link.outbox.rules import SNIFF_BYTES, tags_with
+
+if TYPE_CHECKING:
+    from botocore.response import StreamingBody
+    from mypy_boto3_s3 import S3Client
 
 # What S3 says of an object, version or bucket that is not there (HeadObject's 404 has no body).
 _GONE = frozenset({"404", "NoSuchKey", "NoSuchVersion", "NoSuchBucket"})
@@ -16,7 +20,7 @@ _GONE = frozenset({"404", "NoSuchKey", "NoSuchVersion", "NoSuchBucket"})
 class OutboxBucket:
     """One object version of the outbox bucket at a time, named by bucket, key and version."""
 
-    def __init__(self, s3: Any) -> None:
+    def __init__(self, s3: S3Client) -> None:
         self._s3 = s3
 
     def size(self, bucket: str, key: str, version: str) -> int | None:
@@ -37,7 +41,7 @@ class OutboxBucket:
         prefix: bytes = found["Body"].read()
         return prefix
 
-    def body(self, bucket: str, key: str, version: str) -> Any:
+    def body(self, bucket: str, key: str, version: str) -> StreamingBody:
         """The object's body to stream (the caller closes it)."""
         return self._s3.get_object(Bucket=bucket, Key=key, **_version(version))["Body"]
 
@@ -56,7 +60,11 @@ class OutboxBucket:
         return True
 
 
-def _version(version: str) -> dict[str, str]:
+class _Version(TypedDict, total=False):
+    VersionId: str
+
+
+def _version(version: str) -> _Version:
     """The VersionId argument for a versioned object (an unversioned one's events name none)."""
     return (
         {}

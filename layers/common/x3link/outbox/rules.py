@@ -7,9 +7,12 @@ the outcome's tags. Nothing here does I/O: each rule is tested alone (tests/unit
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
-from typing import Any
+
+# Any: an S3 event's JSON body, untrusted: checked field by field.
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from x3link.config import TENANT_PATTERN
@@ -24,6 +27,9 @@ from x3link.errors import (
     PairingSuspended,
     X3LinkError,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import TagTypeDef
 
 # Sage's limit for an ingested file (docs/sage-x3.md#data-ingestion), counted in decimal megabytes: a file
 # over it by either count is refused before Sage is asked.
@@ -180,10 +186,12 @@ def backoff(attempt: int, base: float) -> int:
     return int(min(MAX_DELAY, max(0.0, base) * 2 ** min(attempt, 16)))
 
 
-def tags_with(existing: list[dict[str, str]], outcome: dict[str, str]) -> list[dict[str, str]]:
+def tags_with(existing: Sequence[TagTypeDef], outcome: dict[str, str]) -> list[TagTypeDef]:
     """The object's tags with the outcome's (`x3link-*`) in place of any earlier ones; the app's own tags are
     kept, as many as S3's ten allow beside ours."""
-    own = [{"Key": f"{TAG_PREFIX}{name}", "Value": value} for name, value in outcome.items()]
+    own: list[TagTypeDef] = [
+        {"Key": f"{TAG_PREFIX}{name}", "Value": value} for name, value in outcome.items()
+    ]
     others = [tag for tag in existing if not tag.get("Key", "").startswith(TAG_PREFIX)]
     return others[: MAX_TAGS - len(own)] + own
 

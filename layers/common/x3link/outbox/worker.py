@@ -26,7 +26,9 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+
+# Any: an upload's fields and a follow-up message are JSON values of any type.
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
@@ -53,6 +55,10 @@ from x3link.outbox.rules import (
 from x3link.refresh.keeper import TokenKeeper
 from x3link.sage.client import SageX3Client
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
 logger = Logger(child=True)
 
 RECEIVED, SENDING, UPLOADED = "received", "sending", "uploaded"
@@ -77,7 +83,7 @@ class OutboxTiming:
 class FollowUps:
     """The worker's own later steps, as delayed messages on the outbox queue."""
 
-    def __init__(self, queue_url: str, sqs: Any) -> None:
+    def __init__(self, queue_url: str, sqs: SQSClient) -> None:
         self._url = queue_url
         self._sqs = sqs
 
@@ -91,7 +97,7 @@ class FollowUps:
 class OutboxWorker:
     def __init__(
         self,
-        s3: Any,
+        s3: S3Client,
         uploads: UploadLog,
         keeper: TokenKeeper,
         sage: SageX3Client,

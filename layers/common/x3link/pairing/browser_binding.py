@@ -13,6 +13,8 @@ import hmac
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+
+# Any: the API Gateway event is JSON of many shapes: only the cookies are read.
 from typing import Any
 
 COOKIE_PREFIX = "__Host-x3link-"

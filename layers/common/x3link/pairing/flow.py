@@ -7,6 +7,8 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+
+# Any: the request's JSON body, untrusted: checked field by field.
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 

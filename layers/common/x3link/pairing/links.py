@@ -12,9 +12,11 @@ its way back in.
 from __future__ import annotations
 
 import re
+
+# Any: DynamoDB items, the JSON views, and a cursor's untrusted JSON.
 from typing import Any
 
-from x3link.aws.dynamo_attrs import n, n_or_none, s
+from x3link.aws.dynamo_attrs import n, n_or_none, only, s
 from x3link.errors import BadRequest
 from x3link.pairing.states import LINK_LIST, LINK_PUBLIC_ID, PairingStates
 from x3link.tokens.model import iso
@@ -64,18 +66,14 @@ def _is_key(key: Any) -> bool:
     """A LastEvaluatedKey of the links' index: a link's key, `link_list` and its creation time."""
     if not isinstance(key, dict) or set(key) != {"state_hash", "link_list", "created_at"}:
         return False
-    hashed, created = key["state_hash"], key["created_at"]
+    hashed, created = only(key["state_hash"], "S"), only(key["created_at"], "N")
     return (
-        isinstance(hashed, dict)
-        and set(hashed) == {"S"}
-        and isinstance(hashed["S"], str)
-        and hashed["S"].startswith("link:")
-        and bool(LINK_PUBLIC_ID.fullmatch(hashed["S"].removeprefix("link:")))
+        isinstance(hashed, str)
+        and hashed.startswith("link:")
+        and bool(LINK_PUBLIC_ID.fullmatch(hashed.removeprefix("link:")))
         and key["link_list"] == {"S": LINK_LIST}
-        and isinstance(created, dict)
-        and set(created) == {"N"}
-        and isinstance(created["N"], str)
-        and bool(_NUMBER.fullmatch(created["N"]))
+        and isinstance(created, str)
+        and bool(_NUMBER.fullmatch(created))
     )
 
 

@@ -20,13 +20,19 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+
+# Any: DynamoDB items whose attributes are of mixed types; the listing's JSON.
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from x3link.aws.dynamo_attrs import n, s, s_or_none
+from x3link.aws.dynamo_attrs import flag, n, s, s_or_none, strings
 from x3link.errors import BrowserMismatch, InvalidState, LinkNotFound, LinkUsed, PairingLinkInvalid
 from x3link.pairing import browser_binding
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import QueryInputTypeDef
 
 STATE_BYTES = 32  # 256 random bits
 LINK_BYTES = 32
@@ -111,14 +117,18 @@ def _pending(item: dict[str, Any]) -> PendingPairing:
         redirect_uri=s(item, "redirect_uri"),
         created_at=n(item, "created_at"),
         expires_at=n(item, "link_expires_at" if "link_expires_at" in item else "expires_epoch"),
-        replace=bool(item.get("replace", {}).get("BOOL", False)),
+        replace=flag(item, "replace"),
         link=s_or_none(item, "link"),
     )
 
 
 class PairingStates:
     def __init__(
-        self, table_name: str, dynamodb: Any, *, token: Callable[[int], str] = secrets.token_urlsafe
+        self,
+        table_name: str,
+        dynamodb: DynamoDBClient,
+        *,
+        token: Callable[[int], str] = secrets.token_urlsafe,
     ) -> None:
         self._table = table_name
         self._db = dynamodb
@@ -196,7 +206,7 @@ class PairingStates:
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """Up to `limit` links' items, newest first, from the index; and where the next page starts."""
         names = (*LINK_ATTRIBUTES, *LINK_MARKS)
-        params: dict[str, Any] = {
+        params: QueryInputTypeDef = {
             "TableName": self._table,
             "IndexName": LINK_INDEX,
             "KeyConditionExpression": "#link_list = :links",
@@ -271,15 +281,13 @@ class PairingStates:
         )
         if not item:
             return InvalidState("This pairing link is unknown or has already been used.")
-        if bound and not browser_binding.matches(item.get("binding", {}).get("S"), cookie):
+        if bound and not browser_binding.matches(s_or_none(item, "binding"), cookie):
             return BrowserMismatch("The callback did not come from the browser that opened the pairing link.")
         if "completed_tenant" in item:
-            folders = item.get("completed_folders", {}).get("L", [])
-
             return AlreadyCompleted(
                 Paired(
                     s(item, "completed_tenant"),
-                    [f["S"] for f in folders],
+                    strings(item, "completed_folders"),
                     s_or_none(item, "completed_endpoint") or "",
                     s_or_none(item, "completed_x3_issuer"),
                     s_or_none(item, "completed_x3_subject"),

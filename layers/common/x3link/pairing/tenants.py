@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+# Any: a cursor's untrusted JSON and the DynamoDB keys it holds; the listing's JSON.
 from typing import Any
 
+from x3link.aws.dynamo_attrs import only
 from x3link.errors import BadRequest
 from x3link.tokens.model import ACTIVE, EXPIRED, SUSPENDED, Pairing
 from x3link.tokens.store import TokenStore
@@ -69,21 +72,15 @@ def _is_key(key: Any, within: _Range) -> bool:
     """A LastEvaluatedKey of `within`'s reads: its key attributes, each as DynamoDB spells its type."""
     if not isinstance(key, dict) or set(key) != within.key_names:
         return False
-    tenant = key["tenant"]
-    if not (isinstance(tenant, dict) and set(tenant) == {"S"} and isinstance(tenant["S"], str)):
+    tenant = only(key["tenant"], "S")
+    if not isinstance(tenant, str):
         return False
-    if not 0 < len(tenant["S"]) <= 256 or not tenant["S"].isprintable():
+    if not 0 < len(tenant) <= 256 or not tenant.isprintable():
         return False
     if within.status is None:
         return True
-    status, expiry = key["status"], key["refresh_token_expires_epoch"]
-    return (
-        status == {"S": within.status}
-        and isinstance(expiry, dict)
-        and set(expiry) == {"N"}
-        and isinstance(expiry["N"], str)
-        and bool(_NUMBER.fullmatch(expiry["N"]))
-    )
+    status, expiry = key["status"], only(key["refresh_token_expires_epoch"], "N")
+    return status == {"S": within.status} and isinstance(expiry, str) and bool(_NUMBER.fullmatch(expiry))
 
 
 def decode_cursor(cursor: str, status: str | None) -> tuple[int, dict[str, Any] | None]:

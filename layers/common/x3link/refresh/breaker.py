@@ -18,10 +18,15 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+
+# Any: DynamoDB items and expression values whose attributes are of mixed types.
+from typing import TYPE_CHECKING, Any
 
 from x3link.aws.dynamo_attrs import n_or_none, s_or_none
 from x3link.refresh.refusal_policy import GatewayEvidence
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 KEY_PREFIX = "~app"  # tenants start with a letter or digit: these keys are never a pairing
 OPEN, CLOSED = "open", "closed"
@@ -107,7 +112,7 @@ class AppBreaker:
     def __init__(
         self,
         table_name: str,
-        dynamodb: Any,
+        dynamodb: DynamoDBClient,
         *,
         default_gateway: str = "",
         clock: Callable[[], float] = time.time,

@@ -24,6 +24,8 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+# Any: SQS messages as the event carries them (JSON), read field by field.
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -48,6 +50,10 @@ from x3link.refresh.rescue_messages import (
 from x3link.sage.oauth import TokenSet
 
 if TYPE_CHECKING:
+    from mypy_boto3_kms import KMSClient
+    from mypy_boto3_kms.type_defs import DecryptRequestTypeDef
+    from mypy_boto3_sqs import SQSClient
+
     from x3link.tokens.sealing import TokenSealer
 
 logger = Logger(child=True)
@@ -94,9 +100,9 @@ class TokenRescue:
         queue_url: str,
         dead_letter_queue_url: str,
         sealer: TokenSealer,
-        sqs: Any,
+        sqs: SQSClient,
         *,
-        kms: Callable[[], Any] | None = None,
+        kms: Callable[[], KMSClient] | None = None,
         key_id: str = "",
     ) -> None:
         self._queue = queue_url
@@ -152,7 +158,7 @@ class TokenRescue:
         """A format-1 message's plaintext: KMS Decrypt under the context its header names."""
         if self._kms is None:
             raise ConfigurationError("No KMS client: a rescue message of format 1 cannot be opened.")
-        decrypt: dict[str, Any] = {
+        decrypt: DecryptRequestTypeDef = {
             "CiphertextBlob": sealed,
             "EncryptionContext": encryption_context(tenant, generation, version),
         }

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
+
+# Any: the API Gateway event and the form body, untrusted: checked field by field.
 from typing import Any
 from urllib.parse import parse_qsl
 

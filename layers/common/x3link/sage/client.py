@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 from email.utils import parsedate_to_datetime
+
+# Any: urllib3's responses (untyped) and Sage's JSON answers, which each reader checks.
 from typing import Any
 from urllib.parse import urljoin
 

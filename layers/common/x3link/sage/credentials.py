@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from x3link.errors import ConfigurationError, StorageUnavailable
 from x3link.sage.oauth import ClientCredentials
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 PLACEHOLDER_PREFIX = "REPLACE_WITH"
 # What an operator must fix; anything else (throttling, 5xx, a timeout) passes by itself.
@@ -54,7 +57,7 @@ class CredentialsSource:
     def __init__(
         self,
         secret_id: str,
-        secretsmanager: Callable[[], Any],
+        secretsmanager: Callable[[], SecretsManagerClient],
         *,
         clock: Callable[[], float] = time.monotonic,
         max_age: float = CACHE_SECONDS,

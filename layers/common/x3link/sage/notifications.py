@@ -16,6 +16,8 @@ import hmac
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+# Any: Sage's webhook JSON and headers, untrusted: checked field by field.
 from typing import Any
 from urllib.parse import urlsplit
 

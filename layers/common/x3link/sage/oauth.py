@@ -11,6 +11,8 @@ import binascii
 import json
 import math
 from dataclasses import dataclass, field
+
+# Any: a JWT's claims and the token endpoint's JSON answer, untrusted: checked field by field.
 from typing import Any
 from urllib.parse import urlencode
 

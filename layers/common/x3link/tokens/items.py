@@ -6,7 +6,8 @@ into Pairings here and build their conditions from here, so the shape of a row h
 
 from __future__ import annotations
 
-from typing import Any
+# Any: a pairing's DynamoDB item, whose attributes are of mixed types.
+from typing import Any, TypedDict
 
 from x3link.aws.dynamo_attrs import b_or_none, n, n_or_none, s, s_or_none
 from x3link.sage.oauth import X3Identity
@@ -114,7 +115,16 @@ _METADATA = (
     "last_refusal_message",
 )
 _METADATA_NAMES = {f"#m{number}": name for number, name in enumerate(_METADATA)}
-METADATA_READ = {
+
+
+class Projection(TypedDict):
+    """A read's ProjectionExpression and the names it uses, spread into GetItem, Scan or BatchGetItem."""
+
+    ProjectionExpression: str
+    ExpressionAttributeNames: dict[str, str]
+
+
+METADATA_READ: Projection = {
     "ProjectionExpression": ", ".join(_METADATA_NAMES),
     "ExpressionAttributeNames": _METADATA_NAMES,
 }

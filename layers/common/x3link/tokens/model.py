@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+
+# Any: the JSON view GET /tenants answers.
 from typing import Any
 
 from x3link.sage.oauth import X3Identity, folders_from_scope

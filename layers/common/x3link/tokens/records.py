@@ -7,23 +7,42 @@ time spends a pairing's refresh token. Nothing here opens or writes a token (sto
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+# Any: DynamoDB keys, and UpdateItem's keyword arguments, of mixed types.
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from x3link.aws.dynamo_attrs import s, s_or_none
 from x3link.tokens.items import METADATA_READ, is_pairing_item, lease_taken, pairing_from_item, version_fence
 from x3link.tokens.model import ACTIVE, Lease, Pairing, PairingRef
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeValueTypeDef,
+        KeysAndAttributesTypeDef,
+        UpdateItemOutputTypeDef,
+    )
 
 EXPIRY_INDEX = "by-refresh-expiry"
 CUSTOMER_INDEX = "by-customer"  # customer → tenant, endpoint, status: whom a notification is for
 _BATCH_ROUNDS = 3
 
 
+class _StartAt(TypedDict, total=False):
+    ExclusiveStartKey: Mapping[str, Any]
+
+
+def _start_at(start: Mapping[str, Any] | None) -> _StartAt:
+    """Where a paged Scan or Query goes on (a key it handed out), or nothing on the first page."""
+    return {"ExclusiveStartKey": start} if start else {}
+
+
 class PairingRecords:
     """The pairings table short of their tokens: reads, the indexes, deletes and the refresh lease (which
     reads no token, and writes none)."""
 
-    def __init__(self, table_name: str, dynamodb: Any) -> None:
+    def __init__(self, table_name: str, dynamodb: DynamoDBClient) -> None:
         self._table = table_name
         self._db = dynamodb
 
@@ -41,18 +60,18 @@ class PairingRecords:
         keys = [{"tenant": {"S": tenant}}, {"tenant": {"S": other_key}}]
         answer = self._db.batch_get_item(RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}})
         items = {s(item, "tenant"): item for item in answer.get("Responses", {}).get(self._table, [])}
-        for key in answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", []):
+        unprocessed = answer.get("UnprocessedKeys", {}).get(self._table)
+        for key in unprocessed.get("Keys", []) if unprocessed else []:
             item = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
             if item:
                 items[s(item, "tenant")] = item
         return (pairing_from_item(items[tenant]) if tenant in items else None), items.get(other_key)
 
-    def _update(self, tenant: str, **kwargs: Any) -> dict[str, Any] | None:
-        """One conditional UpdateItem; None when its condition failed."""
+    def _update(self, tenant: str, **kwargs: Any) -> UpdateItemOutputTypeDef | None:
+        """One conditional UpdateItem; None when its condition failed. (`kwargs` are UpdateItem's own keyword
+        arguments, each of its own type: Any, as a `**` of mixed types is.)"""
         try:
-            answer: dict[str, Any] = self._db.update_item(
-                TableName=self._table, Key={"tenant": {"S": tenant}}, **kwargs
-            )
+            answer = self._db.update_item(TableName=self._table, Key={"tenant": {"S": tenant}}, **kwargs)
         except self._conditional_failed:
             return None
         return answer
@@ -66,7 +85,7 @@ class PairingRecords:
     def tenants_with_status(self, status: str, refresh_expires_before: float | None = None) -> Iterator[str]:
         """Tenants in one status, through the index (never a scan); optionally only those due for refresh."""
         condition = "#status = :status"
-        values: dict[str, dict[str, str]] = {":status": {"S": status}}
+        values: dict[str, AttributeValueTypeDef] = {":status": {"S": status}}
         if refresh_expires_before is not None:
             condition += " AND refresh_token_expires_epoch <= :cutoff"
             values[":cutoff"] = {"N": repr(refresh_expires_before)}
@@ -108,11 +127,7 @@ class PairingRecords:
         """Up to `limit` items of the table, as pairings without their tokens (other items skipped), and
         where the scan stopped (None at the end)."""
         answer = self._db.scan(
-            TableName=self._table,
-            Limit=limit,
-            ConsistentRead=True,
-            **METADATA_READ,
-            **({"ExclusiveStartKey": start} if start else {}),
+            TableName=self._table, Limit=limit, ConsistentRead=True, **METADATA_READ, **_start_at(start)
         )
         pairings = [pairing_from_item(item) for item in answer.get("Items", []) if is_pairing_item(item)]
         return pairings, answer.get("LastEvaluatedKey")
@@ -126,7 +141,7 @@ class PairingRecords:
     ) -> tuple[list[str], dict[str, Any] | None]:
         """Up to `limit` tenants in one status, from the index (keys only), and where the query stopped."""
         condition = "#status = :status"
-        values: dict[str, dict[str, str]] = {":status": {"S": status}}
+        values: dict[str, AttributeValueTypeDef] = {":status": {"S": status}}
         if refresh_expires_before is not None:
             condition += " AND refresh_token_expires_epoch <= :cutoff"
             values[":cutoff"] = {"N": repr(refresh_expires_before)}
@@ -137,7 +152,7 @@ class PairingRecords:
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues=values,
             Limit=limit,
-            **({"ExclusiveStartKey": start} if start else {}),
+            **_start_at(start),
         )
         return [s(item, "tenant") for item in answer.get("Items", [])], answer.get("LastEvaluatedKey")
 
@@ -146,23 +161,26 @@ class PairingRecords:
         if not tenants:
             return []
         found: dict[str, Pairing] = {}
-        keys: list[dict[str, Any]] = [{"tenant": {"S": tenant}} for tenant in dict.fromkeys(tenants)]
+        keys: Sequence[Mapping[str, Any]] = [{"tenant": {"S": tenant}} for tenant in dict.fromkeys(tenants)]
         for _ in range(_BATCH_ROUNDS):
-            answer = self._db.batch_get_item(
-                RequestItems={self._table: {"Keys": keys, "ConsistentRead": True, **METADATA_READ}}
-            )
+            request: KeysAndAttributesTypeDef = {
+                "Keys": keys,
+                "ConsistentRead": True,
+                "ProjectionExpression": METADATA_READ["ProjectionExpression"],
+                "ExpressionAttributeNames": METADATA_READ["ExpressionAttributeNames"],
+            }
+            answer = self._db.batch_get_item(RequestItems={self._table: request})
             for item in answer.get("Responses", {}).get(self._table, []):
                 if is_pairing_item(item):
                     found[s(item, "tenant")] = pairing_from_item(item)
-            keys = answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+            unprocessed = answer.get("UnprocessedKeys", {}).get(self._table)
+            keys = unprocessed.get("Keys", []) if unprocessed else []
             if not keys:
                 break
         for key in keys:  # still throttled after the rounds: one at a time
-            item = self._db.get_item(
-                TableName=self._table, Key=key, ConsistentRead=True, **METADATA_READ
-            ).get("Item")
-            if item and is_pairing_item(item):
-                found[s(item, "tenant")] = pairing_from_item(item)
+            read = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True, **METADATA_READ)
+            if "Item" in read and is_pairing_item(read["Item"]):
+                found[s(read["Item"], "tenant")] = pairing_from_item(read["Item"])
         return [found[tenant] for tenant in dict.fromkeys(tenants) if tenant in found]
 
     def active_on_gateway(self, endpoint: str, *, exclude: str, candidates: int = 25) -> str | None:
@@ -209,7 +227,7 @@ class PairingRecords:
         the caller knows why without reading it again.
         """
         try:
-            answer: dict[str, Any] = self._db.update_item(
+            answer = self._db.update_item(
                 TableName=self._table,
                 Key={"tenant": {"S": tenant}},
                 UpdateExpression="SET lease_owner = :owner, lease_until = :until",

@@ -30,12 +30,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from x3link.errors import ConfigurationError, SealedTokensUnreadable
 
 if TYPE_CHECKING:  # imported on first use: a function that never seals or opens never loads `cryptography`
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from mypy_boto3_kms import KMSClient
+    from mypy_boto3_kms.type_defs import DecryptRequestTypeDef
 
 FORMAT_VERSION = 2  # 1: sealed before blobs were bound to their pairing; no longer opened
 PURPOSE = "pairing-tokens"
@@ -157,7 +159,7 @@ class TokenSealer:
     """
 
     def __init__(
-        self, kms: Callable[[], Any], key_id: str, table: str, cache: DataKeyCache | None = None
+        self, kms: Callable[[], KMSClient], key_id: str, table: str, cache: DataKeyCache | None = None
     ) -> None:
         self._kms = kms
         self._key_id = key_id
@@ -231,7 +233,7 @@ class TokenSealer:
     def _decrypt_data_key(self, encrypted_key: bytes, context: dict[str, str]) -> bytes:
         from botocore.exceptions import ClientError
 
-        request: dict[str, Any] = {"CiphertextBlob": encrypted_key, "EncryptionContext": context}
+        request: DecryptRequestTypeDef = {"CiphertextBlob": encrypted_key, "EncryptionContext": context}
         if self._key_id:
             request["KeyId"] = self._key_id  # only our key may have sealed it
         try:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import replace as _with_fields
+
+# Any: DynamoDB items and expression values whose attributes are of mixed types.
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -35,6 +37,8 @@ from x3link.tokens.model import ACTIVE, EXPIRED, SUSPENDED, Pairing, Refusal, se
 from x3link.tokens.records import PairingRecords
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
     from x3link.tokens.sealing import TokenSealer
 
 logger = Logger(child=True)
@@ -44,7 +48,7 @@ class TokenStore(PairingRecords):
     """The pairings table with their tokens: sealed writes fenced on generation and version, the refresh
     lease, and the refusals recorded."""
 
-    def __init__(self, table_name: str, dynamodb: Any, sealer: TokenSealer | None = None) -> None:
+    def __init__(self, table_name: str, dynamodb: DynamoDBClient, sealer: TokenSealer | None = None) -> None:
         """`sealer` None: a store that reads and deletes pairings but never opens or stores tokens."""
         super().__init__(table_name, dynamodb)
         self._sealer = sealer

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+
+# Any: events and Powertools' Response bodies are JSON; a route handler takes any arguments.
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
 from aws_lambda_powertools import Logger
@@ -21,6 +24,8 @@ from x3link.errors import BadRequest, NotFound, StorageUnavailable, X3LinkError
 from x3link.web import request_json
 
 logger = Logger(child=True)
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
 _BAD_NAME = "A folder, file name or tracking id in the path holds a '/', a '\\' or a control character."
 
@@ -126,6 +131,33 @@ class TemplateRoutedResolver(APIGatewayRestResolver):
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
         return super().resolve(_routable(event), context)
 
+    def route(self, *args: Any, **kwargs: Any) -> Callable[[_Handler], _Handler]:
+        """Powertools' `route` (which `get`, `post`... call), registering the handler wrapped so that it is
+        called with API Gateway's decoded path parameters: our own code, never a write into the resolver's
+        private route arguments."""
+        register = super().route(*args, **kwargs)
+
+        def decorator(handler: _Handler) -> _Handler:
+            register(self._with_api_gateway_arguments(handler))
+            return handler
+
+        return decorator
+
+    def _with_api_gateway_arguments(self, handler: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(handler)
+        def called(**arguments: Any) -> Any:
+            # The arguments are the resolver's, parsed from the rebuilt (percent-encoded) path: each becomes
+            # API Gateway's own decoded value.
+            decoded = self.current_event.path_parameters or {}
+            return handler(
+                **{
+                    name: decoded.get(name, unquote(value)) if isinstance(value, str) else value
+                    for name, value in arguments.items()
+                }
+            )
+
+        return called
+
 
 _TEMPLATE_PARAMETER = re.compile(r"\{(\w+)\+?\}")
 
@@ -139,16 +171,6 @@ def _routable(event: Mapping[str, Any]) -> Mapping[str, Any]:
     except (KeyError, TypeError):
         return event
     return {**event, "path": path}
-
-
-def _api_gateway_arguments(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
-    # `app.request.path_parameters` are the arguments the route is called with, as the resolver parsed them
-    # from the rebuilt (percent-encoded) path: each becomes API Gateway's own decoded value.
-    arguments = app.request.path_parameters
-    decoded = app.current_event.path_parameters or {}
-    for name, value in arguments.items():
-        arguments[name] = decoded.get(name, unquote(value))
-    return next_middleware(app)
 
 
 def json_api() -> APIGatewayRestResolver:
@@ -170,7 +192,7 @@ def json_api() -> APIGatewayRestResolver:
         return next_middleware(app)
 
     app.not_found(no_route)
-    app.use([same_route, _api_gateway_arguments])
+    app.use([same_route])
     app.exception_handler(X3LinkError)(error_response)
     app.exception_handler([ClientError, BotoCoreError])(aws_unavailable)
     app.exception_handler(Exception)(unexpected_error)

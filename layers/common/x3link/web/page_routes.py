@@ -6,6 +6,8 @@ The page says one fixed sentence per kind of failure (x3link.web.pages); the rea
 from __future__ import annotations
 
 from collections.abc import Callable
+
+# Any: Powertools' Response is generic over its body.
 from typing import Any
 
 from aws_lambda_powertools import Logger

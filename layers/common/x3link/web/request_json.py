@@ -4,6 +4,8 @@ body that is not JSON, never left to raise `RecursionError` (a 500) in the parse
 from __future__ import annotations
 
 import json
+
+# Any: JSON of any shape: the caller checks what it reads.
 from typing import Any
 
 MAX_BYTES = 16 * 1024
