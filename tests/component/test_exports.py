@@ -206,12 +206,35 @@ def assert_exactly_once(
     stack: Stack, sage: Emulator, watch: Watch, files: dict[str, bytes], ids: Counter[str]
 ) -> None:
     """Nothing lost, nothing delivered twice, nothing deleted at Sage before it was stored."""
-    assert objects(stack) == {f"acme/SEED/{name}": [content] for name, content in files.items()}
+    found = objects(stack)
+    expected = {f"acme/SEED/{name}": [content] for name, content in files.items()}
+    assert found == expected, _explain(stack, sorted(set(expected) ^ set(found)))
     assert sage.delivery_files(CUSTOMER, "SEED") == {}
     assert watch.deletes_before_storage == []
     assert len(ids) == len(files)
     sync = call("GET", SYNC).json
     assert sync["files_delivered"] == len(files) and sync["enabled"] is True
+
+
+def _explain(stack: Stack, keys: list[str]) -> str:
+    """What the bucket and the delivery ledger say of the keys a listing lacks or has too many of: a
+    failure of the exactly-once tests says where the file went."""
+    s3, db = boto3.client("s3"), boto3.client("dynamodb")
+    lines = []
+    for key in keys[:5]:
+        try:
+            head: Any = s3.head_object(Bucket=stack.refs["DeliveryBucket"], Key=key)
+            seen = {k: head.get(k) for k in ("VersionId", "ContentLength", "Metadata")}
+        except s3.exceptions.ClientError as exc:
+            seen = {"error": exc.response.get("Error", {}).get("Code")}
+        ledger = [
+            item
+            for page in db.get_paginator("scan").paginate(TableName=stack.refs["DeliveryTable"])
+            for item in page["Items"]
+            if key.rsplit("/", 1)[-1] in json.dumps(item)
+        ]
+        lines.append(f"{key}: head {seen}; ledger {ledger}")
+    return "\n".join(lines)
 
 
 @pytest.fixture
