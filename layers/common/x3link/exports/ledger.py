@@ -16,16 +16,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
-
 SYNC_ENTRY = "~sync"
 SYNC_INDEX = "by-sync"
 ENABLED = "enabled"
 # A delivered version's entry is kept this long: far past the day a listing could still show the file.
 KEPT_SECONDS = 90 * 86400
 _MAX_ERROR = 300
-
-_deserialise = TypeDeserializer().deserialize
 
 
 class Stage(StrEnum):
@@ -63,7 +59,10 @@ def folder_key(tenant: str, folder: str) -> str:
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    return {name: _deserialise(value) for name, value in item.items()}
+    from boto3.dynamodb.types import TypeDeserializer  # on the first read: init does not load it
+
+    deserialise = TypeDeserializer().deserialize
+    return {name: deserialise(value) for name, value in item.items()}
 
 
 class DeliveryLedger:
