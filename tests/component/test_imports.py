@@ -74,3 +74,49 @@ def test_handlers_pin_the_sdks_loggers_at_warning_whatever_the_level(
         env={**environments[logical_id], **BASE_ENV, "POWERTOOLS_LOG_LEVEL": "DEBUG"},
     ).stdout
     assert json.loads(out) == dict.fromkeys(names, logging.WARNING)
+
+
+def _collector_after_init(logical_id: str, environment: dict[str, str]) -> dict[str, object]:
+    """Whether the collector runs after the handler's init, and which of the layer's modules the handler
+    imported after x3link.wiring are still in the collector's reach (not frozen)."""
+    spec = tpl.functions()[logical_id]
+    probe = (
+        "import gc, json, sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import x3link.wiring; "
+        "before = set(sys.modules); import app; "
+        "walked = {id(o) for o in gc.get_objects()}; "
+        "later = sorted(n for n in set(sys.modules) - before if n.startswith('x3link')); "
+        "print(json.dumps({'enabled': gc.isenabled(), 'frozen': gc.get_freeze_count(), 'later': later, "
+        "'walked': [n for n in later if id(vars(sys.modules[n])) in walked]}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(spec.code_uri), str(ROOT / "layers/common")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**environment, **BASE_ENV},
+    ).stdout
+    return dict(json.loads(out))
+
+
+@pytest.mark.parametrize("logical_id", sorted(tpl.functions()))
+def test_on_lambda_init_gives_the_collector_back_with_the_layers_modules_frozen(
+    logical_id: str, environments: dict[str, dict[str, str]]
+) -> None:
+    """Importing x3link.wiring pauses the collector; the handler's prime resumes it, and the modules
+    imported in between (exports/sync.py and the rest) are frozen with the clients: no collection walks
+    them."""
+    environment = {**environments[logical_id], "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"}
+    seen = _collector_after_init(logical_id, environment)
+    assert seen["enabled"] is True
+    assert isinstance(seen["frozen"], int) and seen["frozen"] > 0
+    assert seen["walked"] == []
+
+
+def test_elsewhere_init_leaves_the_collector_alone(environments: dict[str, dict[str, str]]) -> None:
+    environment = {
+        k: v for k, v in environments["ExportSyncFunction"].items() if k != "AWS_LAMBDA_RUNTIME_API"
+    }
+    seen = _collector_after_init("ExportSyncFunction", environment)
+    assert seen["enabled"] is True
+    assert seen["frozen"] == 0
+    assert seen["later"] != [] and seen["walked"] == seen["later"]

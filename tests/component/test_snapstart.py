@@ -4,6 +4,7 @@ are empty again, and the next request still works."""
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import sys
 from collections.abc import Callable, Iterator
@@ -132,6 +133,25 @@ def test_init_builds_what_the_handler_uses_and_the_snapshot_holds_no_secret(
     snapshot.hooks.run_before_snapshot()
     assert _secrets_in_memory() == []
     assert _built() == built, "the hooks drop what is cached, not the services"
+
+
+@pytest.mark.parametrize("logical_id", ["ExportSyncFunction", "FoldersFunction"])
+def test_on_lambda_init_freezes_what_it_built_and_the_snapshot_still_holds_no_secret(
+    logical_id: str, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With Lambda's runtime API set, prime pauses the collector and freezes what init built: the collector
+    runs again after init, and what the before-snapshot hook drops is dropped from frozen objects too."""
+    monkeypatch.setenv("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
+    assert gc.isenabled()
+    try:
+        _import_as_lambda(logical_id, stack, monkeypatch)
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0
+        snapshot.hooks.run_before_snapshot()
+        assert _secrets_in_memory() == []
+    finally:
+        gc.unfreeze()
+        gc.enable()
 
 
 def test_a_handler_imported_on_demand_builds_in_init_too(

@@ -18,7 +18,7 @@ from x3link.aws.clients import aws_client as aws_client
 from x3link.aws.clients import s3_client as s3_client
 from x3link.config import Settings, required_env
 from x3link.logs import pin_sdk_loggers
-from x3link.long_lived import long_lived
+from x3link.long_lived import long_lived, pause_for_init
 
 if TYPE_CHECKING:  # imported where they are built: a cold start loads only what its handler uses
     from x3link.data.notification_inbox import NotificationInbox
@@ -42,6 +42,8 @@ if TYPE_CHECKING:  # imported where they are built: a cold start loads only what
     from x3link.sage.oauth import ClientCredentials
     from x3link.tokens.sealing import TokenSealer
     from x3link.tokens.store import TokenStore
+
+pause_for_init()  # on Lambda, until the handler's prime: its modules are frozen with what it builds
 
 # Before any client exists: the SDK never logs a request or an answer, whatever the level is set to.
 pin_sdk_loggers()

@@ -18,8 +18,6 @@ from enum import StrEnum
 # Any: items deserialised to Python values of any type; expression values of mixed attribute types.
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer
-
 from x3link.aws.dynamo_attrs import s
 
 if TYPE_CHECKING:
@@ -32,8 +30,6 @@ ENABLED = "enabled"
 # A delivered version's entry is kept this long: far past the day a listing could still show the file.
 KEPT_SECONDS = 90 * 86400
 _MAX_ERROR = 300
-
-_deserialise = TypeDeserializer().deserialize
 
 
 class Stage(StrEnum):
@@ -71,7 +67,10 @@ def folder_key(tenant: str, folder: str) -> str:
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    return {name: _deserialise(value) for name, value in item.items()}
+    from boto3.dynamodb.types import TypeDeserializer  # on the first read: init does not load it
+
+    deserialise = TypeDeserializer().deserialize
+    return {name: deserialise(value) for name, value in item.items()}
 
 
 class DeliveryLedger:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from x3link.data.integration import folder_name
 from x3link.errors import FolderNotGranted, NotPaired
 from x3link.exports.ledger import DeliveryLedger, SyncState
-from x3link.exports.orders import ScanOrder
 from x3link.tokens.model import iso
 
 if TYPE_CHECKING:
@@ -91,6 +90,9 @@ class ExportPoller:
         if self._settings.default_on:
             for tenant, folder in self._defaulted():
                 folders[(tenant, folder)] = None
+        # Loaded with the queue already: imported here so that the switch's handler never loads it.
+        from x3link.exports.orders import ScanOrder
+
         sent = self._queue.send([ScanOrder(tenant, folder) for tenant, folder in folders])
         return {"folders": len(folders), "queued": sent}
 
@@ -107,4 +109,6 @@ class ExportPoller:
 
     def notified(self, tenants: list[str]) -> int:
         """A signed notification was recorded for these tenants: scan their enabled folders now."""
+        from x3link.exports.orders import ScanOrder
+
         return self._queue.send([ScanOrder(tenant) for tenant in dict.fromkeys(tenants)])
