@@ -79,8 +79,13 @@ def keeper(
     wrappers = {"dynamodb": dynamodb, "sqs": sqs, "kms": kms}
 
     def client(service: Service) -> Any:
-        made, wrap = real_client(service), wrappers.get(service)
-        return wrap(made) if wrap is not None else made
+        wrap = wrappers.get(service)
+        if wrap is None:
+            return real_client(service)
+        # A client of this environment's own, not the process's shared one: a hook the wrapper registers
+        # on it (a slow key) must slow this keeper only, not every keeper built after it.
+        own = getattr(real_client, "__wrapped__", real_client)(service)
+        return wrap(own)
 
     def sage_client() -> Any:
         made = real_sage()
