@@ -4,32 +4,70 @@ refresh's own CPU can be told from moto's."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from bench.latency_model import TimedCall
+
+
+@dataclass
+class AwsCalls:
+    """What a block's AWS calls were: their count by `service:Operation`, when each started (in call order),
+    and the CPU seconds that calls made on other threads spent (moto's answers included)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    timeline: list[TimedCall] = field(default_factory=list)
+    other_threads_cpu_s: float = 0.0
+
+
+@contextmanager
+def aws_calls(latencies_ms: Mapping[str, float] | None = None) -> Iterator[AwsCalls]:
+    """Record every AWS API call made by any boto3 client, on any thread, while the block runs.
+
+    `latencies_ms`: each call to a service named there first waits that long, as it would on AWS, so that
+    calls made one after another cannot start inside each other's latency, and calls made side by side do:
+    the timeline then shows which of them a refresh waits for (latency_model.overlapped_ms).
+    """
+    import botocore.client
+
+    recorded = AwsCalls()
+    lock = threading.Lock()
+    caller = threading.get_ident()
+    # botocore-stubs leave out the private _make_api_call that every client call goes through.
+    original = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
+
+    def recording(self: Any, operation: str, params: Any) -> Any:
+        service = self.meta.service_model.service_name
+        cpu = time.thread_time()
+        with lock:
+            recorded.counts[f"{service}:{operation}"] += 1
+            recorded.timeline.append(TimedCall(service, time.perf_counter()))
+        try:
+            if latencies_ms and service in latencies_ms:
+                time.sleep(latencies_ms[service] / 1000)
+            return original(self, operation, params)
+        finally:
+            if threading.get_ident() != caller:
+                with lock:
+                    recorded.other_threads_cpu_s += time.thread_time() - cpu
+
+    botocore.client.BaseClient._make_api_call = recording  # type: ignore[attr-defined]
+    try:
+        yield recorded
+    finally:
+        botocore.client.BaseClient._make_api_call = original  # type: ignore[attr-defined]
 
 
 @contextmanager
 def counted_aws() -> Iterator[Counter[str]]:
     """Count every AWS API call made by any boto3 client while the block runs."""
-    import botocore.client
-
-    calls: Counter[str] = Counter()
-    # botocore-stubs leave out the private _make_api_call that every client call goes through.
-    original = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
-
-    def counting(self: Any, operation: str, params: Any) -> Any:
-        calls[f"{self.meta.service_model.service_name}:{operation}"] += 1
-        return original(self, operation, params)
-
-    botocore.client.BaseClient._make_api_call = counting  # type: ignore[attr-defined]
-    try:
-        yield calls
-    finally:
-        botocore.client.BaseClient._make_api_call = original  # type: ignore[attr-defined]
+    with aws_calls() as recorded:
+        yield recorded.counts
 
 
 def by_service(calls: Counter[str]) -> dict[str, int]:

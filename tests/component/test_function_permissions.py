@@ -390,6 +390,7 @@ FLOWS: dict[str, tuple[Flow, dict[str, set[str]]]] = {
         {
             "TokenRefreshFunction": {
                 "dynamodb:Query",
+                "dynamodb:BatchGetItem",  # the due pairings' data keys, for their orders
                 "dynamodb:UpdateItem",
                 "sqs:ReceiveMessage",
                 "sqs:SendMessage",

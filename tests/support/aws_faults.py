@@ -15,6 +15,7 @@ outside botocore's retry loop.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -97,7 +98,9 @@ class AwsCalls:
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
-        self._running = threading.local()
+        # A context variable, not a thread's: work a function hands to its own threads with the context
+        # (the sealer's side-thread Decrypt) is still that function's.
+        self._running: contextvars.ContextVar[str | None] = contextvars.ContextVar("function", default=None)
         self._last_function: str | None = None
         self.cold_start_hooks: list[Callable[[], None]] = []
 
@@ -164,15 +167,15 @@ class AwsCalls:
     # ------------------------------------------------------------------ which function runs
     @property
     def running(self) -> str | None:
-        return getattr(self._running, "function", None)
+        return self._running.get()
 
     @contextlib.contextmanager
     def running_function(self, logical_id: str) -> Iterator[None]:
-        previous, self._running.function = self.running, logical_id
+        token = self._running.set(logical_id)
         try:
             yield
         finally:
-            self._running.function = previous
+            self._running.reset(token)
 
     def handler_loader(
         self, load: Callable[[str], Callable[[dict[str, Any], Any], Any]], *, own_environments: bool = False

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from bench import latency_model
-from bench.latency_model import Latency, keep_alive_against_authlib, modelled_ms, modelled_ratio
+from bench.latency_model import (
+    Latency,
+    TimedCall,
+    keep_alive_against_authlib,
+    modelled_ms,
+    modelled_ratio,
+    overlapped_ms,
+)
 
 FLAT = {"sage": Latency(100.0, "test"), "dynamodb": Latency(5.0, "test"), "kms": Latency(7.0, "test")}
 
@@ -75,6 +82,53 @@ def test_what_stands_above_the_anchor_is_told_part_by_part() -> None:
         {"sage": 1, "dynamodb": 2, "kms": 1}, 2.81, {"sage": 1, "dynamodb": 1}, 2.02
     )
     assert model["ratio"] == 1.061
-    assert model["over_authlib_ms"] == {"dynamodb": 8.0, "kms": 10.0, "sage": 0.0, "cpu": 0.79}
+    assert model["over_authlib_ms"] == {
+        "dynamodb": 8.0,
+        "kms": 10.0,
+        "sage": 0.0,
+        "overlapped": 0.0,
+        "run_share": 0.0,
+        "cpu": 0.79,
+    }
     assert model["ratio_calls_only"] == round(326 / 308, 3)
     assert model["ratio_calls_only"] > model["goal"]
+
+
+def test_calls_made_one_after_another_overlap_nothing() -> None:
+    # Each started once the one before had had its latency (8 ms for DynamoDB, 10 for KMS), or later.
+    calls = [TimedCall("dynamodb", 0.0), TimedCall("kms", 0.0081), TimedCall("dynamodb", 0.030)]
+    assert overlapped_ms(calls) == 0.0
+    assert overlapped_ms([]) == 0.0
+
+
+def test_a_decrypt_sent_beside_the_lease_hides_the_shorter_of_the_two() -> None:
+    beside = [TimedCall("kms", 0.0), TimedCall("dynamodb", 0.0005), TimedCall("dynamodb", 0.330)]
+    assert overlapped_ms(beside) == pytest.approx(8.0)  # the lease's 8 ms ran inside KMS's 10
+    late = [TimedCall("kms", 0.0), TimedCall("dynamodb", 0.006)]
+    assert overlapped_ms(late) == pytest.approx(4.0)  # started 6 ms in: 4 ms of KMS's 10 ran beside it
+    three = [TimedCall("kms", 0.0), TimedCall("kms", 0.002), TimedCall("dynamodb", 0.001)]
+    assert overlapped_ms(three) == pytest.approx(28.0 - 12.0)  # all within [0, 12] ms
+
+
+def test_time_run_beside_is_taken_off_and_the_runs_share_is_added() -> None:
+    model = keep_alive_against_authlib(
+        {"sage": 1, "dynamodb": 2, "kms": 1},
+        0.0,
+        {"sage": 1, "dynamodb": 1},
+        0.0,
+        overlapped=8.0,
+        run_share={"dynamodb": 0.01},
+    )
+    assert model["keep_alive"]["ms"] == round(300 + 16 + 10 - 8 + 0.08, 1)
+    assert model["ratio"] == round(318.08 / 308, 3)
+    assert model["ratio_calls_only"] == model["ratio"]
+    assert model["ratio_data_key_cached"] == round(316.08 / 308, 3)  # no Decrypt: nothing ran beside
+    assert model["over_authlib_ms"]["overlapped"] == -8.0
+    assert model["over_authlib_ms"]["run_share"] == 0.08
+    assert model["met"] is True
+
+
+@pytest.mark.parametrize("kwargs", [{"overlapped": -1.0}, {"run_share": {"dynamodb": -0.01}}])
+def test_negative_overlaps_or_shares_are_refused(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="negative"):
+        keep_alive_against_authlib({"sage": 1}, 0.0, {"sage": 1}, 0.0, **kwargs)  # type: ignore[arg-type]

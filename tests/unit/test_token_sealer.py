@@ -4,13 +4,20 @@ altered or moved blob does not open, warm seals make no KMS call, data keys are 
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
 from x3link.errors import SealedTokensUnreadable
-from x3link.tokens.sealing import DataKeyCache, TokenSealer, encryption_context
+from x3link.tokens.sealing import (
+    MAX_OPENING,
+    DataKeyCache,
+    TokenSealer,
+    encrypted_data_key,
+    encryption_context,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
@@ -236,3 +243,148 @@ def test_a_blob_of_the_format_before_binding_does_not_open() -> None:
 
     with pytest.raises(SealedTokensUnreadable):
         sealer(kms).open("acme", bytes([1]) + blob[1:], BINDING)
+
+
+# ---------------------------------------------------------------------------------------------- opened beside
+class GatedKms(FakeKms):
+    """A fake KMS whose Decrypt waits for `release` and says when it was entered; `fail_first` makes its
+    first Decrypt throttled (KMS failing for now)."""
+
+    def __init__(self, *, fail_first: bool = False) -> None:
+        super().__init__()
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.fail_first = fail_first
+        self.threads: list[str] = []
+
+    def decrypt(self, CiphertextBlob: bytes, EncryptionContext: dict[str, str], **kw: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        self.threads.append(threading.current_thread().name)
+        self.entered.set()
+        assert self.release.wait(5)
+        if self.fail_first and sum(self.calls.values()) == self.calls["GenerateDataKey"]:
+            self.calls["Decrypt"] += 1
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "Decrypt")
+        return super().decrypt(CiphertextBlob, EncryptionContext, **kw)
+
+
+def sealed_elsewhere(kms: FakeKms, tenant: str = "acme") -> bytes:
+    """A blob sealed by another environment: this one's cache does not hold its key."""
+    return sealer(kms).seal(tenant, TOKENS, BINDING)
+
+
+def test_a_data_key_started_beside_is_opened_on_a_side_thread_once_and_claimed_by_open() -> None:
+    kms = GatedKms()
+    blob = sealed_elsewhere(kms)
+    reader = sealer(kms)
+    key = encrypted_data_key(blob)
+    assert key is not None
+
+    reader.start_opening("acme", key)
+    assert kms.entered.wait(5)  # KMS was asked before open was called: beside whatever runs meanwhile
+    kms.release.set()
+    opened = reader.open("acme", blob, BINDING)
+
+    assert opened == TOKENS
+    assert kms.calls["Decrypt"] == 1
+    assert kms.threads[0].startswith("x3link-kms")
+    reader.open("acme", blob, BINDING)
+    assert kms.calls["Decrypt"] == 1  # the blob proved the key: cached as any opened key
+
+
+def test_concurrent_starts_of_one_key_ask_kms_once() -> None:
+    kms = GatedKms()
+    blob = sealed_elsewhere(kms)
+    reader, key = sealer(kms), cast("bytes", encrypted_data_key(blob))
+
+    reader.start_opening("acme", key)
+    reader.start_opening("acme", key)
+    kms.release.set()
+    reader.open("acme", blob, BINDING)
+
+    assert kms.calls["Decrypt"] == 1
+
+
+def test_a_key_opened_beside_but_not_claimed_is_never_cached() -> None:
+    kms = GatedKms()
+    kms.release.set()
+    blob = sealed_elsewhere(kms)
+    reader, key = sealer(kms), cast("bytes", encrypted_data_key(blob))
+
+    reader.start_opening("acme", key)
+    assert kms.entered.wait(5)
+    reader.stop_opening("acme", key)
+
+    assert len(reader.cache) == 0  # only a blob that opens proves a key: none did
+    reader.open("acme", blob, BINDING)
+    assert kms.calls["Decrypt"] == 2  # the forgotten answer was not used
+
+
+def test_kms_failing_beside_costs_one_more_decrypt_not_the_refresh() -> None:
+    kms = GatedKms(fail_first=True)
+    kms.release.set()
+    blob = sealed_elsewhere(kms)
+    reader, key = sealer(kms), cast("bytes", encrypted_data_key(blob))
+
+    reader.start_opening("acme", key)
+    opened = reader.open("acme", blob, BINDING)
+
+    assert opened == TOKENS
+    assert kms.calls["Decrypt"] == 2
+
+
+def test_another_tenants_key_started_beside_opens_nothing_for_this_one() -> None:
+    kms = GatedKms()
+    kms.release.set()
+    mine, theirs = sealed_elsewhere(kms, "acme"), sealed_elsewhere(kms, "globex")
+    reader = sealer(kms)
+    their_key = cast("bytes", encrypted_data_key(theirs))
+
+    reader.start_opening("acme", their_key)  # an order naming globex's key for acme
+    with pytest.raises(SealedTokensUnreadable):  # globex's blob under acme's name
+        reader.open("acme", theirs, BINDING)
+    assert "MainThread" not in kms.threads  # KMS's refusal beside was the verdict: it is not asked twice
+
+    assert reader.open("acme", mine, BINDING) == TOKENS  # acme's own key, asked of KMS by open
+    assert kms.threads.count("MainThread") == 1
+
+
+def test_forget_drops_the_keys_being_opened_and_the_cached_ones() -> None:
+    kms = GatedKms()
+    blob = sealed_elsewhere(kms)
+    reader, key = sealer(kms), cast("bytes", encrypted_data_key(blob))
+    reader.start_opening("acme", key)
+    assert kms.entered.wait(5)
+
+    reader.forget()  # a SnapStart snapshot or restore: nothing opened before it is used after it
+    kms.release.set()
+    reader.open("acme", blob, BINDING)
+
+    assert kms.threads[1:] == ["MainThread"]  # open asked KMS itself
+
+
+def test_no_more_than_a_bounded_number_of_keys_wait_to_be_claimed() -> None:
+    kms = GatedKms()
+    blobs = [sealed_elsewhere(kms, f"t{n}") for n in range(MAX_OPENING + 5)]
+    reader = sealer(kms)
+    for n, blob in enumerate(blobs):
+        reader.start_opening(f"t{n}", cast("bytes", encrypted_data_key(blob)))
+    kms.release.set()
+
+    reader.open("t0", blobs[0], BINDING)  # forgotten (the oldest): asked again
+    assert kms.threads.count("MainThread") == 1
+    reader.open(f"t{len(blobs) - 1}", blobs[-1], BINDING)  # still waiting: claimed
+    assert kms.threads.count("MainThread") == 1
+
+
+@pytest.mark.parametrize("blob", [b"", b"\x02", b"\x01\x00\x03abc" + b"n" * 40, b"\x02\x00\x00" + b"n" * 40])
+def test_a_blob_with_no_usable_header_names_no_data_key(blob: bytes) -> None:
+    assert encrypted_data_key(blob) is None
+
+
+def test_a_key_too_long_for_kms_is_never_sent_to_it() -> None:
+    kms = GatedKms()
+    reader = sealer(kms)
+    reader.start_opening("acme", b"k" * 6145)
+    reader.start_opening("acme", b"")
+    assert not kms.entered.wait(0.2)

@@ -9,12 +9,14 @@ needs to be sure it saw a message once; it re-reads the pairing and does only wh
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
@@ -24,6 +26,7 @@ from x3link.budget import Budget
 from x3link.errors import QuotaExceeded, X3LinkError
 from x3link.keep_alive.runs import RunReport
 from x3link.refresh.outcomes import Outcome
+from x3link.tokens.sealing import KMS_CIPHERTEXT_LIMIT
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -34,20 +37,27 @@ if TYPE_CHECKING:
 logger = Logger(child=True)
 
 SQS_BATCH = 10
+KEY_BATCH = 100  # due pairings whose data keys one BatchGetItem reads
 
 
 @dataclass(frozen=True)
 class RefreshOrder:
     """One queued pairing: whose, for which run, and whether this is the run's second look at it (after
     the run's other refreshes): an ambiguous refusal is then judged, and a refresh the breaker holds counted
-    as held."""
+    as held. `data_key`: the encrypted data key of its tokens when the run read them (KMS ciphertext, which
+    only KMS opens, for a role allowed to under the tenant's context), so the worker's Decrypt runs beside
+    its lease write; a stale or missing one only costs that Decrypt after the lease."""
 
     tenant: str
     run: str
     judge: bool = False
+    data_key: bytes | None = None
 
     def body(self) -> str:
-        return json.dumps({"tenant": self.tenant, "run": self.run, "judge": self.judge})
+        fields: dict[str, object] = {"tenant": self.tenant, "run": self.run, "judge": self.judge}
+        if self.data_key is not None:
+            fields["data_key"] = base64.b64encode(self.data_key).decode()
+        return json.dumps(fields)
 
     @classmethod
     def parse(cls, body: str) -> RefreshOrder | None:
@@ -60,7 +70,18 @@ class RefreshOrder:
         tenant, run = data.get("tenant"), data.get("run")
         if not isinstance(tenant, str) or not isinstance(run, str) or not tenant or not run:
             return None
-        return cls(tenant, run, data.get("judge") is True)
+        return cls(tenant, run, data.get("judge") is True, _data_key(data.get("data_key")))
+
+
+def _data_key(text: object) -> bytes | None:
+    """The order's encrypted data key, or None when it has none that could be one (the refresh goes on)."""
+    if not isinstance(text, str) or len(text) > 2 * KMS_CIPHERTEXT_LIMIT:
+        return None
+    try:
+        key = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return key if 0 < len(key) <= KMS_CIPHERTEXT_LIMIT else None
 
 
 class RefreshQueue:
@@ -128,20 +149,38 @@ class KeepAliveDispatcher:
             report.rescued = int(self._keeper.recover_rescued(confirm_empty=False).stored)
         except Exception as exc:
             logger.warning("The rescue queue could not be drained", extra={"error": type(exc).__name__})
-        batch: list[tuple[RefreshOrder, int]] = []
+        due: list[str] = []
         for tenant in self._keeper.due_for_keep_alive(self._keep_alive):
             if self._clock() >= stop_at:
                 report.deferred += 1  # still due: the next run queues it
                 continue
-            delay = int(self._random.random() * self._spread)
-            batch.append((RefreshOrder(tenant, report.run), delay))
-            if len(batch) == SQS_BATCH:
-                self._flush(batch, report)
-        self._flush(batch, report)
+            due.append(tenant)
+            if len(due) == KEY_BATCH:
+                self._queue_due(due, report)
+        self._queue_due(due, report)
         self._ledger.opened(
             report.run, queued=report.queued, deferred=report.deferred, rescued=report.rescued, at=now
         )
         return report
+
+    def _queue_due(self, due: list[str], report: RunReport) -> None:
+        """Queue these due pairings, each with its tokens' encrypted data key (one read for all of them),
+        in batches of ten, each order with its own delay within the spread."""
+        if not due:
+            return
+        try:
+            keys = self._keeper.data_keys(due)
+        except Exception as exc:  # the orders go without: each worker asks KMS after its lease instead
+            logger.warning("Due pairings' data keys were not read", extra={"error": type(exc).__name__})
+            keys = {}
+        batch: list[tuple[RefreshOrder, int]] = []
+        for tenant in due:
+            delay = int(self._random.random() * self._spread)
+            batch.append((RefreshOrder(tenant, report.run, data_key=keys.get(tenant)), delay))
+            if len(batch) == SQS_BATCH:
+                self._flush(batch, report)
+        self._flush(batch, report)
+        due.clear()
 
     def _flush(self, batch: list[tuple[RefreshOrder, int]], report: RunReport) -> None:
         if not batch:
@@ -211,7 +250,7 @@ class KeepAliveWorker:
             return self._requeue(order, 0, "out_of_time")
         try:
             budget = Budget(finish_by=self._finish_by)
-            outcome = self._keeper.keep_alive(order.tenant, self._keep_alive, budget)
+            outcome = self._keeper.keep_alive(order.tenant, self._keep_alive, budget, data_key=order.data_key)
         except QuotaExceeded as throttled:
             wait = retry_after_seconds(throttled.retry_after, self._clock()) or self._timing.throttle_seconds
             self._paused_until = self._clock() + wait
@@ -222,9 +261,7 @@ class KeepAliveWorker:
         if outcome == Outcome.HELD and not order.judge:
             # The breaker was open, or the refusal is held: the run's other refreshes (a probe, evidence for
             # or against this grant) may settle it. Look again later.
-            return self._requeue(
-                RefreshOrder(order.tenant, order.run, judge=True), self._timing.judge_delay_seconds, "held"
-            )
+            return self._requeue(replace(order, judge=True), self._timing.judge_delay_seconds, "held")
         self._count(order.run, outcome)
         return outcome
 

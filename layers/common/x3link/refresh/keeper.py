@@ -198,15 +198,24 @@ class TokenKeeper:
             if tenant not in seen:
                 yield tenant
 
-    def keep_alive(self, tenant: str, keep_alive_seconds: float, budget: Budget) -> Outcome:
+    def data_keys(self, tenants: list[str]) -> dict[str, bytes]:
+        """The encrypted data keys of these due tenants' tokens (100 at most), for their refresh orders."""
+        return self.store.data_keys(tenants)
+
+    def keep_alive(
+        self, tenant: str, keep_alive_seconds: float, budget: Budget, *, data_key: bytes | None = None
+    ) -> Outcome:
         """Refresh one pairing if it is still due; the outcome: `refreshed`, `skipped` (no longer due, gone,
         or expired), `suspended`, `expired` or `held` (its gateway's breaker is open, or its refusal is held
         until the evidence decides: the keep-alive looks again after the run's other refreshes). Any other
         failure is raised.
 
         An active pairing costs two table writes (the lease, which also reads it, and the commit); a
-        suspended one, whose retry rules a condition cannot express, is read first.
+        suspended one, whose retry rules a condition cannot express, is read first. `data_key`, the
+        encrypted data key its run read, is opened by KMS while the lease is written, not after.
         """
+        if data_key is not None:
+            self.store.start_opening(tenant, data_key)
         try:
             leased = self._keep_alive_leased(tenant, keep_alive_seconds, budget)
             if isinstance(leased, Pairing):
@@ -230,6 +239,9 @@ class TokenKeeper:
             return Outcome.EXPIRED
         except NotPaired:  # deleted while it waited: nothing left to keep alive
             return Outcome.SKIPPED
+        finally:
+            if data_key is not None:  # opened by then, or not needed
+                self.store.stop_opening(tenant, data_key)
         return Outcome.REFRESHED
 
     def _keep_alive_leased(self, tenant: str, keep_alive_seconds: float, budget: Budget) -> Pairing | Lease:

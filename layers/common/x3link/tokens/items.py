@@ -128,6 +128,11 @@ METADATA_READ: Projection = {
     "ProjectionExpression": ", ".join(_METADATA_NAMES),
     "ExpressionAttributeNames": _METADATA_NAMES,
 }
+# What a keep-alive run reads of the pairings it queues: only the sealed blob (its header holds the data key).
+SEALED_READ: Projection = {
+    "ProjectionExpression": "#tenant, #sealed",
+    "ExpressionAttributeNames": {"#tenant": "tenant", "#sealed": "sealed_tokens"},
+}
 
 
 def is_pairing_item(item: dict[str, Any]) -> bool:

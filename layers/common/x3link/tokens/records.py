@@ -12,8 +12,16 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 # Any: DynamoDB keys, and UpdateItem's keyword arguments, of mixed types.
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from x3link.aws.dynamo_attrs import s, s_or_none
-from x3link.tokens.items import METADATA_READ, is_pairing_item, lease_taken, pairing_from_item, version_fence
+from x3link.aws.dynamo_attrs import b_or_none, s, s_or_none
+from x3link.tokens.items import (
+    METADATA_READ,
+    SEALED_READ,
+    Projection,
+    is_pairing_item,
+    lease_taken,
+    pairing_from_item,
+    version_fence,
+)
 from x3link.tokens.model import ACTIVE, Lease, Pairing, PairingRef
 
 if TYPE_CHECKING:
@@ -158,30 +166,47 @@ class PairingRecords:
 
     def get_pairings(self, tenants: list[str]) -> list[Pairing]:
         """The pairings of these tenants (100 at most), without their tokens, in order; gone ones left out."""
+        found = {
+            s(item, "tenant"): pairing_from_item(item)
+            for item in self._batch_read(tenants, METADATA_READ, consistent=True)
+            if is_pairing_item(item)
+        }
+        return [found[tenant] for tenant in dict.fromkeys(tenants) if tenant in found]
+
+    def sealed_blobs(self, tenants: list[str]) -> dict[str, bytes]:
+        """The sealed tokens of these tenants (100 at most) as last written, eventually consistent: one
+        BatchGetItem for what a keep-alive run tells its workers. Items without a blob are left out."""
+        blobs: dict[str, bytes] = {}
+        for item in self._batch_read(tenants, SEALED_READ, consistent=False):
+            blob = b_or_none(item, "sealed_tokens")
+            if blob is not None:  # only a pairing's item holds one
+                blobs[s(item, "tenant")] = blob
+        return blobs
+
+    def _batch_read(self, tenants: list[str], projection: Projection, *, consistent: bool) -> list[Any]:
+        """These tenants' items (100 at most): BatchGetItem, its unprocessed keys again, then one by one."""
         if not tenants:
             return []
-        found: dict[str, Pairing] = {}
+        items: list[Any] = []
         keys: Sequence[Mapping[str, Any]] = [{"tenant": {"S": tenant}} for tenant in dict.fromkeys(tenants)]
         for _ in range(_BATCH_ROUNDS):
             request: KeysAndAttributesTypeDef = {
                 "Keys": keys,
-                "ConsistentRead": True,
-                "ProjectionExpression": METADATA_READ["ProjectionExpression"],
-                "ExpressionAttributeNames": METADATA_READ["ExpressionAttributeNames"],
+                "ConsistentRead": consistent,
+                "ProjectionExpression": projection["ProjectionExpression"],
+                "ExpressionAttributeNames": projection["ExpressionAttributeNames"],
             }
             answer = self._db.batch_get_item(RequestItems={self._table: request})
-            for item in answer.get("Responses", {}).get(self._table, []):
-                if is_pairing_item(item):
-                    found[s(item, "tenant")] = pairing_from_item(item)
+            items.extend(answer.get("Responses", {}).get(self._table, []))
             unprocessed = answer.get("UnprocessedKeys", {}).get(self._table)
             keys = unprocessed.get("Keys", []) if unprocessed else []
             if not keys:
                 break
         for key in keys:  # still throttled after the rounds: one at a time
-            read = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True, **METADATA_READ)
-            if "Item" in read and is_pairing_item(read["Item"]):
-                found[s(read["Item"], "tenant")] = pairing_from_item(read["Item"])
-        return [found[tenant] for tenant in dict.fromkeys(tenants) if tenant in found]
+            read = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=consistent, **projection)
+            if "Item" in read:
+                items.append(read["Item"])
+        return items
 
     def active_on_gateway(self, endpoint: str, *, exclude: str, candidates: int = 25) -> str | None:
         """Another active pairing whose calls go to `endpoint`, from one page of the index (never a scan):

@@ -20,10 +20,16 @@ Each execution environment keeps the data keys it obtained (made, or opened by K
 (`DataKeyCache`): a warm read opens a blob with no KMS call, and a warm write reuses the tenant's data key
 (a new nonce each time) with none either. A key is kept from when KMS gave it, never refreshed by use, so
 a revoked `kms:Decrypt` stops a warm environment within the cache's time at most.
+
+A keep-alive worker is told a pairing's encrypted data key with its order (read by the scheduled run), so
+it can start KMS's Decrypt on a side thread (`start_opening`) while it writes the lease: `open` then waits
+for that answer instead of asking KMS after the lease. The key so opened is still cached only once a blob
+proved it was sealed for the tenant.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import secrets
 import threading
@@ -35,6 +41,8 @@ from typing import TYPE_CHECKING
 from x3link.errors import ConfigurationError, SealedTokensUnreadable
 
 if TYPE_CHECKING:  # imported on first use: a function that never seals or opens never loads `cryptography`
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_kms.type_defs import DecryptRequestTypeDef
@@ -48,6 +56,8 @@ KEY_BYTES = 32
 KMS_CIPHERTEXT_LIMIT = 6144
 DEFAULT_TTL_SECONDS = 300.0
 DEFAULT_MAX_KEYS = 500
+OPENING_WAIT_SECONDS = 5.0  # past this, `open` stops waiting for a side thread's Decrypt and asks KMS itself
+MAX_OPENING = 32  # Decrypts started beside a lease and not yet claimed: the oldest is forgotten first
 # KMS's own verdicts on a ciphertext: not sealed by this key under this context. Anything else it says
 # (throttling, 5xx, a disabled key, a missing permission) is about KMS or the bundle, not the blob.
 _NOT_OURS = frozenset({"InvalidCiphertextException", "IncorrectKeyException", "ValidationException"})
@@ -165,6 +175,9 @@ class TokenSealer:
         self._key_id = key_id
         self.table = table
         self.cache = cache if cache is not None else DataKeyCache()
+        self._opening: OrderedDict[tuple[str, bytes], Future[bytes]] = OrderedDict()
+        self._opening_lock = threading.Lock()
+        self._side: ThreadPoolExecutor | None = None
 
     def __repr__(self) -> str:
         return f"TokenSealer(table={self.table!r}, {self.cache!r})"
@@ -179,6 +192,59 @@ class TokenSealer:
         """
         if self.cache.for_sealing(tenant, valid_for) is None:
             self._new_data_key(tenant)
+
+    def start_opening(self, tenant: str, encrypted_key: bytes) -> None:
+        """Start KMS's Decrypt of the tenant's data key on a side thread, unless it is cached or already
+        being opened: the next `open` of a blob holding this key waits for it rather than asking KMS.
+
+        What the key opens is proved only by a blob (`open`); a key that is not the tenant's fails in KMS
+        (its context names the tenant) and `open` then says the blob is unreadable.
+        """
+        if not 0 < len(encrypted_key) <= KMS_CIPHERTEXT_LIMIT or self.cache.get(tenant, encrypted_key):
+            return
+        slot = (tenant, encrypted_key)
+        with self._opening_lock:
+            if slot in self._opening:
+                return
+            while len(self._opening) >= MAX_OPENING:
+                self._opening.popitem(last=False)[1].cancel()
+            if self._side is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="x3link-kms")
+            # Run in a copy of the caller's context, so that what it set there (a trace, a log's keys) holds.
+            run = contextvars.copy_context().run
+            context = self.context(tenant)
+            self._opening[slot] = self._side.submit(run, self._decrypt_data_key, encrypted_key, context)
+
+    def stop_opening(self, tenant: str, encrypted_key: bytes) -> None:
+        """Forget a Decrypt started for the tenant and not claimed (its refresh did not happen)."""
+        with self._opening_lock:
+            future = self._opening.pop((tenant, encrypted_key), None)
+        if future is not None:
+            future.cancel()
+
+    def forget(self) -> None:
+        """Drop every data key this environment holds or is opening (a SnapStart snapshot, a restore)."""
+        with self._opening_lock:
+            opening, self._opening = list(self._opening.values()), OrderedDict()
+        for future in opening:
+            future.cancel()
+        self.cache.clear()
+
+    def _opened_beside(self, tenant: str, encrypted_key: bytes) -> bytes | None:
+        """The plaintext a side thread's Decrypt of this key answers, if one was started; None when none was,
+        or it failed for a reason that is KMS's (the caller asks KMS itself)."""
+        with self._opening_lock:
+            future = self._opening.pop((tenant, encrypted_key), None)
+        if future is None:
+            return None
+        try:
+            return future.result(timeout=OPENING_WAIT_SECONDS)
+        except SealedTokensUnreadable:
+            raise  # KMS's verdict on this very key and context: asking again would answer the same
+        except Exception:  # cancelled, late, or KMS failing for now: the caller asks once more itself
+            return None
 
     def seal(self, tenant: str, fields: Mapping[str, str], binding: Mapping[str, str]) -> bytes:
         """The blob holding `fields` for this tenant and the pairing `binding` names: 0 KMS calls with a
@@ -201,6 +267,8 @@ class TokenSealer:
         context = self.context(tenant)
         key = self.cache.get(tenant, encrypted_key)
         fresh = key is None
+        if key is None:
+            key = self._opened_beside(tenant, encrypted_key)
         if key is None:
             key = self._decrypt_data_key(encrypted_key, context)
         try:
@@ -245,6 +313,14 @@ class TokenSealer:
         if len(key) != KEY_BYTES:
             raise SealedTokensUnreadable()
         return key
+
+
+def encrypted_data_key(blob: bytes) -> bytes | None:
+    """The encrypted data key in a blob's header (what KMS must open to read it); None if it has none."""
+    try:
+        return _split(blob)[1]
+    except SealedTokensUnreadable:
+        return None
 
 
 def _aesgcm(key: bytes) -> AESGCM:

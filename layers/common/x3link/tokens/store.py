@@ -70,6 +70,20 @@ class TokenStore(PairingRecords):
             raise SealedTokensUnreadable()
         return _with_fields(pairing, access_token=access, refresh_token=refresh)
 
+    def data_keys(self, tenants: list[str]) -> dict[str, bytes]:
+        """Each tenant's encrypted data key (100 at most), for a worker to open beside its lease: one read."""
+        from x3link.tokens.sealing import encrypted_data_key
+
+        keys = {tenant: encrypted_data_key(blob) for tenant, blob in self.sealed_blobs(tenants).items()}
+        return {tenant: key for tenant, key in keys.items() if key is not None}
+
+    def start_opening(self, tenant: str, encrypted_key: bytes) -> None:
+        """Have KMS open this data key of the tenant's on a side thread, for the `open` that follows."""
+        self._require_sealer().start_opening(tenant, encrypted_key)
+
+    def stop_opening(self, tenant: str, encrypted_key: bytes) -> None:
+        self._require_sealer().stop_opening(tenant, encrypted_key)
+
     def prepare_to_seal(self, tenant: str, valid_for: float) -> None:
         """Make sure that sealing the tenant's tokens within `valid_for` seconds needs no KMS call."""
         self._require_sealer().prepare(tenant, valid_for)
