@@ -7,7 +7,7 @@ import contextlib
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,15 +90,18 @@ def create(
     stack_name: str = "local",
     client_credentials: Mapping[str, str] | None = None,
     session: boto3.Session | None = None,
+    clients: MutableMapping[str, Any] | None = None,
 ) -> Stack:
     """Create the template's tables, secret, queues, event buses, keys and buckets; return their identifiers.
 
     Idempotent: resources left by an earlier run on the same endpoint are found and reused.
 
     `client_credentials` becomes the secret's value in place of the template's generated placeholder.
+    `clients`: where the clients it makes are kept, by service; a caller that creates many stacks against
+    one endpoint (a test process, each test under moto) passes the same mapping and pays for them once.
     """
     session = session or boto3.Session()
-    clients: dict[str, Any] = {}
+    clients = {} if clients is None else clients
 
     def client(service: str) -> Any:
         """One client per service for the whole stack: each new one loads and parses botocore's models."""

@@ -23,6 +23,9 @@ from tests.support.sage import CLIENT_ID, CLIENT_SECRET
 from x3link import wiring
 
 LOAD_HANDLER = tpl.load_handler
+# The clients that create each test's stack, made once per process: moto answers them under whichever
+# `mock_aws` is active, and nothing of them outlives a test but the client objects themselves.
+_STACK_CLIENTS: dict[str, Any] = {}
 _MODELS = pytest.MonkeyPatch()  # botocore's parsed models, shared for the whole run; undone at its end
 
 
@@ -87,6 +90,7 @@ def stack(sage: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
                 "RefreshSpreadSeconds": "0",
             },
             client_credentials={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
+            clients=_STACK_CLIENTS,
         )
         for function in (
             "PairingStartFunction",
