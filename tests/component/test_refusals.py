@@ -21,7 +21,7 @@ from tests.support.keeper import pair_many, put_credentials, stored, sweep, tune
 from tests.support.sage import CLIENT_ID, pair
 from x3link import wiring
 
-PAIRINGS = 50
+PAIRINGS = 20  # enough that a refusal per due pairing (4 x 20) is told from a probe a second
 PROXY_PAGE = "<html><body><h1>403 Forbidden</h1><p>Request blocked by the firewall.</p></body></html>"
 
 
@@ -83,7 +83,7 @@ def test_a_day_of_refusals_about_the_app_loses_no_pairing(
     published = read_events()
     assert detail_types(published) == ["AppCredentialsRejected"]
     # Held by the breaker: a few refusals to judge the app, then at most one probe an interval (a second
-    # here), however many refreshes were due: not 4 x 50 calls.
+    # here), however many refreshes were due: not 4 x 20 calls.
     assert sage.count("refresh") <= 3 + (time.monotonic() - started) / wiring.app_breaker().probe_interval
 
     repair()
