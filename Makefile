@@ -16,7 +16,7 @@ export SAM_CLI_TELEMETRY := 0
 # `make invoke` prints only the function's JSON, even when called from another make.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: venv test test-fast pytest pytest-parallel lint lint-fast template checkov unit component e2e browser-deps build
+.PHONY: venv test test-deps test-fast pytest pytest-parallel lint lint-fast template checkov unit component e2e browser-deps build
 .PHONY: deploy run invoke bench clean soak
 
 # Then the bundle itself, editable and without dependencies (requirements-dev.txt pinned them): that puts the
@@ -44,8 +44,12 @@ XDIST := -n $(PYTEST_WORKERS) --dist loadfile
 ## end-to-end, browser). Lint, the template checks and the tests run side by side, the tests on every core;
 ## the `serial` tests (timing-sensitive: pyproject.toml's markers) run last, alone.
 ## (No --output-sync: it would hold back pytest's progress until the whole run ends.)
-test: $(STAMP) $(CHECKOV_STAMP) browser-deps
+test:
+	@$(MAKE) -j 3 test-deps
 	@$(MAKE) -j 3 pytest
+
+# What `make test` installs first, side by side: .venv, .venv-checkov and (where missing) Chromium.
+test-deps: $(STAMP) $(CHECKOV_STAMP) browser-deps
 
 ## make test-fast: ruff, mypy and tests/unit (pure: no AWS, no sockets, no subprocess), in well under a minute.
 test-fast: lint-fast
