@@ -272,6 +272,35 @@ def test_a_folder_switched_off_is_not_polled(sage: Emulator, watch: Watch, stack
     assert sage.delivery_files(CUSTOMER, "SEED") == files
 
 
+def test_a_scan_reads_every_page_before_it_queues_a_file(
+    sage: Emulator, stack: Stack, events: Callable[[], list[dict[str, Any]]]
+) -> None:
+    """Sage pages by position (`?page=2`): a file delivered and deleted while its folder is still being listed
+    moves a later file onto a page already read. So no file of a listing is queued, and none can be
+    delivered, before its last page is read."""
+    real_sage = wiring.sage_client
+    sqs, url = boto3.client("sqs"), stack.refs["DeliveryQueue"]
+    waiting_at_later_pages: list[int] = []
+
+    def get_json(url_: str, token: str, **kwargs: Any) -> Any:
+        if "page=" in url_:
+            answer = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+            waiting_at_later_pages.append(int(answer["Attributes"]["ApproximateNumberOfMessages"]))
+        return real_sage().get_json(url_, token, **kwargs)
+
+    rewire(sage_client=lambda: Spy(real_sage(), get_json=get_json))
+    pair(sage, "acme", CUSTOMER, folders=["SEED"])
+    assert call("PUT", SYNC, json_body={"enabled": True}).status == 200
+    files = export(sage, 120)  # three pages of 50
+
+    poll()
+    assert drain(stack) == []
+
+    assert waiting_at_later_pages == [0, 0]
+    assert objects(stack) == {f"acme/SEED/{name}": [content] for name, content in files.items()}
+    assert sage.delivery_files(CUSTOMER, "SEED") == {}
+
+
 # ---------------------------------------------------------------------------------------------- the race
 @pytest.mark.serial
 def test_120_files_one_notification_and_one_poll_racing_are_delivered_exactly_once(

@@ -170,13 +170,13 @@ class ExportWorker:
             state = self._ledger.sync_state(order.tenant, folder)
             if state is None or not state.enabled:
                 continue
-            queued = 0
+            files: list[Order] = []
             cursor: str | None = None
             while True:
                 page = delivery.list_files(
                     order.tenant, folder, cursor, self._keeper, self._sage, self._budget()
                 )
-                files = [
+                files += [
                     FileOrder(
                         order.tenant,
                         folder,
@@ -187,10 +187,13 @@ class ExportWorker:
                     )
                     for item in page["files"]
                 ]
-                queued += self._queue.send(list(files))
                 cursor = page.get("cursor")
                 if not cursor:
                     break
+            # Every page read before any file is queued: Sage pages by position (`?page=2`), so a file of
+            # this listing delivered and deleted before its next page was read would move a later file onto
+            # a page already read, and the scan would never see it.
+            queued = self._queue.send(files)
             self._note(order.tenant, folder, None)
             logger.info("Folder scanned", extra={"tenant": order.tenant, "folder": folder, "queued": queued})
         return SCANNED
