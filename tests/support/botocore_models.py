@@ -1,5 +1,5 @@
-"""botocore's model files, and moto's throwaway keys, made once per test process rather than once per
-client or per key.
+"""botocore's model files, its event names' aliases, and moto's throwaway keys, made once per test process
+rather than once per client or per key.
 
 Every `boto3.session.Session()` has a loader of its own, and the layer makes a new session for each client
 (wiring.aws_client), as do moto's fixtures: each test would parse the same service models and endpoint
@@ -44,7 +44,27 @@ def share_parsed_models(monkeypatch: pytest.MonkeyPatch) -> None:
         return list(listed[where])
 
     monkeypatch.setattr(Loader, "list_available_services", list_available_services)
+    _share_event_name_aliases(monkeypatch)
     _share_symmetric_keys_private_key(monkeypatch)
+
+
+def _share_event_name_aliases(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore spells each event name through its aliases once per session (its cache is the session's
+    emitter's): about 150 handlers registered, each name split and searched, for every new client's
+    session. With botocore's own aliases the answer depends on the name alone, so sessions share it."""
+    from botocore import hooks
+
+    alias = getattr(hooks.EventAliaser, "_alias_event_name")  # noqa: B009  # botocore-stubs leave it out
+    shared: dict[str, str] = {}
+
+    def _alias_event_name(self: hooks.EventAliaser, event_name: str) -> str:
+        if getattr(self, "_event_aliases", None) is not hooks.EVENT_ALIASES:
+            return str(alias(self, event_name))
+        if event_name not in shared:
+            shared[event_name] = alias(self, event_name)
+        return shared[event_name]
+
+    monkeypatch.setattr(hooks.EventAliaser, "_alias_event_name", _alias_event_name)
 
 
 def _share_symmetric_keys_private_key(monkeypatch: pytest.MonkeyPatch) -> None:
