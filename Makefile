@@ -39,10 +39,13 @@ venv: $(STAMP)
 # pytest-xdist: one worker per core; a test file stays on one worker, so a module's stack starts once.
 PYTEST_WORKERS ?= auto
 XDIST := -n $(PYTEST_WORKERS) --dist loadfile
+# The `serial` tests, after the rest and with nothing else running: two at a time, test by test (each races
+# its own threads on one core; `make soak` runs them in pairs too), never more, whatever the machine.
+SERIAL := -n 2 --dist load -m serial
 
 ## make test: lint and type checks, template checks (checkov included), and every test (unit, component,
 ## end-to-end, browser). Lint, the template checks and the tests run side by side, the tests on every core;
-## the `serial` tests (timing-sensitive: pyproject.toml's markers) run last, alone.
+## the `serial` tests (timing-sensitive: pyproject.toml's markers) run last, two at a time, nothing else beside.
 ## (No --output-sync: it would hold back pytest's progress until the whole run ends.)
 test:
 	@$(MAKE) -j 3 test-deps
@@ -56,7 +59,7 @@ test-fast: lint-fast
 	$(BIN)/python -m pytest tests/unit
 
 pytest: lint template pytest-parallel
-	$(BIN)/python -m pytest -m serial
+	$(BIN)/python -m pytest $(SERIAL)
 
 pytest-parallel: $(STAMP)
 	$(BIN)/python -m pytest $(XDIST) -m "not serial"
@@ -95,7 +98,7 @@ unit: $(STAMP)
 
 component: $(STAMP)
 	$(BIN)/python -m pytest $(XDIST) -m "not serial" tests/component
-	$(BIN)/python -m pytest -m serial tests/component || [ $$? -eq 5 ]  # 5: no serial test there
+	$(BIN)/python -m pytest $(SERIAL) tests/component || [ $$? -eq 5 ]  # 5: no serial test there
 
 ## make soak: the concurrency and fault tests again and again (RUNS, 20 by default), stopping at the first
 ## failure: a race that passes 49 runs in 50 is a failing test. Run it alone after touching the keeper, the
@@ -109,7 +112,7 @@ soak: $(STAMP)
 
 e2e: $(STAMP) browser-deps
 	$(BIN)/python -m pytest $(XDIST) -m "not serial" tests/e2e
-	$(BIN)/python -m pytest -m serial tests/e2e || [ $$? -eq 5 ]  # 5: no serial test there
+	$(BIN)/python -m pytest $(SERIAL) tests/e2e || [ $$? -eq 5 ]  # 5: no serial test there
 
 browser-deps:
 	@bash local/ensure-chromium.sh
