@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import importlib.util
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from types import FunctionType, ModuleType
 from typing import Any
@@ -22,7 +23,7 @@ from x3link import snapshot, wiring
 from x3link.refresh.breaker import BreakerView
 from x3link.sage.oauth import ClientCredentials, TokenSet
 from x3link.tokens.model import Pairing
-from x3link.tokens.sealing import DataKeyCache
+from x3link.tokens.sealing import DataKeyCache, encrypted_data_key
 
 # What wiring caches per execution environment, SDK clients aside: the services init may leave behind.
 SERVICES: tuple[Callable[[], Any], ...] = (
@@ -187,6 +188,30 @@ def test_after_a_restore_the_request_caches_are_empty_and_the_next_request_works
     answer = call("GET", "/tenants/acme/folders")
     assert answer.status == 200, answer.body
     assert answer.json["folders"]
+
+
+def test_a_restore_drops_a_data_key_a_side_thread_was_opening(stack: Stack, sage: Emulator) -> None:
+    """A keep-alive worker's Decrypt sent beside its lease (tokens/sealing.py `start_opening`) holds a
+    plaintext key until its refresh claims it: a restore drops it with the cached ones."""
+    pair(sage, "acme")
+    store = wiring.token_store()
+    pairing = store.get("acme")
+    assert pairing is not None and pairing.sealed_tokens is not None
+    key = encrypted_data_key(pairing.sealed_tokens)
+    assert key is not None
+    wiring.token_sealer().forget()
+    sent: list[str] = []
+    answered = threading.Event()
+    kms = wiring.aws_client("kms")
+    kms.meta.events.register("before-call.kms.Decrypt", lambda **_: sent.append("Decrypt"))
+    kms.meta.events.register("after-call.kms.Decrypt", lambda **_: answered.set())
+
+    store.start_opening("acme", key)
+    assert answered.wait(10)
+    snapshot.hooks.run_after_restore()
+    store.open(pairing)
+
+    assert sent == ["Decrypt", "Decrypt"]  # the key opened before the restore was not used after it
 
 
 def test_a_restore_reseeds_the_keep_alives_jitter(stack: Stack) -> None:

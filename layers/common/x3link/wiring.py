@@ -342,7 +342,7 @@ def forget_warm_state() -> None:
     """Drop what this environment cached that is secret or may be stale in another one: the data keys KMS
     opened, the client credentials, the breakers' views. Services not built yet are left unbuilt."""
     if token_sealer.cache_info().currsize:
-        token_sealer().cache.clear()
+        token_sealer().forget()  # the keys it holds, and those a side thread is opening
     if credentials_source.cache_info().currsize:
         credentials_source().forget()
     if app_breaker.cache_info().currsize:
