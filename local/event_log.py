@@ -13,7 +13,7 @@ from typing import Any
 
 import boto3
 
-from local.background import POLLING, Repeating
+from local.background import IDLE_SECONDS, POLLING, Repeating
 
 SOURCE = "sage-x3-link"  # docs/api.md#lifecycle-events
 NAME = "local-event-log"
@@ -72,9 +72,13 @@ class EventLog:
                 self.log(line(event))
                 self._sqs.delete_message(QueueUrl=self._queue, ReceiptHandle=message["ReceiptHandle"])
 
-    def start(self, interval: float = 0.25) -> EventLog:
-        self._loop.start(interval)
+    def start(self, interval: float = 0.25, idle_interval: float = IDLE_SECONDS) -> EventLog:
+        self._loop.start(interval, idle_interval=idle_interval)
         return self
+
+    def wake(self) -> None:
+        """Look now: a function just ran, and may have sent an event."""
+        self._loop.wake()
 
     def stop(self) -> None:
         self._loop.stop()

@@ -22,6 +22,8 @@ from local.moto_server import EmbeddedMoto
 from local.triggers import Triggers
 from local.webhooks import WebhookDelivery, target
 
+Handlers = Callable[[str], Callable[[dict[str, Any], Any], Any]]  # a logical id → its handler
+
 DEMO_CLIENT_ID = "demo-app"
 DEMO_CLIENT_SECRET = "demo-secret"  # nosec B105  # the emulator's public demo app, which only it accepts
 EMULATOR_REGIONS = ("eu-prod", "us-prod")
@@ -249,7 +251,7 @@ class LocalStack:
             credentials=s.credentials,
             host=s.host,
             port=s.port,
-            load_handler=persistence.gated(tpl.load_handler, self.gate),
+            load_handler=self._waking(persistence.gated(tpl.load_handler, self.gate)),
             # `make run`: each request's line among the stack's others (tests keep the gateway's stderr).
             log=self.log if self._show_events else None,
         )
@@ -301,7 +303,9 @@ class LocalStack:
         self.log(f"  Resources    {', '.join(created)}  (from template.yaml)")
         self._env.set(shared_environment(self.function_environments))
         self.triggers = Triggers(
-            self.resources, log=self.log, load_handler=persistence.gated(tpl.load_handler, self.gate)
+            self.resources,
+            log=self.log,
+            load_handler=self._waking(persistence.gated(tpl.load_handler, self.gate)),
         ).start()
         for poller in self.triggers.pollers:
             self.log(f"  Trigger      {poller.source.function} <- {poller.source.type} {poller.source.name}")
@@ -321,6 +325,25 @@ class LocalStack:
             self.saver = persistence.Saver(self.state, self.gate, self._snapshot, self.log).start()
             how = "restored, " if self.restored else ""
             self.log(f"  State        {self.state.path}  ({how}saved as it changes; FRESH=1 starts clean)")
+
+    def _waking(self, load_handler: Handlers) -> Handlers:
+        """`load_handler`, whose handlers wake the pollers once they ran: what a request's function sent (a
+        queue message, an event, a stream record) is picked up at once, however long the stack was idle."""
+
+        def load(logical_id: str) -> Callable[[dict[str, Any], Any], Any]:
+            handler = load_handler(logical_id)
+
+            def run(event: dict[str, Any], context: Any) -> Any:
+                try:
+                    return handler(event, context)
+                finally:
+                    for poller in (self.triggers, self.event_log, self.webhook):
+                        if poller is not None:
+                            poller.wake()
+
+            return run
+
+        return load
 
     def _saved_state(self) -> persistence.Snapshot | None:
         """The snapshot an earlier run left (None: none, FRESH=1, or one that could not be read)."""

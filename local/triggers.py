@@ -24,7 +24,7 @@ import boto3
 from local import lambda_context
 from local import template as tpl
 from local.aws_resources import Stack
-from local.background import POLLING, Repeating
+from local.background import IDLE_SECONDS, POLLING, Repeating
 
 Invoke = Callable[[dict[str, Any]], Any]
 
@@ -308,11 +308,15 @@ class Triggers:
                 self._failing.discard(delivery.function)
                 self.log(f"trigger  {delivery.function} processes its records again")
 
-    def start(self, interval: float = 0.25) -> Triggers:
-        """Poll in a background thread (daemon) until stop()."""
+    def start(self, interval: float = 0.25, idle_interval: float = IDLE_SECONDS) -> Triggers:
+        """Poll in a background thread (daemon) until stop(); slower while nothing arrives."""
         if self.pollers:
-            self._loop.start(interval)
+            self._loop.start(interval, idle_interval=idle_interval)
         return self
+
+    def wake(self) -> None:
+        """Poll now: a function just ran, and may have sent something."""
+        self._loop.wake()
 
     def stop(self) -> None:
         self._loop.stop()

@@ -25,7 +25,7 @@ import urllib3
 
 from local import template as tpl
 from local.aws_resources import Stack
-from local.background import POLLING, Repeating
+from local.background import IDLE_SECONDS, POLLING, Repeating
 
 NAME = "local-webhook"
 # An API destination's request times out after 5 seconds (EventBridge's limit for HTTP targets).
@@ -279,9 +279,13 @@ class WebhookDelivery:
             },
         )
 
-    def start(self, interval: float = 0.25) -> WebhookDelivery:
-        self._loop.start(interval)
+    def start(self, interval: float = 0.25, idle_interval: float = IDLE_SECONDS) -> WebhookDelivery:
+        self._loop.start(interval, idle_interval=idle_interval)
         return self
+
+    def wake(self) -> None:
+        """Look now: a function just ran, and may have sent an event."""
+        self._loop.wake()
 
     def stop(self) -> None:
         self._loop.stop()
