@@ -61,6 +61,19 @@ def dispatch(stack: Stack) -> list[RefreshOrder]:
     return recording.orders
 
 
+def due(sage: Emulator, count: int, prefix: str = "t") -> dict[str, str]:
+    """`count` pairings whose refresh tokens expire within the keep-alive's window (3 days of 7)."""
+    sage.configure(refresh_lifetime=3 * 86400)
+    return pair_many(sage, count, prefix=prefix)
+
+
+def one_due_order(sage: Emulator, stack: Stack) -> RefreshOrder:
+    """Pairing t000, due, and the order a keep-alive run queued for it."""
+    due(sage, 1)
+    (order,) = dispatch(stack)
+    return order
+
+
 def data_key_of(tenant: str) -> bytes:
     pairing = wiring.token_store().get(tenant)
     assert pairing is not None and pairing.sealed_tokens is not None
@@ -88,13 +101,12 @@ def keep_alive(tenant: str, data_key: bytes | None) -> str:
 def test_the_run_tells_each_order_its_tokens_data_key_in_one_read_per_hundred(
     sage: Emulator, stack: Stack
 ) -> None:
-    sage.configure(refresh_lifetime=3 * 86400)
-    due = pair_many(sage, 101, prefix="due")
+    pairs = due(sage, 101, prefix="due")
     dynamodb = counting("dynamodb")
 
     orders = dispatch(stack)
 
-    assert sorted(order.tenant for order in orders) == sorted(due)
+    assert sorted(order.tenant for order in orders) == sorted(pairs)
     assert all(order.data_key == data_key_of(order.tenant) for order in orders)
     assert dynamodb["BatchGetItem"] == 2  # 100, then 1: no read per pairing
     assert not any(name.startswith("Scan") for name in dynamodb)
@@ -103,8 +115,7 @@ def test_the_run_tells_each_order_its_tokens_data_key_in_one_read_per_hundred(
 def test_a_run_that_cannot_read_the_data_keys_still_queues_every_due_pairing(
     sage: Emulator, stack: Stack
 ) -> None:
-    sage.configure(refresh_lifetime=3 * 86400)
-    due = pair_many(sage, 12, prefix="due")
+    pairs = due(sage, 12, prefix="due")
 
     def unreachable(**_: Any) -> None:
         raise EndpointConnectionError(endpoint_url="https://dynamodb.eu-west-1.amazonaws.com")
@@ -113,7 +124,7 @@ def test_a_run_that_cannot_read_the_data_keys_still_queues_every_due_pairing(
 
     orders = dispatch(stack)
 
-    assert sorted(order.tenant for order in orders) == sorted(due)
+    assert sorted(order.tenant for order in orders) == sorted(pairs)
     assert all(order.data_key is None for order in orders)
 
 
@@ -138,9 +149,7 @@ def lease_waits_for_decrypt(timeout: float) -> dict[str, bool]:
 def test_a_worker_told_the_data_key_has_kms_open_it_while_the_lease_is_written(
     sage: Emulator, stack: Stack
 ) -> None:
-    sage.configure(refresh_lifetime=3 * 86400)
-    pair_many(sage, 1)
-    (order,) = dispatch(stack)
+    order = one_due_order(sage, stack)
     before = stored("t000").refresh_token
     wiring.token_sealer().forget()  # a worker meets a tenant long after its data key left the cache
     kms, dynamodb = counting("kms"), counting("dynamodb")
@@ -157,8 +166,7 @@ def test_a_worker_told_the_data_key_has_kms_open_it_while_the_lease_is_written(
 
 
 def test_a_worker_without_the_data_key_asks_kms_after_the_lease(sage: Emulator, stack: Stack) -> None:
-    sage.configure(refresh_lifetime=3 * 86400)
-    pair_many(sage, 1)
+    due(sage, 1)
     wiring.token_sealer().forget()
     kms = counting("kms")
     lease = lease_waits_for_decrypt(timeout=0.5)
@@ -172,9 +180,7 @@ def test_a_worker_without_the_data_key_asks_kms_after_the_lease(sage: Emulator, 
 def test_a_data_key_gone_stale_since_the_run_costs_one_more_decrypt_not_the_refresh(
     sage: Emulator, stack: Stack
 ) -> None:
-    sage.configure(refresh_lifetime=3 * 86400)
-    pair_many(sage, 1)
-    (order,) = dispatch(stack)
+    order = one_due_order(sage, stack)
     wiring.token_sealer().forget()
     pair(sage, "t000", "https://x3.t000.example", replace=True)  # paired again: sealed with a new key
     assert data_key_of("t000") != order.data_key
@@ -190,8 +196,7 @@ def test_a_data_key_gone_stale_since_the_run_costs_one_more_decrypt_not_the_refr
 def test_a_damaged_or_foreign_data_key_in_an_order_costs_the_refresh_nothing(
     sage: Emulator, stack: Stack
 ) -> None:
-    sage.configure(refresh_lifetime=3 * 86400)
-    pair_many(sage, 2)
+    due(sage, 2)
     foreign = data_key_of("t001")
     worker = wiring.keep_alive_worker()
     worker.begin(finish_by=time.time() + 300)
